@@ -1,0 +1,19 @@
+"""pennylane-qrnn: recurrent quantum neural networks (Bausch, NeurIPS 2020) for PennyLane."""
+
+from ._version import __version__
+from .templates import (
+    QRNNCell,
+    QuantumNeuron,
+    measure_token,
+    postselect_token,
+    write_token,
+)
+
+__all__ = [
+    "__version__",
+    "QuantumNeuron",
+    "QRNNCell",
+    "write_token",
+    "postselect_token",
+    "measure_token",
+]

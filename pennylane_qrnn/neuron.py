@@ -1,0 +1,154 @@
+r"""The quantum neuron's mathematics: the one source of truth.
+
+Everything that needs the neuron (the PennyLane templates, the exact torch engine, the torch
+modules and the reference-checkpoint importer) calls these functions, so the model is defined
+once. Conventions, after Bausch (NeurIPS 2020) and Cao, Guerreschi & Aspuru-Guzik (2017):
+
+* A neuron with ``n`` control lanes and degree ``d`` has one angle per monomial: the bias first,
+  then every subset of the controls of size 1, 2, ..., ``d``, each size's subsets in
+  lexicographic order of their positions (:func:`monomials`).
+* On a control basis state ``x`` (control 0 is the most significant bit, as in PennyLane) the
+  neuron's pre-activation is ``eta(x) = sum_A theta_A prod_{i in A} x_i`` (:func:`eta_table`).
+* Angles follow the paper: ``R(a)|0> = cos a |0> + sin a |1>``, which is PennyLane's
+  ``qml.RY(2 * a)``.
+* The repeat-until-success circuit of order ``k`` maps the target, branch by branch, by the
+  unnormalised real matrix ``[[C, -S], [S, C]]`` with ``C = cos(eta)**(2**k)`` and
+  ``S = sin(eta)**(2**k)`` (:func:`neuron_amplitudes`); renormalised this is a rotation by
+  ``f(eta) = arctan(tan(eta)**(2**k))`` (:func:`activation`), and on a basis input all its
+  ancilla postselections succeed with probability ``C**2 + S**2`` (:func:`success_probability`).
+
+The functions accept numpy arrays, torch tensors (differentiably) and anything else
+``pennylane.math`` dispatches on; angle tables carry any leading batch dimensions.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from math import comb
+
+import numpy as np
+import pennylane as qml
+
+__all__ = [
+    "monomials",
+    "num_weights",
+    "monomial_matrix",
+    "eta_table",
+    "activation",
+    "neuron_amplitudes",
+    "success_probability",
+    "walsh_matrix",
+    "check_order",
+    "check_degree",
+]
+
+
+def check_degree(degree, n_controls: int | None = None) -> int:
+    """Validate a neuron degree (a positive integer; at most the number of controls if given)."""
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
+        raise TypeError(f"degree must be an int; got {type(degree).__name__}")
+    if degree < 1:
+        raise ValueError(f"degree must be at least 1; got {degree}")
+    return int(degree)
+
+
+def check_order(order) -> int:
+    """Validate a neuron order (the nesting depth of the repeat-until-success circuit)."""
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
+        raise TypeError(f"order must be an int; got {type(order).__name__}")
+    if order < 1:
+        raise ValueError(f"order must be at least 1; got {order}")
+    return int(order)
+
+
+@functools.lru_cache(maxsize=None)
+def monomials(n_controls: int, degree: int) -> tuple[tuple[int, ...], ...]:
+    """The monomials of a neuron, in weight order: ``()`` (the bias), then every subset of
+    ``range(n_controls)`` of size 1, ..., ``degree`` (sizes ascending, each lexicographic).
+
+    >>> monomials(3, 2)
+    ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2))
+    """
+    top = min(degree, n_controls)
+    return tuple(
+        subset for k in range(top + 1) for subset in itertools.combinations(range(n_controls), k)
+    )
+
+
+def num_weights(n_controls: int, degree: int) -> int:
+    """Number of angles of a neuron: ``sum_{k=0..degree} C(n_controls, k)``."""
+    return sum(comb(n_controls, k) for k in range(min(degree, n_controls) + 1))
+
+
+@functools.lru_cache(maxsize=None)
+def monomial_matrix(n_controls: int, degree: int) -> np.ndarray:
+    """The 0/1 matrix ``M`` with ``M[x, j] = prod_{i in A_j} x_i``: ``eta = M @ theta``.
+
+    Row ``x`` is the control basis state read as an integer with control 0 the most
+    significant bit. Shape ``(2**n_controls, num_weights(n_controls, degree))``; read-only.
+    """
+    states = np.arange(2**n_controls)
+    bits = (states[:, None] >> (n_controls - 1 - np.arange(n_controls))[None, :]) & 1
+    columns = [np.prod(bits[:, list(subset)], axis=1) for subset in monomials(n_controls, degree)]
+    matrix = np.stack(columns, axis=1).astype(np.float64)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def eta_table(weights, n_controls: int, degree: int):
+    """Pre-activation ``eta(x)`` for every control basis state ``x``.
+
+    Args:
+        weights (tensor_like): shape ``(..., num_weights(n_controls, degree))``
+        n_controls (int): number of control lanes
+        degree (int): the neuron's degree
+
+    Returns:
+        tensor_like: shape ``(..., 2**n_controls)``, same interface and dtype as ``weights``
+    """
+    matrix = monomial_matrix(n_controls, degree)
+    matrix = qml.math.cast_like(qml.math.convert_like(np.array(matrix), weights), weights)
+    if qml.math.get_interface(weights) == "torch":
+        matrix = matrix.to(weights.device)
+    return qml.math.tensordot(weights, matrix, axes=[[-1], [1]])
+
+
+def neuron_amplitudes(eta, order: int):
+    """Unnormalised amplitudes ``(cos(eta)**(2**order), sin(eta)**(2**order))`` of the target
+    after a successful order-``order`` repeat-until-success circuit from ``|0>``."""
+    power = 2**order
+    return qml.math.cos(eta) ** power, qml.math.sin(eta) ** power
+
+
+def activation(eta, order: int):
+    """The neuron's activation ``f(eta) = arctan(tan(eta)**(2**order))``, in ``[0, pi/2]``.
+
+    Computed as ``atan2(sin**p, cos**p)``, which is exact where ``tan`` overflows.
+    """
+    cos_p, sin_p = neuron_amplitudes(eta, order)
+    return qml.math.arctan2(sin_p, cos_p)
+
+
+def success_probability(eta, order: int):
+    """Probability that all ancilla postselections of one neuron succeed on a basis input:
+    ``cos(eta)**(2**(order+1)) + sin(eta)**(2**(order+1))``."""
+    cos_p, sin_p = neuron_amplitudes(eta, order)
+    return cos_p**2 + sin_p**2
+
+
+@functools.lru_cache(maxsize=None)
+def walsh_matrix(n_controls: int) -> np.ndarray:
+    """The ``2**n x 2**n`` Walsh (Sylvester-Hadamard) sign matrix ``W[B, x] = (-1)**popcount(B & x)``.
+
+    A table ``phi(x)`` equals ``sum_B w_B (-1)**(B.x)`` with ``w = W @ phi / 2**n``; a degree-d
+    polynomial in the bits has ``w_B = 0`` for ``popcount(B) > d``.
+    """
+    states = np.arange(2**n_controls)
+    parity = np.zeros((states.size, states.size), dtype=np.int64)
+    overlap = states[:, None] & states[None, :]
+    for bit in range(n_controls):
+        parity ^= (overlap >> bit) & 1
+    matrix = (1 - 2 * parity).astype(np.float64)
+    matrix.setflags(write=False)
+    return matrix

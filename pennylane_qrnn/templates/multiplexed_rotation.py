@@ -1,0 +1,109 @@
+r"""Uniformly controlled (multiplexed) RY rotations from CNOTs and RYs.
+
+A multiplexed rotation applies ``RY(phi(x))`` to a target for every basis state ``x`` of its
+controls. Writing ``phi`` in the Walsh basis, ``phi(x) = sum_B w_B (-1)**(B.x)``, each term is an
+``RY(w_B)`` applied while CNOTs from the controls in ``B`` have flipped the target's frame
+(``X RY(a) X = RY(-a)``). A walk through the needed parity sets ``B``, one CNOT per step and back to
+the empty set, realises the whole table exactly. For a table of full degree this is the Gray-code
+construction of Möttönen et al. (``2**n`` CNOTs and ``2**n`` RYs); a neuron's ``eta`` is a
+polynomial of degree ``d`` in the control bits, so only sets with ``|B| <= d`` are needed and the
+walk is much shorter (:func:`multiplexed_rotation_cost`).
+
+Built from plain ``RY``/``CNOT`` on purpose: ``qml.SelectPauliRot`` returns wrong values for torch
+parameters under ``default.qubit`` backprop in PennyLane 0.45.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pennylane as qml
+
+from ..neuron import walsh_matrix
+
+__all__ = ["walsh_walk", "multiplexed_ry", "multiplexed_rotation_cost"]
+
+
+def _popcount(value: int) -> int:
+    return bin(value).count("1")
+
+
+def _walk_length(sequence) -> int:
+    closed = list(sequence) + [0]
+    return sum(_popcount(a ^ b) for a, b in zip([0] + list(sequence), closed))
+
+
+@functools.lru_cache(maxsize=None)
+def walsh_walk(n_controls: int, degree: int) -> tuple[int, ...]:
+    """Order in which to visit the parity sets ``B`` (bit masks, control 0 the most significant
+    bit) with ``popcount(B) <= degree``, starting at the empty set; the walk returns to it.
+
+    Tries the reflected Gray-code order restricted to the support and a greedy nearest-neighbour
+    order, and keeps the one with fewer CNOTs.
+    """
+    gray = [k ^ (k >> 1) for k in range(2**n_controls)]
+    gray_order = [mask for mask in gray if _popcount(mask) <= degree]
+
+    remaining = set(gray_order[1:])
+    greedy, current = [0], 0
+    while remaining:
+        # nearest unvisited set; ties broken by Gray position for determinism
+        nearest = min(remaining, key=lambda m: (_popcount(m ^ current), gray.index(m)))
+        greedy.append(nearest)
+        remaining.remove(nearest)
+        current = nearest
+    best = min((gray_order, greedy), key=_walk_length)
+    return tuple(best)
+
+
+def multiplexed_rotation_cost(n_controls: int, degree: int | None = None) -> dict:
+    """Gate counts of :func:`multiplexed_ry` on ``n_controls`` controls for a table of the given
+    polynomial degree (``None``: arbitrary table): ``{"cnot": ..., "ry": ...}``."""
+    degree = n_controls if degree is None else min(degree, n_controls)
+    walk = walsh_walk(n_controls, degree)
+    return {"cnot": _walk_length(walk), "ry": len(walk)}
+
+
+def multiplexed_ry(angles, control_wires, target_wire, degree: int | None = None) -> list:
+    """Operations applying ``RY(angles[..., x])`` to ``target_wire`` for each control state ``x``.
+
+    Args:
+        angles (tensor_like): RY angles, shape ``(..., 2**len(control_wires))``; row ``x`` is the
+            control basis state with ``control_wires[0]`` the most significant bit. Leading
+            dimensions broadcast.
+        control_wires (Sequence): the controls (may be empty)
+        target_wire: the target
+        degree (int or None): the table's polynomial degree in the control bits, if known; a
+            smaller degree gives fewer gates. ``None`` treats the table as arbitrary.
+
+    Returns:
+        list[Operation]: ``CNOT`` and ``RY`` gates, exact for any table of at most that degree
+    """
+    control_wires = list(control_wires)
+    n = len(control_wires)
+    degree = n if degree is None else min(degree, n)
+    walk = walsh_walk(n, degree)
+    sign = walsh_matrix(n)[list(walk)] / 2**n  # rows: the visited parity sets
+    sign = qml.math.cast_like(qml.math.convert_like(np.array(sign), angles), angles)
+    if qml.math.get_interface(angles) == "torch":
+        sign = sign.to(angles.device)
+    coefficients = qml.math.tensordot(angles, sign, axes=[[-1], [1]])
+
+    ops = []
+    current = 0
+    for step, mask in enumerate(list(walk)):
+        ops.extend(_toggle(current ^ mask, control_wires, target_wire))
+        ops.append(qml.RY(coefficients[..., step], wires=target_wire))
+        current = mask
+    ops.extend(_toggle(current, control_wires, target_wire))
+    return ops
+
+
+def _toggle(difference: int, control_wires, target_wire) -> list:
+    n = len(control_wires)
+    return [
+        qml.CNOT(wires=[control_wires[i], target_wire])
+        for i in range(n)
+        if (difference >> (n - 1 - i)) & 1
+    ]

@@ -1,0 +1,247 @@
+r"""The quantum neuron of Cao, Guerreschi & Aspuru-Guzik (2017), as used by Bausch's QRNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pennylane as qml
+from pennylane.operation import Operation
+from pennylane.wires import Wires
+
+from .. import neuron
+from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
+
+__all__ = ["QuantumNeuron", "MODES", "check_mode"]
+
+MODES = ("postselect", "amplified")
+
+
+def check_mode(mode) -> str:
+    """Validate a neuron mode."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    return mode
+
+
+def _controlled_minus_i_y(control, target, sign: int) -> list:
+    """Controlled ``RY(sign * pi)`` (``-iY`` for ``sign=+1``, ``+iY`` for ``-1``) with one CNOT:
+    ``Y = S X S^dagger`` and the phase ``-/+ i`` moved onto the control as a phase shift."""
+    return [
+        qml.PhaseShift(-np.pi / 2, wires=target),
+        qml.CNOT(wires=[control, target]),
+        qml.PhaseShift(np.pi / 2, wires=target),
+        qml.PhaseShift(-sign * np.pi / 2, wires=control),
+    ]
+
+
+class QuantumNeuron(Operation):
+    r"""A quantum neuron: rotates a target qubit by a nonlinear function of a polynomial in
+    control qubits, by nested repeat-until-success circuits (Cao et al. 2017; Bausch 2020).
+
+    On a control basis state :math:`x` the pre-activation is
+
+    .. math:: \eta(x) = \sum_{A \subseteq \text{controls},\ |A| \le d} \theta_A \prod_{i\in A} x_i,
+
+    and the target is rotated by :math:`R(f(\eta))` with
+    :math:`f(\eta) = \arctan(\tan(\eta)^{2^{k}})` for order :math:`k`, in the paper's
+    convention :math:`R(a) = \exp(i a Y)` (PennyLane's ``qml.RY(2 a)``): from :math:`|0\rangle`
+    the target ends in :math:`\cos f|0\rangle + \sin f|1\rangle`.
+
+    Two modes:
+
+    * ``"postselect"``: the circuit itself. Order 1 is a multiplexed ``RY(2 eta)`` onto an
+      ancilla, a controlled :math:`-iY` from the ancilla onto the target, the inverse multiplexed
+      rotation, and a mid-circuit measurement of the ancilla postselected on 0 and reset; order
+      :math:`k` replaces the multiplexed rotation by an order-:math:`(k-1)` circuit on a fresh
+      ancilla, so ``order`` ancillas are needed. On a superposed control register each branch gets
+      the unnormalised map :math:`[[C, -S], [S, C]]`, :math:`C = \cos^{2^k}\eta`,
+      :math:`S = \sin^{2^k}\eta`, and the state is renormalised. The device must postselect
+      mid-circuit measurements (``default.qubit``; ``lightning.qubit`` with
+      ``mcm_method="tree-traversal"`` or with shots); see :mod:`pennylane_qrnn.devices`.
+    * ``"amplified"``: the ideal amplitude-amplification limit, a unitary multiplexed rotation of
+      the target by :math:`f(\eta(x))` per control basis state; no ancillas, no measurement.
+
+    Because PennyLane handles mid-circuit measurements before it decomposes templates, in
+    ``"postselect"`` mode the neuron queues its decomposition instead of itself.
+
+    Args:
+        weights (tensor_like): angles of shape ``(..., n_weights)`` (see :meth:`shape`): the bias,
+            then one per subset of the controls of size ``1 .. degree``, sizes ascending, each
+            size's subsets in lexicographic order of their positions in ``control_wires``. A
+            leading dimension broadcasts.
+        control_wires (Iterable): the neuron's inputs (may be empty: then only the bias acts)
+        target_wire (Any or Iterable): the qubit rotated
+        ancilla_wires (Iterable or None): ``order`` qubits in :math:`|0\rangle`, returned to it;
+            required for ``"postselect"``, must be ``None`` or empty for ``"amplified"``
+        degree (int): highest degree of the monomials, at least 1
+        order (int): nesting depth of the repeat-until-success circuit, at least 1
+        mode (str): ``"postselect"`` or ``"amplified"``
+
+    Raises:
+        TypeError: if ``degree`` or ``order`` is not an int
+        ValueError: for a wrong weight shape, overlapping or missing wires, an unknown mode
+
+    **Cost** (``postselect``; :meth:`resources`): :math:`2^k` multiplexed rotations on the
+    controls, each a walk through the Walsh coefficients of the degree-:math:`d` polynomial with
+    one CNOT per step (e.g. 58 CNOTs for 8 controls at degree 2 instead of 256 for a full Gray
+    code), :math:`2^k-1` kickbacks of one CNOT each, and :math:`2^k-1` mid-circuit measurements.
+
+    **Example**
+
+    >>> import pennylane as qml, numpy as np
+    >>> from pennylane_qrnn import QuantumNeuron
+    >>> dev = qml.device("default.qubit")
+    >>> weights = np.array([0.3, 0.5, -0.2, 0.4])  # bias, x0, x1, x0*x1
+    >>> @qml.qnode(dev)
+    ... def circuit():
+    ...     qml.X(0)
+    ...     QuantumNeuron(weights, control_wires=[0, 1], target_wire=2, ancilla_wires=[3, 4],
+    ...                   degree=2, order=2)
+    ...     return qml.probs(wires=2)
+    >>> circuit()  # eta = 0.3 + 0.5 = 0.8: [cos^2 f, sin^2 f] with f = arctan(tan(0.8)**4)
+    array([0.44184869, 0.55815131])
+
+    .. details::
+        :title: Parameter shape
+
+        ``QuantumNeuron.shape(n_controls, degree)`` gives ``(sum_{k<=degree} C(n_controls, k),)``.
+    """
+
+    grad_method = None
+    ndim_params = (1,)
+
+    def __init__(
+        self,
+        weights,
+        control_wires,
+        target_wire,
+        ancilla_wires=None,
+        degree=1,
+        order=1,
+        mode="postselect",
+        id=None,
+    ):
+        degree = neuron.check_degree(degree)
+        order = neuron.check_order(order)
+        mode = check_mode(mode)
+        control_wires = Wires(control_wires)
+        target_wire = Wires(target_wire)
+        ancilla_wires = Wires([] if ancilla_wires is None else ancilla_wires)
+        if len(target_wire) != 1:
+            raise ValueError(f"target_wire must be a single wire; got {target_wire.tolist()}")
+        if mode == "postselect" and len(ancilla_wires) != order:
+            raise ValueError(
+                f"ancilla_wires must hold order={order} wires for mode='postselect'; "
+                f"got {len(ancilla_wires)}"
+            )
+        if mode == "amplified" and len(ancilla_wires) > 0:
+            raise ValueError(
+                f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}"
+            )
+        all_wires = control_wires + target_wire + ancilla_wires
+        if len(set(all_wires)) != len(all_wires):
+            raise ValueError(
+                "control_wires, target_wire and ancilla_wires must be distinct; "
+                f"got {control_wires.tolist()}, {target_wire.tolist()}, {ancilla_wires.tolist()}"
+            )
+        expected = self.shape(len(control_wires), degree)
+        shape = qml.math.shape(weights)
+        if len(shape) not in (1, 2) or tuple(shape[-1:]) != expected:
+            raise ValueError(
+                f"weights must have shape {expected} (or (batch, {expected[0]})) for "
+                f"{len(control_wires)} controls at degree {degree}; got {tuple(shape)}"
+            )
+        self._hyperparameters = {
+            "control_wires": control_wires,
+            "target_wire": target_wire,
+            "ancilla_wires": ancilla_wires,
+            "degree": degree,
+            "order": order,
+            "mode": mode,
+        }
+        super().__init__(weights, wires=all_wires, id=id)
+
+    @property
+    def num_params(self):
+        return 1
+
+    @staticmethod
+    def shape(n_controls, degree):
+        """Shape of the weights of a neuron with ``n_controls`` controls and the given degree."""
+        return (neuron.num_weights(int(n_controls), neuron.check_degree(degree)),)
+
+    def queue(self, context=qml.QueuingManager):
+        if self.hyperparameters["mode"] == "postselect":
+            # PennyLane's mid-circuit-measurement transforms run before templates are
+            # decomposed, so the measurements must be on the tape itself.
+            with qml.QueuingManager.stop_recording():
+                ops = self.decomposition()
+            for op in ops:
+                context.append(op)
+            return self
+        return super().queue(context)
+
+    @classmethod
+    def _unflatten(cls, data, metadata):
+        return cls(*data, **dict(metadata[1]))
+
+    def map_wires(self, wire_map):
+        new_op = super().map_wires(wire_map)
+        for key in ("control_wires", "target_wire", "ancilla_wires"):
+            new_op._hyperparameters[key] = Wires(
+                [wire_map.get(w, w) for w in self._hyperparameters[key]]
+            )
+        return new_op
+
+    def resources(self) -> dict:
+        """Gate counts of this neuron's decomposition (see :func:`neuron_resources`)."""
+        hp = self.hyperparameters
+        return neuron_resources(len(hp["control_wires"]), hp["degree"], hp["order"], hp["mode"])
+
+    @staticmethod
+    def compute_decomposition(
+        weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode
+    ):  # pylint: disable=arguments-differ,too-many-arguments
+        r"""The neuron as standard gates (and, in ``"postselect"`` mode, mid-circuit measurements
+        postselected on 0 with reset)."""
+        n = len(control_wires)
+        eta = neuron.eta_table(weights, n, degree)
+        target = target_wire[0]
+        if mode == "amplified":
+            return multiplexed_ry(2 * neuron.activation(eta, order), control_wires, target)
+
+        def prepare(level, qubit, sign):
+            # level 0: the multiplexed rotation itself; level j: an order-j block on `qubit`
+            if level == 0:
+                return multiplexed_ry(sign * 2 * eta, control_wires, qubit, degree=degree)
+            return block(level, qubit, sign)
+
+        def block(level, qubit, sign):
+            ancilla = ancilla_wires[level - 1]
+            ops = prepare(level - 1, ancilla, +1)
+            ops += _controlled_minus_i_y(ancilla, qubit, sign)
+            ops += prepare(level - 1, ancilla, -1)
+            ops.append(qml.measure(ancilla, reset=True, postselect=0).measurements[0])
+            return ops
+
+        return block(order, target, +1)
+
+
+def neuron_resources(n_controls: int, degree: int, order: int, mode: str = "postselect") -> dict:
+    """Gate counts of a :class:`QuantumNeuron`'s decomposition, without building it.
+
+    Returns a dict with ``cnot``, ``ry``, ``phase_shift`` (the phase gates of the kickbacks),
+    ``mid_circuit_measurements`` and ``ancillas``.
+    """
+    check_mode(mode)
+    if mode == "amplified":
+        cost = multiplexed_rotation_cost(n_controls, None)
+        return {**cost, "phase_shift": 0, "mid_circuit_measurements": 0, "ancillas": 0}
+    mux = multiplexed_rotation_cost(n_controls, degree)
+    n_mux, n_kick = 2**order, 2**order - 1
+    return {
+        "cnot": n_mux * mux["cnot"] + n_kick,
+        "ry": n_mux * mux["ry"],
+        "phase_shift": 3 * n_kick,
+        "mid_circuit_measurements": n_kick,
+        "ancillas": order,
+    }
