@@ -1,6 +1,7 @@
 """pennylane-qrnn: recurrent quantum neural networks (Bausch, NeurIPS 2020) for PennyLane."""
 
 from ._version import __version__
+from .nn import QRNN, PostselectionStats, sequence_nll
 from .templates import (
     QRNNCell,
     QuantumNeuron,
@@ -16,4 +17,7 @@ __all__ = [
     "write_token",
     "postselect_token",
     "measure_token",
+    "QRNN",
+    "PostselectionStats",
+    "sequence_nll",
 ]

@@ -1,0 +1,98 @@
+"""What each PennyLane device can do for a QRNN, and how to configure a QNode for it.
+
+The QRNN's circuits need mid-circuit measurements with postselection (the neurons' ancillas in
+``mode="postselect"``, and the i/o lanes under teacher forcing) and with reset. Devices differ:
+
+* ``default.qubit``: postselects natively (``mcm_method="tree-traversal"``, analytic or shots);
+* ``lightning.*``: postselects with ``mcm_method="tree-traversal"`` (analytic) or ``"one-shot"``
+  (shots); its deferred method refuses postselection;
+* ``qiskit.aer``, ``braket.local.qubit`` and other plugin devices only defer measurements and
+  cannot postselect through PennyLane: run them with ``mode="amplified"``, or through the
+  hardware path that postselects on shots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pennylane as qml
+
+__all__ = ["DeviceCapabilities", "capabilities", "qnode_options", "DeviceCapabilityError", "device_name"]
+
+
+class DeviceCapabilityError(ValueError):
+    """A device cannot run a construct the model needs."""
+
+
+@dataclass(frozen=True)
+class DeviceCapabilities:
+    """What a device offers a QRNN circuit.
+
+    Attributes:
+        name: the PennyLane short name
+        postselect: mid-circuit measurements postselected on an outcome
+        mcm_method: the ``mcm_method`` to give the QNode (``None``: PennyLane's default)
+        analytic: exact probabilities without shots
+        gradient: the preferred ``diff_method`` for torch
+    """
+
+    name: str
+    postselect: bool
+    mcm_method: str | None
+    analytic: bool
+    gradient: str
+
+
+_NATIVE_POSTSELECT = {"default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos"}
+
+
+def device_name(device) -> str:
+    """The short name of a device object or name."""
+    return device if isinstance(device, str) else getattr(device, "short_name", None) or device.name
+
+
+def capabilities(device, shots=None) -> DeviceCapabilities:
+    """The capability record of ``device`` (a device or its short name) at the given shots."""
+    name = device_name(device)
+    if shots is None and not isinstance(device, str):
+        shots = getattr(device, "shots", None)
+        shots = None if shots is None or not shots else shots
+    analytic = not shots
+    if name in _NATIVE_POSTSELECT:
+        if name == "default.qubit":
+            method = "tree-traversal"
+        else:
+            method = "tree-traversal" if analytic else "one-shot"
+        gradient = "backprop" if name == "default.qubit" and analytic else "parameter-shift"
+        if name != "default.qubit" and analytic:
+            gradient = "finite-diff"
+        return DeviceCapabilities(name, True, method, analytic, gradient)
+    return DeviceCapabilities(name, False, None, analytic, "parameter-shift")
+
+
+def qnode_options(device, mode: str, teacher_forcing: bool = True, shots=None) -> dict:
+    """QNode keyword arguments that run a QRNN circuit of this ``mode`` on ``device``.
+
+    Raises:
+        DeviceCapabilityError: if the circuit needs postselection (``mode="postselect"``, or teacher
+            forcing across steps) and the device cannot postselect; the message names the
+            alternative.
+    """
+    caps = capabilities(device, shots=shots)
+    if not caps.postselect:
+        if mode == "postselect":
+            raise DeviceCapabilityError(
+                f"device {caps.name!r} cannot postselect mid-circuit measurements through "
+                "PennyLane (it only defers them), which mode='postselect' needs for the neurons' "
+                "ancillas; use mode='amplified' (unitary neurons, no ancillas), or a device that "
+                "postselects: default.qubit, lightning.qubit"
+            )
+        if teacher_forcing:
+            raise DeviceCapabilityError(
+                f"device {caps.name!r} cannot postselect mid-circuit measurements through "
+                "PennyLane, which teacher forcing across steps needs; run single steps, use "
+                "mode='amplified' with one step per circuit, or a device that postselects: "
+                "default.qubit, lightning.qubit"
+            )
+        return {}
+    return {"mcm_method": caps.mcm_method}

@@ -1,0 +1,108 @@
+"""The circuit path: a QRNN run through its PennyLane templates as QNodes on any device.
+
+Step ``t`` of a sequence is one QNode holding the whole prefix: for every earlier step the token
+is written, the cell applied and the i/o lanes measured with reset and postselected on that
+step's outcome, then the cell of step ``t`` and ``qml.probs`` of the i/o lanes. This costs
+``O(L**2)`` cells per sequence; it exists to check the exact engine on real devices and to run
+trained models on them, not to train long sequences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pennylane as qml
+import torch
+
+from ..templates import QRNNCell, postselect_token, write_token
+from .capabilities import qnode_options
+
+__all__ = ["CircuitRunner", "make_device"]
+
+
+def make_device(name: str, n_wires: int, **kwargs):
+    """Create the PennyLane device ``name`` with ``n_wires`` wires (and its options)."""
+    return qml.device(name, wires=n_wires, **kwargs)
+
+
+class CircuitRunner:
+    """Runs a QRNN's cells as QNodes on ``device``.
+
+    Args:
+        device: a PennyLane device with at least ``I + H (+ order)`` wires
+        io_bits, workspace, degree, order, mode: the cell's settings
+        diff_method: the QNodes' differentiation method (``None``: the device's preference)
+    """
+
+    def __init__(self, device, io_bits, workspace, degree, order, mode, diff_method=None):
+        self.device = device
+        self.io_bits, self.workspace = io_bits, workspace
+        self.degree, self.order, self.mode = degree, order, mode
+        self.io_wires = list(range(io_bits))
+        self.workspace_wires = list(range(io_bits, io_bits + workspace))
+        n_anc = order if mode == "postselect" else 0
+        self.ancilla_wires = list(range(io_bits + workspace, io_bits + workspace + n_anc)) or None
+        n_wires = io_bits + workspace + n_anc
+        device_wires = getattr(device, "wires", None)
+        if device_wires is not None and len(device_wires) < n_wires:
+            raise ValueError(
+                f"device must have at least {n_wires} wires for I={io_bits}, H={workspace}"
+                f"{f', {n_anc} ancillas' if n_anc else ''}; got {len(device_wires)}"
+            )
+        if diff_method == "parameter-shift" and mode == "postselect":
+            raise ValueError(
+                "diff_method must not be 'parameter-shift' with mode='postselect': postselected "
+                "outputs are renormalised, so shift rules give wrong gradients; got "
+                "'parameter-shift' (use mode='amplified', or 'backprop'/'finite-diff')"
+            )
+        self.diff_method = diff_method or "best"
+
+    def _qnode(self, teacher_forcing: bool):
+        options = qnode_options(self.device, self.mode, teacher_forcing=teacher_forcing)
+        return qml.QNode(
+            self._circuit, self.device, interface="torch", diff_method=self.diff_method, **options
+        )
+
+    def _circuit(self, weights, inputs, outcomes):
+        for step, token in enumerate(inputs):
+            write_token(token, self.io_wires)
+            QRNNCell(
+                *weights,
+                token=token,
+                io_wires=self.io_wires,
+                workspace_wires=self.workspace_wires,
+                ancilla_wires=self.ancilla_wires,
+                degree=self.degree,
+                order=self.order,
+                mode=self.mode,
+            )
+            if step < len(outcomes):
+                postselect_token(outcomes[step], self.io_wires)
+        return qml.probs(wires=self.io_wires)
+
+    def step_probabilities(self, weights, inputs, outcomes):
+        """Probabilities of the i/o lanes after the cell on ``inputs[-1]``, the earlier steps
+        postselected on ``outcomes`` (``len(outcomes) == len(inputs) - 1``)."""
+        qnode = self._qnode(teacher_forcing=len(outcomes) > 0)
+        return qnode(weights, [int(t) for t in inputs], [int(o) for o in outcomes])
+
+    def run(self, weights, tokens, targets=None, generator=None):
+        """Per-step log-probabilities ``(L, N, 2**I)`` and the outcomes collapsed on ``(L, N)``."""
+        length, batch = tokens.shape
+        rows, outcome_rows = [], []
+        for item in range(batch):
+            inputs = tokens[:, item].tolist()
+            outcomes, per_step = [], []
+            for step in range(length):
+                probs = self.step_probabilities(weights, inputs[: step + 1], outcomes)
+                probs = torch.as_tensor(probs)
+                per_step.append(probs)
+                if targets is not None:
+                    outcomes.append(int(targets[step, item]))
+                else:
+                    p = probs.detach().to(torch.float64).clamp_min(0)
+                    outcomes.append(int(torch.multinomial(p / p.sum(), 1, generator=generator)))
+            rows.append(torch.stack(per_step))
+            outcome_rows.append(outcomes)
+        probs = torch.stack(rows, dim=1)
+        tiny = torch.finfo(probs.dtype).tiny
+        return probs.clamp_min(tiny).log(), torch.tensor(np.array(outcome_rows).T, dtype=torch.long)
