@@ -117,7 +117,7 @@ class QRNNCell(Operation):
             raise ValueError(
                 f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}"
             )
-        all_wires = io_wires + workspace_wires + ancilla_wires
+        all_wires = io_wires.tolist() + workspace_wires.tolist() + ancilla_wires.tolist()
         if len(set(all_wires)) != len(all_wires):
             raise ValueError(
                 "io_wires, workspace_wires and ancilla_wires must be distinct; got "
@@ -159,7 +159,7 @@ class QRNNCell(Operation):
             "order": order,
             "mode": mode,
         }
-        super().__init__(*weights, wires=all_wires, id=id)
+        super().__init__(*weights, wires=Wires(all_wires), id=id)
 
     @property
     def num_params(self):

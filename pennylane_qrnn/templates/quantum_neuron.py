@@ -137,7 +137,7 @@ class QuantumNeuron(Operation):
             raise ValueError(
                 f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}"
             )
-        all_wires = control_wires + target_wire + ancilla_wires
+        all_wires = control_wires.tolist() + target_wire.tolist() + ancilla_wires.tolist()
         if len(set(all_wires)) != len(all_wires):
             raise ValueError(
                 "control_wires, target_wire and ancilla_wires must be distinct; "
@@ -158,7 +158,7 @@ class QuantumNeuron(Operation):
             "order": order,
             "mode": mode,
         }
-        super().__init__(weights, wires=all_wires, id=id)
+        super().__init__(weights, wires=Wires(all_wires), id=id)
 
     @property
     def num_params(self):
