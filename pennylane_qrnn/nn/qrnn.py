@@ -126,6 +126,7 @@ class _QRNNBase(nn.Module):
         self._set_backend(backend, backend_options or {})
         self.diff_method = diff_method
         self.postselection: PostselectionStats | None = None
+        self.last_outcomes: torch.Tensor | None = None
         self.reset_parameters()
 
     # -- configuration -------------------------------------------------------------------
@@ -301,7 +302,8 @@ class QRNN(_QRNNBase):
         * **state**: ``(N, 2**H)`` final workspace state (real amplitudes), or ``None`` on the
           circuit path
 
-    After each forward, :attr:`postselection` holds a :class:`PostselectionStats`.
+    After each forward, :attr:`postselection` holds a :class:`PostselectionStats` and
+    :attr:`last_outcomes` the token each step collapsed on (shaped like ``tokens``).
 
     Example::
 
@@ -351,11 +353,13 @@ class QRNN(_QRNNBase):
         state = self._check_state(state, tokens.shape[1])
         if tokens.shape[0] == 0:
             raise ValueError("tokens must hold at least one step; got length 0")
-        log_probs, final, _ = self._run(tokens, targets, state, generator, collapse)
+        log_probs, final, outcomes = self._run(tokens, targets, state, generator, collapse)
         if unbatched:
+            self.last_outcomes = outcomes.squeeze(1)
             return log_probs.squeeze(1), None if final is None else final.squeeze(0)
         if self.batch_first:
-            log_probs = log_probs.transpose(0, 1)
+            log_probs, outcomes = log_probs.transpose(0, 1), outcomes.t()
+        self.last_outcomes = outcomes
         return log_probs, final
 
     def loss(self, log_probs, targets, mask=None, reduction="mean"):

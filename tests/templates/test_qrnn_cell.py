@@ -1,0 +1,254 @@
+"""QRNNCell template: validity, the paper's parameter counts, agreement with the exact engine and
+across devices, inputs and gradients."""
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+
+from pennylane_qrnn import QRNNCell, QuantumNeuron, postselect_token, write_token
+from pennylane_qrnn.devices import DeviceCapabilityError, qnode_options
+from pennylane_qrnn.engine import CellLayout, build_operators, run_sequence
+from pennylane_qrnn.templates import measure_token, neuron_controls, token_bits
+
+from ..conftest import requires_braket, requires_qiskit
+
+DQ = qml.device("default.qubit")
+
+
+def _weights(rng, io, ws, stages, degree, batch=None, scale=1.0):
+    shapes = QRNNCell.shape(io, ws, stages, degree)
+    prefix = () if batch is None else (batch,)
+    return {k: rng.uniform(-scale, scale, size=prefix + s) for k, s in shapes.items()}
+
+
+def _cell(weights, token, io, ws, degree, order, mode="postselect"):
+    io_wires = list(range(io))
+    ws_wires = list(range(io, io + ws))
+    anc = list(range(io + ws, io + ws + order)) if mode == "postselect" else None
+    return QRNNCell(**weights, token=token, io_wires=io_wires, workspace_wires=ws_wires,
+                    ancilla_wires=anc, degree=degree, order=order, mode=mode)
+
+
+@pytest.mark.parametrize(
+    "io, ws, stages, degree, expected",
+    [(3, 5, 2, 3, 1162), (3, 5, 1, 3, 837), (2, 8, 2, 2, 1212), (2, 6, 2, 3, 1292), (3, 7, 2, 3, 3134)],
+)
+def test_parameter_count_matches_paper(io, ws, stages, degree, expected):
+    assert QRNNCell.num_weights(io, ws, stages, degree) == expected
+
+
+def test_shape():
+    assert QRNNCell.shape(2, 8, 2, 2) == {
+        "input_weights": (8, 46),
+        "rotation_weights": (2, 8),
+        "stage_weights": (2, 8, 46),
+        "output_weights": (2, 46),
+    }
+
+
+@pytest.mark.parametrize("mode", ["postselect", "amplified"])
+@pytest.mark.parametrize("batch", [None, 2])
+def test_standard_validity(rng, mode, batch):
+    op = _cell(_weights(rng, 1, 2, 1, 2, batch=batch), 1, 1, 2, 2, 1, mode)
+    qml.ops.functions.assert_valid(op, skip_differentiation=True)
+
+
+def test_neuron_controls_order():
+    assert neuron_controls("w1", ["a", "b"], ["w0", "w1", "w2"]) == ["w0", "w2", "a", "b"]
+    assert neuron_controls("b", ["a", "b"], ["w0", "w1"]) == ["w0", "w1", "a"]
+
+
+def test_decomposition_structure(rng):
+    op = _cell(_weights(rng, 2, 2, 1, 2), 2, 2, 2, 2, 1, mode="amplified")
+    kinds = [type(o).__name__ for o in op.decomposition()]
+    # input stage (2 neurons), rotations (2), work neurons (2), reset X on lane 0, output (2)
+    assert kinds == ["QuantumNeuron"] * 2 + ["RY"] * 2 + ["QuantumNeuron"] * 2 + ["PauliX"] + ["QuantumNeuron"] * 2
+    targets = [o.hyperparameters["target_wire"][0] for o in op.decomposition() if isinstance(o, QuantumNeuron)]
+    assert targets == [2, 3, 2, 3, 0, 1]
+
+
+class TestAgainstEngine:
+    """The template's circuits and the exact engine are independent constructions of the model."""
+
+    @pytest.mark.parametrize(
+        "io, ws, stages, degree, order, mode",
+        [(1, 2, 1, 2, 1, "postselect"), (2, 2, 1, 2, 2, "postselect"), (2, 3, 2, 2, 1, "amplified"),
+         (1, 3, 0, 3, 2, "postselect"), (2, 2, 1, 3, 3, "amplified")],
+    )
+    def test_sequence_probabilities(self, rng, io, ws, stages, degree, order, mode):
+        weights = _weights(rng, io, ws, stages, degree, scale=1.2)
+        layout = CellLayout(io, ws, stages, degree, order, mode)
+        torch_weights = [torch.tensor(weights[k]) for k in ("input_weights", "rotation_weights", "stage_weights", "output_weights")]
+        length = 3
+        tokens = torch.tensor(rng.integers(0, 2**io, size=(length, 1)))
+        targets = torch.tensor(rng.integers(0, 2**io, size=(length, 1)))
+        result = run_sequence(build_operators(layout, *torch_weights), tokens, targets)
+        io_wires = list(range(io))
+        for step in range(length):
+            @qml.qnode(DQ, mcm_method="tree-traversal")
+            def circuit():
+                for s in range(step + 1):
+                    token = int(tokens[s, 0])
+                    write_token(token, io_wires)
+                    _cell(weights, token, io, ws, degree, order, mode)
+                    if s < step:
+                        postselect_token(int(targets[s, 0]), io_wires)
+                return qml.probs(wires=io_wires)
+
+            assert np.allclose(circuit(), result.log_probs[step, 0].exp().numpy(), atol=1e-10)
+
+
+class TestDevices:
+    IO, WS, STAGES, DEGREE, ORDER = 1, 2, 1, 2, 1
+
+    def _circuit(self, weights, mode, token=1):
+        def circuit():
+            write_token(token, range(self.IO))
+            _cell(weights, token, self.IO, self.WS, self.DEGREE, self.ORDER, mode)
+            return qml.probs(wires=range(self.IO + self.WS))
+
+        return circuit
+
+    def _run(self, name, weights, mode, shots=None, **kwargs):
+        dev = qml.device(name, wires=self.IO + self.WS + self.ORDER, **kwargs)
+        options = qnode_options(dev, mode, teacher_forcing=False, shots=shots)
+        return qml.QNode(self._circuit(weights, mode), dev, shots=shots, **options)()
+
+    def _reference(self, weights, mode):
+        return qml.QNode(self._circuit(weights, mode), DQ, mcm_method="tree-traversal")()
+
+    @pytest.mark.parametrize("mode", ["postselect", "amplified"])
+    def test_lightning_exact(self, rng, mode):
+        weights = _weights(rng, self.IO, self.WS, self.STAGES, self.DEGREE)
+        assert np.allclose(self._run("lightning.qubit", weights, mode), self._reference(weights, mode), atol=1e-10)
+
+    @requires_qiskit
+    def test_qiskit_aer_amplified_within_noise(self, rng):
+        weights = _weights(rng, self.IO, self.WS, self.STAGES, self.DEGREE)
+        shots = 20000
+        expected = self._reference(weights, "amplified")
+        measured = self._run("qiskit.aer", weights, "amplified", shots=shots, seed_simulator=3)
+        # 5 standard deviations of a multinomial frequency
+        assert np.all(np.abs(measured - expected) <= 5 * np.sqrt(expected * (1 - expected) / shots) + 1e-3)
+
+    @requires_braket
+    def test_braket_local_amplified_exact(self, rng):
+        weights = _weights(rng, self.IO, self.WS, self.STAGES, self.DEGREE)
+        assert np.allclose(self._run("braket.local.qubit", weights, "amplified"), self._reference(weights, "amplified"), atol=1e-10)
+
+    @requires_braket
+    def test_braket_teacher_forcing_unsupported(self):
+        dev = qml.device("braket.local.qubit", wires=4)
+        with pytest.raises(DeviceCapabilityError, match="teacher forcing across steps"):
+            qnode_options(dev, "amplified", teacher_forcing=True)
+
+
+class TestTokens:
+    def test_bits_big_endian(self):
+        assert token_bits(6, 3) == [1, 1, 0]
+        assert token_bits(1, 2) == [0, 1]
+
+    def test_write_and_measure(self):
+        @qml.qnode(DQ, mcm_method="deferred")
+        def circuit():
+            write_token(5, [0, 1, 2])
+            values = measure_token([0, 1, 2])
+            return qml.probs(op=values), qml.probs(wires=[0, 1, 2])
+
+        measured, after = circuit()
+        assert measured[5] == pytest.approx(1.0)
+        assert after[0] == pytest.approx(1.0)  # reset
+
+    def test_postselect_renormalises(self):
+        @qml.qnode(DQ, mcm_method="tree-traversal")
+        def circuit():
+            qml.RY(1.0, wires=0)
+            qml.CNOT(wires=[0, 1])
+            postselect_token(1, [0])
+            return qml.probs(wires=[0, 1])
+
+        assert np.allclose(circuit(), [0, 1, 0, 0])
+
+    @pytest.mark.parametrize(
+        "token, error, match",
+        [(4, ValueError, r"token must be in \[0, 3\] for 2 i/o lanes; got 4"),
+         (-1, ValueError, r"token must be in \[0, 3\]"),
+         (1.0, TypeError, "token must be an int; got float")],
+    )
+    def test_errors(self, token, error, match):
+        with pytest.raises(error, match=match):
+            token_bits(token, 2)
+
+
+class TestInputs:
+    @pytest.mark.parametrize(
+        "change, error, match",
+        [
+            (dict(input_weights=np.zeros((2, 3))), ValueError, r"input_weights must have shape \(2, 4\) \(or \(batch, \*\(2, 4\)\)\) for I=1, H=2, stages=1, degree=2; got \(2, 3\)"),
+            (dict(rotation_weights=np.zeros(2)), ValueError, r"rotation_weights must have shape \(stages, H\)"),
+            (dict(output_weights=np.zeros((2, 4))), ValueError, r"output_weights must have shape \(1, 4\)"),
+            (dict(stage_weights=np.zeros((3, 1, 2, 4))), ValueError, "all weights must share one broadcast dimension; got None for input_weights and 3 for stage_weights"),
+            (dict(io_wires=[]), ValueError, r"io_wires must hold at least one wire; got \[\]"),
+            (dict(workspace_wires=[]), ValueError, r"workspace_wires must hold at least one wire; got \[\]"),
+            (dict(ancilla_wires=[3, 4]), ValueError, "ancilla_wires must hold order=1 wires for mode='postselect'; got 2"),
+            (dict(ancilla_wires=[2]), ValueError, "io_wires, workspace_wires and ancilla_wires must be distinct"),
+            (dict(mode="amplified"), ValueError, r"ancilla_wires must be empty for mode='amplified'; got \[3\]"),
+            (dict(token=2), ValueError, r"token must be in \[0, 1\] for 1 i/o lanes; got 2"),
+        ],
+    )
+    def test_errors(self, rng, change, error, match):
+        args = dict(**_weights(rng, 1, 2, 1, 2), token=1, io_wires=[0], workspace_wires=[1, 2],
+                    ancilla_wires=[3], degree=2, order=1)
+        args.update(change)
+        with pytest.raises(error, match=match):
+            QRNNCell(**args)
+
+
+class TestInterfaces:
+    def test_gradients_against_hand_written(self, rng):
+        """The cell vs the same steps written out with QuantumNeuron and RY by hand."""
+        io, ws, degree, order = 1, 2, 2, 1
+        weights = {k: torch.tensor(v, requires_grad=True) for k, v in _weights(rng, io, ws, 1, degree).items()}
+
+        def hand_written(w):
+            qml.X(0)
+            settings = dict(degree=degree, order=order, ancilla_wires=[3])
+            QuantumNeuron(w["input_weights"][0], [2, 0], 1, **settings)
+            QuantumNeuron(w["input_weights"][1], [1, 0], 2, **settings)
+            qml.RY(2 * w["rotation_weights"][0, 0], wires=1)
+            qml.RY(2 * w["rotation_weights"][0, 1], wires=2)
+            QuantumNeuron(w["stage_weights"][0, 0], [2, 0], 1, **settings)
+            QuantumNeuron(w["stage_weights"][0, 1], [1, 0], 2, **settings)
+            qml.X(0)
+            QuantumNeuron(w["output_weights"][0], [1, 2], 0, **settings)
+            return qml.probs(wires=[0, 1, 2])
+
+        def template(w):
+            write_token(1, [0])
+            QRNNCell(**w, token=1, io_wires=[0], workspace_wires=[1, 2], ancilla_wires=[3], degree=degree, order=order)
+            return qml.probs(wires=[0, 1, 2])
+
+        results = []
+        for func in (hand_written, template):
+            for v in weights.values():
+                v.grad = None
+            probs = qml.QNode(func, DQ, interface="torch", mcm_method="tree-traversal")(weights)
+            (probs * torch.arange(8)).sum().backward()
+            results.append((probs.detach(), [v.grad.clone() for v in weights.values()]))
+        assert torch.allclose(results[0][0], results[1][0], atol=1e-12)
+        for a, b in zip(results[0][1], results[1][1]):
+            assert torch.allclose(a, b, atol=1e-10)
+
+    def test_broadcast(self, rng):
+        weights = _weights(rng, 1, 2, 1, 2, batch=3)
+
+        @qml.qnode(DQ)
+        def circuit(w):
+            write_token(1, [0])
+            _cell(w, 1, 1, 2, 2, 1, mode="amplified")
+            return qml.probs(wires=[0, 1, 2])
+
+        batched = circuit(weights)
+        for i in range(3):
+            assert np.allclose(batched[i], circuit({k: v[i] for k, v in weights.items()}))
