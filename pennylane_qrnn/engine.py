@@ -121,7 +121,7 @@ def _maps(layout: CellLayout, weights: torch.Tensor):
 
 def _rotate(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, axis: int) -> torch.Tensor:
     """Apply ``[[cos, -sin], [sin, cos]]`` (broadcast tables) to the qubit on ``axis``."""
-    zero, one = state.select(axis, 0), state.select(axis, 1)
+    zero, one = state.unbind(axis)  # one backward stack, not two zero-filled selects
     cos, sin = cos.squeeze(axis), sin.squeeze(axis)
     return torch.stack((cos * zero - sin * one, sin * zero + cos * one), dim=axis)
 
@@ -213,6 +213,10 @@ def run_sequence(
 ) -> SequenceResult:
     """Run a batch of sequences through the cell.
 
+    Differentiable with respect to the operators and the initial state; the recurrence has a
+    hand-written backward pass (:class:`_Recurrence`) that accumulates the weight gradients of
+    all steps in one matrix product each.
+
     Args:
         operators: from :func:`build_operators`
         tokens: ``(L, N)`` long, the input token of each step
@@ -224,39 +228,139 @@ def run_sequence(
             samples instead of postselecting (e.g. an unscored step measured on hardware)
     """
     layout = operators.layout
-    n_x, n_w = 2**layout.io_bits, 2**layout.workspace
     length, batch = tokens.shape
     write, output = operators.write_stage, operators.output_stage
     if state is None:
         state = initial_state(layout, batch, write.dtype, write.device)
-    tiny = torch.finfo(write.dtype).tiny
-    log_probs, outcomes, successes, chosen = [], [], [], []
-    gather_x = tokens.reshape(length, batch, 1, 1).expand(length, batch, 1, n_w)
-    for step in range(length):
-        written = (state @ write).reshape(batch, n_x, n_w)
-        written = written.gather(1, gather_x[step]).squeeze(1)
-        branches = (written @ output).reshape(batch, n_x, n_w)
-        weight = branches.square().sum(-1).clamp_min(tiny)  # (N, 2**I): |u[y]|^2
-        total = weight.sum(-1, keepdim=True)
-        log_p = weight.log() - total.log()
-        if targets is None:
-            outcome = torch.multinomial((weight / total).detach(), 1, generator=generator).squeeze(1)
-        elif collapse is not None:
-            sampled = torch.multinomial((weight / total).detach(), 1, generator=generator).squeeze(1)
-            outcome = torch.where(collapse[step], targets[step], sampled)
-        else:
-            outcome = targets[step]
-        index = outcome.reshape(batch, 1, 1).expand(batch, 1, n_w)
-        picked = weight.gather(1, outcome.reshape(batch, 1))
-        state = branches.gather(1, index).squeeze(1) * picked.rsqrt()
-        log_probs.append(log_p)
-        outcomes.append(outcome)
-        successes.append(total.squeeze(1))
-        chosen.append((picked / total).squeeze(1))
-    return SequenceResult(
-        log_probs=torch.stack(log_probs),
-        state=state,
-        outcomes=torch.stack(outcomes),
-        neuron_success=torch.stack(successes),
-        outcome_probability=torch.stack(chosen),
-    )
+    plan = _Plan(tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator)
+    log_probs, final, outcomes, success, chosen = _Recurrence.apply(write, output, state, plan)
+    return SequenceResult(log_probs, final, outcomes, success, chosen)
+
+
+class _Plan:
+    """Everything about a sequence run that is not a differentiable tensor."""
+
+    def __init__(self, tokens, n_x, n_w, targets, collapse, generator):
+        self.tokens, self.n_x, self.n_w = tokens, n_x, n_w
+        self.targets, self.collapse, self.generator = targets, collapse, generator
+        length, batch = tokens.shape
+        # Large workspaces: apply each W[x] to its group of the batch (2**I times fewer
+        # multiply-adds). Small ones: apply every W[x] and pick, one product per step.
+        self.grouped = n_w >= 64
+        if self.grouped:
+            self.order = torch.argsort(tokens, dim=1, stable=True)
+            self.inverse = torch.argsort(self.order, dim=1)
+            self.counts = torch.stack([torch.bincount(row, minlength=n_x) for row in tokens]).tolist()
+        flat = tokens.reshape(-1)
+        self.members = [torch.nonzero(flat == x).squeeze(1) for x in range(n_x)]
+        self.rows = torch.arange(batch, device=tokens.device)
+
+    def outcome(self, step, probs):
+        if self.targets is not None and self.collapse is None:
+            return self.targets[step]
+        sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        if self.targets is None:
+            return sampled
+        return torch.where(self.collapse[step], self.targets[step], sampled)
+
+    def write(self, blocks, write, state, step):
+        """``W[x_t] psi`` for every item."""
+        if self.grouped:
+            groups = state.index_select(0, self.order[step]).split(self.counts[step])
+            written = torch.cat([g @ blocks[x] for x, g in enumerate(groups) if g.shape[0]])
+            return written.index_select(0, self.inverse[step])
+        batch = state.shape[0]
+        written = (state @ write).reshape(batch, self.n_x, self.n_w)
+        return written[self.rows, self.tokens[step]]
+
+    def write_transposed(self, blocks, write, grad, step):
+        """``W[x_t]^T g`` for every item (the backward of :meth:`write`)."""
+        if self.grouped:
+            groups = grad.index_select(0, self.order[step]).split(self.counts[step])
+            back = torch.cat([g @ blocks[x].T for x, g in enumerate(groups) if g.shape[0]])
+            return back.index_select(0, self.inverse[step])
+        batch = grad.shape[0]
+        spread = grad.new_zeros(batch, self.n_x, self.n_w)
+        spread[self.rows, self.tokens[step]] = grad
+        return spread.reshape(batch, -1) @ write.T
+
+
+class _Recurrence(torch.autograd.Function):
+    """The teacher-forced / sampled recurrence with a hand-written backward pass.
+
+    Per step: ``v = W[x] psi``, ``u = O v``, ``q_y = |u_y|^2``, ``log p_y = log q_y - log sum q``,
+    ``psi' = u_o / sqrt(q_o)`` for the outcome ``o``.
+    """
+
+    @staticmethod
+    def forward(ctx, write, output, state, plan):  # pylint: disable=arguments-differ
+        n_x, n_w = plan.n_x, plan.n_w
+        length, batch = plan.tokens.shape
+        n_y = output.shape[1] // n_w
+        tiny = torch.finfo(write.dtype).tiny
+        blocks = write.reshape(n_w, n_x, n_w).permute(1, 0, 2).contiguous() if plan.grouped else None
+        states = write.new_empty(length, batch, n_w)
+        written = write.new_empty(length, batch, n_w)
+        branches = write.new_empty(length, batch, n_y, n_w)
+        log_probs = write.new_empty(length, batch, n_y)
+        outcomes = torch.empty(length, batch, dtype=torch.long, device=write.device)
+        success = write.new_empty(length, batch)
+        chosen = write.new_empty(length, batch)
+        psi = state
+        for step in range(length):
+            states[step] = psi
+            v = written[step]
+            v.copy_(plan.write(blocks, write, psi, step))
+            u = branches[step]
+            torch.mm(v, output, out=u.view(batch, n_y * n_w))
+            q = torch.linalg.vector_norm(u, dim=-1).square_().clamp_min_(tiny)
+            total = q.sum(-1, keepdim=True)
+            log_probs[step] = q.log() - total.log()
+            outcome = plan.outcome(step, q / total)
+            outcomes[step] = outcome
+            picked = q[plan.rows, outcome]
+            psi = u[plan.rows, outcome] * picked.rsqrt().unsqueeze(1)
+            success[step] = total.squeeze(1)
+            chosen[step] = picked / total.squeeze(1)
+        ctx.save_for_backward(write, output, states, written, branches, outcomes)
+        ctx.plan, ctx.blocks = plan, blocks
+        ctx.mark_non_differentiable(outcomes, success, chosen)
+        return log_probs, psi, outcomes, success, chosen
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_log_probs, grad_state, *_):  # pylint: disable=arguments-differ
+        write, output, states, written, branches, outcomes = ctx.saved_tensors
+        plan, blocks = ctx.plan, ctx.blocks
+        length, batch, n_y, n_w = branches.shape
+        tiny = torch.finfo(write.dtype).tiny
+        if grad_log_probs is None:
+            grad_log_probs = write.new_zeros(length, batch, n_y)
+        grad_psi = grad_state if grad_state is not None else write.new_zeros(batch, n_w)
+        grad_branches = torch.empty_like(branches)
+        grad_written = torch.empty_like(written)
+        rows = plan.rows
+        for step in reversed(range(length)):
+            u = branches[step]
+            q = torch.linalg.vector_norm(u, dim=-1).square_().clamp_min_(tiny)
+            total = q.sum(-1, keepdim=True)
+            g = grad_log_probs[step]
+            grad_q = g / q - g.sum(-1, keepdim=True) / total
+            grad_u = 2 * u * grad_q.unsqueeze(-1)
+            outcome = outcomes[step]
+            u_out = u[rows, outcome]
+            scale = q[rows, outcome].rsqrt().unsqueeze(1)
+            radial = (grad_psi * u_out).sum(-1, keepdim=True)
+            grad_u[rows, outcome] += scale * grad_psi - scale**3 * radial * u_out
+            grad_branches[step] = grad_u
+            grad_v = grad_written[step]
+            torch.mm(grad_u.reshape(batch, -1), output.T, out=grad_v)
+            grad_psi = plan.write_transposed(blocks, write, grad_v, step)
+        grad_output = written.reshape(-1, n_w).T @ grad_branches.reshape(-1, n_y * n_w)
+        flat_states = states.reshape(-1, n_w)
+        flat_grad_v = grad_written.reshape(-1, n_w)
+        grad_write = write.new_zeros(n_w, plan.n_x, n_w)
+        for x, members in enumerate(plan.members):
+            if members.numel():
+                grad_write[:, x] = flat_states[members].T @ flat_grad_v[members]
+        return grad_write.reshape(n_w, -1), grad_output, grad_psi, None
