@@ -29,8 +29,8 @@ class PostselectionStats:
 
     Attributes:
         neuron: ``(L, N)`` probability that all neuron postselections of a step succeed
-        teacher_forcing: ``(L, N)`` probability of the outcome the i/o lanes were collapsed on
-            (the target under teacher forcing, the sample otherwise)
+        teacher_forcing: ``(L, N)`` probability of the target a step was postselected on (1 for
+            steps that were measured instead)
         step: ``(L, N)`` their product, the success probability of one step on a QPU
         min_step: ``(N,)`` the smallest ``step`` over each sequence
         log_total: ``(N,)`` log of the whole sequence's success probability
@@ -46,8 +46,11 @@ class PostselectionStats:
     amplification_rounds: torch.Tensor
 
     @classmethod
-    def from_probabilities(cls, neuron, teacher_forcing):
-        neuron, teacher_forcing = neuron.detach(), teacher_forcing.detach()
+    def from_probabilities(cls, neuron, outcome_probability, forced):
+        """From per-step neuron success and outcome probabilities; only ``forced`` steps
+        (postselected on a target) pay for their outcome, measured ones accept any."""
+        neuron = neuron.detach()
+        teacher_forcing = torch.where(forced, outcome_probability.detach(), torch.ones_like(neuron))
         step = neuron * teacher_forcing
         return cls(
             neuron=neuron,
@@ -238,13 +241,17 @@ class _QRNNBase(nn.Module):
 
     def _run(self, tokens, targets, state, generator, collapse=None):
         """Run ``(L, N)`` tokens on the configured backend; sets :attr:`postselection`."""
+        if targets is None:
+            forced = torch.zeros_like(tokens, dtype=torch.bool)
+        else:
+            forced = torch.ones_like(tokens, dtype=torch.bool) if collapse is None else collapse
         if self.backend is None:
             result = engine.run_sequence(
                 self.operators(), tokens, targets, state=state, generator=generator,
                 collapse=collapse,
             )
             self.postselection = PostselectionStats.from_probabilities(
-                result.neuron_success, result.outcome_probability
+                result.neuron_success, result.outcome_probability, forced
             )
             return result.log_probs, result.state, result.outcomes
         if state is not None:
@@ -257,7 +264,7 @@ class _QRNNBase(nn.Module):
         log_probs, outcomes = self._runner().run(self.weights(), tokens, targets, generator)
         picked = log_probs.detach().gather(2, outcomes.unsqueeze(2)).squeeze(2).exp()
         self.postselection = PostselectionStats.from_probabilities(
-            torch.full_like(picked, float("nan")), picked
+            torch.full_like(picked, float("nan")), picked, forced
         )
         return log_probs, None, outcomes
 

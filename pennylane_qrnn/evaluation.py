@@ -1,0 +1,92 @@
+"""Evaluating a QRNN on a task: accuracies, losses and the postselection cost a QPU would pay.
+
+Two protocols:
+
+* ``"reference"`` (the reference implementation's validation): unscored steps are postselected
+  on their targets, scored steps are measured (sampled, and the state collapses on the sample).
+* ``"measured"`` (hardware-honest): every step is measured; nothing is postselected on the i/o
+  lanes, so the only postselection left is the neurons' own.
+
+Accuracies over scored steps: ``argmax`` (the most likely token is right) and ``sampled`` (the
+fraction of sampled outcomes that are right), plus ``expected`` (the mean probability of the right
+token, the sampled accuracy's expectation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+__all__ = ["Evaluation", "evaluate", "PROTOCOLS"]
+
+PROTOCOLS = ("reference", "measured")
+
+
+@dataclass
+class Evaluation:
+    """Aggregated metrics of :func:`evaluate` (floats, JSON-friendly)."""
+
+    protocol: str
+    sequences: int
+    loss: float
+    accuracy_argmax: float
+    accuracy_sampled: float
+    accuracy_expected: float
+    log_success_median: float
+    log_success_min: float
+    min_step_probability: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation:
+    """Evaluate ``model`` (a :class:`~pennylane_qrnn.QRNN`) on an iterable of task batches."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
+    totals = {"loss": 0.0, "argmax": 0.0, "sampled": 0.0, "expected": 0.0, "scored": 0}
+    log_success, min_step, sequences = [], [], 0
+    for batch in batches:
+        device = model.input_weights.device
+        tokens, targets = batch.tokens.to(device), batch.targets.to(device)
+        scored = batch.scored.to(device)
+        collapse = batch.forced.to(device) if protocol == "reference" else torch.zeros_like(scored)
+        log_probs, _ = model(tokens, targets, collapse=collapse, generator=generator)
+        outcomes = model.last_outcomes
+        picked = log_probs.gather(2, targets.unsqueeze(2)).squeeze(2)
+        weight = scored.to(log_probs.dtype)
+        totals["loss"] += float(-(picked * weight).sum())
+        totals["argmax"] += float(((log_probs.argmax(-1) == targets) & scored).sum())
+        totals["sampled"] += float(((outcomes == targets) & scored).sum())
+        totals["expected"] += float((picked.exp() * weight).sum())
+        totals["scored"] += int(scored.sum())
+        stats = model.postselection
+        log_success.append(stats.log_total.float().cpu())
+        min_step.append(stats.min_step.float().cpu())
+        sequences += tokens.shape[1]
+    count = max(totals["scored"], 1)
+    log_success = torch.cat(log_success)
+    return Evaluation(
+        protocol=protocol,
+        sequences=sequences,
+        loss=totals["loss"] / count,
+        accuracy_argmax=totals["argmax"] / count,
+        accuracy_sampled=totals["sampled"] / count,
+        accuracy_expected=totals["expected"] / count,
+        log_success_median=float(log_success.median()),
+        log_success_min=float(log_success.min()),
+        min_step_probability=float(torch.cat(min_step).min()),
+    )
+
+
+def mean_and_error(values) -> tuple[float, float]:
+    """Mean and standard error of a list of floats."""
+    values = list(values)
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(variance / len(values))

@@ -1,0 +1,100 @@
+"""What a sequence task hands to a QRNN: inputs, targets, which steps count, which are forced."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Batch", "SequenceTask", "check_positive_int"]
+
+
+def check_positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return value
+
+
+@dataclass
+class Batch:
+    """A batch of sequences, time-major.
+
+    Attributes:
+        tokens: ``(L, N)`` the token written at each step
+        targets: ``(L, N)`` what each step predicts (teacher forcing postselects on it)
+        scored: ``(L, N)`` bool, the steps that enter the loss and the accuracy
+        forced: ``(L, N)`` bool, the steps an evaluation postselects on their target; the others
+            are measured (sampled), as the reference implementation validates
+        labels: ``(N,)`` class labels for classification tasks, else ``None``
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    scored: torch.Tensor
+    forced: torch.Tensor
+    labels: torch.Tensor | None = None
+
+    def __post_init__(self):
+        shape = self.tokens.shape
+        for name in ("targets", "scored", "forced"):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} must have shape {tuple(shape)}; got {tuple(getattr(self, name).shape)}")
+
+    @property
+    def length(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.tokens.shape[1]
+
+
+@dataclass
+class TaskDefaults:
+    """Per-task training defaults, from the paper and its reference scripts."""
+
+    workspace: int
+    stages: int
+    degree: int
+    order: int = 2
+    steps: int = 500
+    batch_size: int = 16
+    lr: float = 0.05
+    optimizer: str = "adam"
+    target_loss: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class SequenceTask(ABC):
+    """A dataset of token sequences for a QRNN.
+
+    Subclasses set ``name``, ``io_bits`` and ``defaults`` and implement :meth:`batch`.
+    """
+
+    name: str = ""
+    io_bits: int = 1
+    defaults: TaskDefaults
+    #: where the task comes from (the paper's table row)
+    paper_result: str = ""
+
+    @abstractmethod
+    def batch(self, size: int, generator: torch.Generator | None = None, split: str = "train") -> Batch:
+        """Draw ``size`` sequences. Synthetic tasks ignore ``split``; dataset tasks read it."""
+
+    @property
+    def vocabulary_size(self) -> int:
+        return 2**self.io_bits
+
+    def describe(self) -> dict:
+        """A summary for ``qrnn tasks``."""
+        return {
+            "name": self.name,
+            "io_bits": self.io_bits,
+            "length": getattr(self, "length", None),
+            "defaults": self.defaults,
+            "paper": self.paper_result,
+        }
+
+    def __repr__(self):
+        return f"{type(self).__name__}({getattr(self, 'length', '')})"

@@ -1,0 +1,171 @@
+"""The paper's synthetic tasks: memorisation, Elman's XOR and letters, and DNA long memory.
+
+Encodings follow the reference implementation (big-endian words, lane 0 the most significant
+bit): step ``t`` writes ``tokens[t]`` and is postselected on / scored against ``targets[t]``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Batch, SequenceTask, TaskDefaults, check_positive_int
+
+__all__ = ["Memorisation", "ElmanXOR", "ElmanLetters", "DNA"]
+
+
+def _next_token_batch(sequences: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs ``s[:-1]`` and targets ``s[1:]`` of ``(L + 1, N)`` sequences."""
+    return sequences[:-1], sequences[1:]
+
+
+class Memorisation(SequenceTask):
+    """Memorise fixed sequences (the paper's first experiment, 3-bit words).
+
+    ``variant="paper"``: ``4444...`` and ``1231...``; ``variant="reference"``: the reference
+    code's ``4444...`` and ``0123...``. Each sequence has ``length + 1`` tokens; every step
+    predicts the next token and is scored. A batch cycles through the sequences.
+    """
+
+    name = "memorise"
+    io_bits = 3
+    defaults = TaskDefaults(workspace=5, stages=2, degree=3, order=2, steps=300, batch_size=2,
+                            lr=0.05, target_loss=1e-3)
+    paper_result = "converges (H5 S2 d3, 1162 params); Adam best, lr ~0.05"
+
+    def __init__(self, length: int = 20, variant: str = "paper"):
+        self.length = check_positive_int("length", length)
+        if variant not in ("paper", "reference"):
+            raise ValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
+        self.variant = variant
+        cycle = [1, 2, 3] if variant == "paper" else [0, 1, 2, 3]
+        n = self.length + 1
+        self.sequences = torch.tensor(
+            [[4] * n, [cycle[i % len(cycle)] for i in range(n)]], dtype=torch.long
+        ).T
+
+    def batch(self, size, generator=None, split="train"):
+        check_positive_int("size", size)
+        columns = torch.arange(size) % self.sequences.shape[1]
+        tokens, targets = _next_token_batch(self.sequences[:, columns])
+        scored = torch.ones_like(tokens, dtype=torch.bool)
+        return Batch(tokens, targets, scored, forced=torch.zeros_like(scored))
+
+
+class ElmanXOR(SequenceTask):
+    """Elman's XOR: triples ``a, b, a XOR b`` of random bits; only the XOR bit is predictable.
+
+    2-bit words: inputs ``0a, 0b, 0c``; targets ``10`` (a marker for "unpredictable") while the
+    next bit is random, and ``0c`` where it is the XOR. Scored: the steps that predict ``c``.
+    Evaluations postselect the unscored steps.
+    """
+
+    name = "elman-xor"
+    io_bits = 2
+    defaults = TaskDefaults(workspace=4, stages=1, degree=3, order=2, steps=300, batch_size=8,
+                            lr=0.05, target_loss=1e-3)
+    paper_result = "val loss < 1e-3 (H4 S1); bias init at pi/4 matters most"
+
+    def __init__(self, length: int = 36):
+        self.length = check_positive_int("length", length, 3)
+
+    def batch(self, size, generator=None, split="train"):
+        check_positive_int("size", size)
+        triples = -(-(self.length + 1) // 3)
+        ab = torch.randint(0, 2, (triples, 2, size), generator=generator)
+        c = ab[:, 0] ^ ab[:, 1]
+        bits = torch.stack([ab[:, 0], ab[:, 1], c], dim=1).reshape(3 * triples, size)
+        sequence = bits[: self.length + 1]
+        position = torch.arange(self.length + 1).unsqueeze(1).expand_as(sequence)
+        predictable = position % 3 == 2
+        target_words = torch.where(predictable, sequence, torch.full_like(sequence, 2))
+        tokens, targets = sequence[:-1], target_words[1:]
+        scored = predictable[1:].clone()
+        return Batch(tokens, targets, scored, forced=~scored)
+
+
+class ElmanLetters(SequenceTask):
+    """Elman's letters: ``b -> ba``, ``d -> dii``, ``g -> guuu``, consonants random.
+
+    3-bit words ``b=100, d=101, g=110, a=000, i=001, u=010``; a consonant's target is ``111``
+    (unpredictable); vowels are predictable. Every step is scored (as in the reference).
+    """
+
+    name = "elman-letters"
+    io_bits = 3
+    defaults = TaskDefaults(workspace=6, stages=2, degree=2, order=2, steps=900, batch_size=4,
+                            lr=0.05, target_loss=1e-2)
+    paper_result = "~550-900 steps (best H6 S2 d2 ord2)"
+    CODES = {"b": 4, "d": 5, "g": 6, "a": 0, "i": 1, "u": 2}
+    WORDS = {"b": "ba", "d": "dii", "g": "guuu"}
+    UNPREDICTABLE = 7
+
+    def __init__(self, length: int = 36):
+        self.length = check_positive_int("length", length, 2)
+
+    def batch(self, size, generator=None, split="train"):
+        check_positive_int("size", size)
+        consonants = torch.randint(0, 3, (self.length + 1, size), generator=generator)
+        columns = []
+        for item in range(size):
+            letters = "".join(self.WORDS["bdg"[int(c)]] for c in consonants[:, item])
+            columns.append([self.CODES[ch] for ch in letters[: self.length + 1]])
+        sequence = torch.tensor(columns, dtype=torch.long).T
+        is_consonant = sequence >= 4
+        target_words = torch.where(is_consonant, torch.full_like(sequence, self.UNPREDICTABLE), sequence)
+        tokens, targets = sequence[:-1], target_words[1:]
+        scored = torch.ones_like(tokens, dtype=torch.bool)
+        return Batch(tokens, targets, scored, forced=targets == self.UNPREDICTABLE)
+
+
+class DNA(SequenceTask):
+    """Long memory: remember the base after the marker ``U`` until the end of the sequence.
+
+    Bases ``G A T C`` are tokens 0-3 (3-bit words); the marker sits at a random position in
+    ``[1, L/2)``. Only the last step is scored: it must output the base.
+
+    * ``variant="reference"`` (the reference code, to compare with its numbers): the marker is
+      written as ``base + 4``, so it carries the base; targets are 0 before it, the marker at it
+      and the base at every later step. Teacher forcing thus writes the answer into the state at
+      every step after the marker.
+    * ``variant="paper"`` (the paper's text, the honest long-memory test): ``U`` is its own token
+      (4), the base to remember is the next input, every other input is a random base, and every
+      target before the last is 0, so nothing reveals the base until the scored step.
+    """
+
+    name = "dna"
+    io_bits = 3
+    defaults = TaskDefaults(workspace=5, stages=1, degree=3, order=2, steps=400, batch_size=128,
+                            lr=0.01, target_loss=1e-3)
+    paper_result = "~100 steps to val loss 1e-3, flat in length (H5 S1 d3, 837 params)"
+    MARKER = 4
+
+    def __init__(self, length: int = 100, variant: str = "paper"):
+        self.length = check_positive_int("length", length, 4)
+        if self.length > 1000:
+            raise ValueError(f"length must be at most 1000; got {length}")
+        if variant not in ("paper", "reference"):
+            raise ValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
+        self.variant = variant
+
+    def batch(self, size, generator=None, split="train"):
+        check_positive_int("size", size)
+        n = self.length + 1
+        bases = torch.randint(0, 4, (n, size), generator=generator)
+        high = max(2, (self.length + 1) // 2)
+        position = torch.randint(1, high, (size,), generator=generator)
+        steps = torch.arange(n).unsqueeze(1)
+        at, after = steps == position, steps > position
+        answer = bases[position, torch.arange(size)]
+        if self.variant == "reference":
+            sequence = torch.where(at, answer + self.MARKER, bases)
+            target_words = torch.where(at, answer + self.MARKER, torch.where(after, answer, 0))
+        else:
+            # marker at k, the base to remember at k + 1
+            sequence = torch.where(at, torch.full_like(bases, self.MARKER), bases)
+            sequence = torch.where(steps == position + 1, answer, sequence)
+            target_words = torch.zeros_like(sequence)
+            target_words[-1] = answer
+        tokens, targets = sequence[:-1], target_words[1:]
+        scored = torch.zeros_like(tokens, dtype=torch.bool)
+        scored[-1] = True
+        return Batch(tokens, targets, scored, forced=~scored, labels=answer)

@@ -1,0 +1,117 @@
+"""The `qrnn` command line end to end, as a user runs it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from pennylane_qrnn.cli import main
+
+TINY = ["--task", "elman-xor", "--length", "9", "--workspace", "2", "--stages", "1", "--degree", "2",
+        "--batch-size", "4", "--eval-every", "5", "--quiet"]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "pennylane_qrnn", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_train_writes_model_plot_and_metrics(tmp_path):
+    out = tmp_path / "run"
+    result = _run("train", *TINY, "--steps", "20", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout
+    for name in ("model.pt", "checkpoint.pt", "metrics.csv", "summary.json", "curves.png", "config.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 20 and 0 <= summary["val_accuracy_argmax"] <= 1
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 21 and rows[0].startswith("step,loss")
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path):
+    steps = "400"
+    whole = tmp_path / "whole"
+    assert main(["train", *TINY, "--steps", steps, "--checkpoint-every", "5", "--out", str(whole)]) == 0
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pennylane_qrnn", "train", *TINY, "--steps", steps, "--checkpoint-every", "5", "--out", str(killed)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
+    checkpoint = torch.load(killed / "checkpoint.pt", weights_only=True)
+    assert 0 < checkpoint["step"] < int(steps)
+
+    assert main(["train", "--resume", "--quiet", "--out", str(killed)]) == 0
+    a = torch.load(whole / "model.pt", weights_only=True)["model"]
+    b = torch.load(killed / "model.pt", weights_only=True)["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert json.loads((whole / "summary.json").read_text())["val_loss"] == json.loads((killed / "summary.json").read_text())["val_loss"]
+
+
+def test_eval_and_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "10", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out / "model.pt"), "--batches", "2", "--seeds", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["seeds"] == 3 and 0 <= result["accuracy_sampled_mean"] <= 1
+    assert result["accuracy_sampled_stderr"] >= 0 and result["log_success_min"] <= result["log_success_median"] <= 0
+    assert main(["eval", str(out / "model.pt"), "--protocol", "measured", "--batches", "1"]) == 0
+    assert "accuracy (sampled)" in capsys.readouterr().out
+    assert main(["sample", str(out / "model.pt"), "--prefix", "0,1", "--steps", "5", "--count", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(len(line.split()) == 7 and line.startswith("0 1") for line in lines)
+
+
+def test_tasks_and_devices(capsys):
+    assert main(["tasks"]) == 0
+    listing = capsys.readouterr().out
+    assert "elman-xor" in listing and "dna-reference" in listing
+    assert main(["devices"]) == 0
+    devices = capsys.readouterr().out
+    assert "default.qubit" in devices and "lightning.qubit" in devices
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--task", "nope", "--quiet"], "task must be one of"),
+        (["train", "--task", "elman-xor", "--steps", "0", "--quiet"], "steps must be a positive integer; got 0"),
+        (["train", "--task", "elman-xor", "--lr", "-1", "--quiet"], "lr must be positive; got -1.0"),
+        (["train", "--task", "elman-xor", "--device", "no.such.device", "--quiet"], "--device must be 'exact' or an installed PennyLane device"),
+        (["train", "--task", "elman-xor", "--resume", "--out", "/nonexistent/run"], "--resume needs a checkpoint at"),
+        (["eval", "/nonexistent/model.pt"], "model must be a model.pt file written by `qrnn train`"),
+        (["sample", "/nonexistent/model.pt"], "model must be a model.pt file"),
+    ],
+)
+def test_bad_input_clear_error_no_traceback(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_flag_via_argparse():
+    result = _run("train", "--task", "elman-xor", "--steps", "many")
+    assert result.returncode == 2 and "invalid int value" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sample_bad_prefix(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(out / "model.pt"), "--prefix", "0,9"]) == 2
+    assert "--prefix tokens must lie in [0, 3] for elman-xor; got '0,9'" in capsys.readouterr().err
