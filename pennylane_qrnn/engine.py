@@ -299,19 +299,23 @@ class _Recurrence(torch.autograd.Function):
         n_y = output.shape[1] // n_w
         tiny = torch.finfo(write.dtype).tiny
         blocks = write.reshape(n_w, n_x, n_w).permute(1, 0, 2).contiguous() if plan.grouped else None
-        states = write.new_empty(length, batch, n_w)
-        written = write.new_empty(length, batch, n_w)
-        branches = write.new_empty(length, batch, n_y, n_w)
+        # keep every step's intermediates only when a backward pass will need them
+        keep = any(ctx.needs_input_grad[:3])
+        kept = length if keep else 1
+        states = write.new_empty(kept, batch, n_w)
+        written = write.new_empty(kept, batch, n_w)
+        branches = write.new_empty(kept, batch, n_y, n_w)
         log_probs = write.new_empty(length, batch, n_y)
         outcomes = torch.empty(length, batch, dtype=torch.long, device=write.device)
         success = write.new_empty(length, batch)
         chosen = write.new_empty(length, batch)
         psi = state
         for step in range(length):
-            states[step] = psi
-            v = written[step]
+            slot = step if keep else 0
+            states[slot] = psi
+            v = written[slot]
             v.copy_(plan.write(blocks, write, psi, step))
-            u = branches[step]
+            u = branches[slot]
             torch.mm(v, output, out=u.view(batch, n_y * n_w))
             q = torch.linalg.vector_norm(u, dim=-1).square_().clamp_min_(tiny)
             total = q.sum(-1, keepdim=True)

@@ -34,6 +34,9 @@ class PostselectionStats:
         step: ``(L, N)`` their product, the success probability of one step on a QPU
         min_step: ``(N,)`` the smallest ``step`` over each sequence
         log_total: ``(N,)`` log of the whole sequence's success probability
+        log_neuron: ``(N,)`` its part from the neurons' postselections
+        log_teacher_forcing: ``(N,)`` its part from postselecting the i/o lanes on targets (the
+            figure the reference implementation tracks)
         amplification_rounds: ``(N,)`` ``sum_t 1/sqrt(step_t)``, the rounds amplitude
             amplification would need (repeat-until-success needs ``sum_t 1/step_t`` tries)
     """
@@ -43,6 +46,8 @@ class PostselectionStats:
     step: torch.Tensor
     min_step: torch.Tensor
     log_total: torch.Tensor
+    log_neuron: torch.Tensor
+    log_teacher_forcing: torch.Tensor
     amplification_rounds: torch.Tensor
 
     @classmethod
@@ -58,6 +63,8 @@ class PostselectionStats:
             step=step,
             min_step=step.min(dim=0).values,
             log_total=step.log().sum(dim=0),
+            log_neuron=neuron.log().sum(dim=0),
+            log_teacher_forcing=teacher_forcing.log().sum(dim=0),
             amplification_rounds=step.rsqrt().sum(dim=0),
         )
 

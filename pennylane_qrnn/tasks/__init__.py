@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from .base import Batch, SequenceTask, TaskDefaults
+from .digits import MNISTUMAP, GenerativeDigits, MNISTPixels, SklearnDigits
 from .synthetic import DNA, ElmanLetters, ElmanXOR, Memorisation
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "ElmanXOR",
     "ElmanLetters",
     "DNA",
+    "MNISTPixels",
+    "SklearnDigits",
+    "MNISTUMAP",
+    "GenerativeDigits",
     "TASKS",
     "get_task",
 ]
@@ -32,6 +37,12 @@ TASKS = {
     "elman-letters": (ElmanLetters, {}),
     "dna": (DNA, {"variant": "paper"}),
     "dna-reference": (DNA, {"variant": "reference"}),
+    "mnist01": (MNISTPixels, {"digits": (0, 1)}),
+    "mnist36": (MNISTPixels, {"digits": (3, 6)}),
+    "mnist-all": (MNISTPixels, {"digits": tuple(range(10)), "scanlines": (0, 1)}),
+    "mnist-umap": (MNISTUMAP, {}),
+    "mnist-gen": (GenerativeDigits, {"digits": (0, 1)}),
+    "digits01": (SklearnDigits, {"digits": (0, 1)}),
 }
 
 

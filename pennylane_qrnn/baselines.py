@@ -1,0 +1,342 @@
+r"""Classical recurrent baselines that run in the same harness as :class:`~pennylane_qrnn.QRNN`.
+
+The paper compares the QRNN on its DNA long-memory task with an LSTM of about the same number of
+parameters (888 against the QRNN's 837). These modules make that comparison reproducible: tokens
+enter one-hot (no learned embedding, so every parameter sits in the recurrence or the readout),
+pass one ``torch.nn.RNN`` (tanh) or ``torch.nn.LSTM`` layer of ``H`` units and leave through
+``nn.Linear(H, 2**I)`` and a log-softmax.
+
+They follow the QRNN's forward contract, so :class:`~pennylane_qrnn.training.Trainer`-style loops
+and :func:`~pennylane_qrnn.evaluation.evaluate` accept them unchanged:
+
+* ``forward(tokens, targets=None, state=None, generator=None, collapse=None)`` returns
+  ``(log_probs, final_state)``;
+* :attr:`last_outcomes` holds the outcome of each step (the target where it is forced, a sample
+  from the predicted distribution where it is measured);
+* :attr:`postselection` is a :class:`~pennylane_qrnn.PostselectionStats` whose probabilities are
+  all 1: a classical model reads its own output and pays no postselection.
+
+A classical model is given its inputs, so teacher forcing costs nothing and a sampled outcome does
+not change the hidden state: ``targets`` and ``collapse`` decide only :attr:`last_outcomes`.
+
+Parameter counts (vocabulary ``V = 2**I``, hidden size ``H``)::
+
+    rnn:   H*V + H*H + 2*H  (recurrence)  +  H*V + V  (readout)  =  H**2 + 2*H*V + 2*H + V
+    lstm:  4*(H*V + H*H + 2*H)            +  H*V + V             =  4*H**2 + 5*H*V + 8*H + V
+
+For ``I = 3`` the LSTM matched to the QRNN's 837 parameters has ``H = 10`` and 888 parameters,
+the paper's LSTM.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .nn.qrnn import PostselectionStats, sequence_nll
+
+__all__ = [
+    "KINDS",
+    "ClassicalSequenceModel",
+    "RNNBaseline",
+    "LSTMBaseline",
+    "parameter_count",
+    "hidden_size_for",
+    "make_baseline",
+]
+
+#: the recurrent layers a baseline can use
+KINDS = ("rnn", "lstm")
+
+# gates per recurrent layer: tanh RNN 1, LSTM 4 (input, forget, cell, output)
+_GATES = {"rnn": 1, "lstm": 4}
+
+
+def _check_kind(kind):
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'rnn' or 'lstm'; got {kind!r}")
+    return kind
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return value
+
+
+def parameter_count(kind: str, io_bits: int, hidden: int) -> int:
+    """Trainable parameters of a baseline, in closed form (see the module docstring).
+
+    Args:
+        kind (str): ``"rnn"`` or ``"lstm"``
+        io_bits (int): ``I``, bits per token (vocabulary ``2**I``)
+        hidden (int): ``H``, hidden units
+
+    Raises:
+        ValueError: for an unknown ``kind`` or a non-positive ``io_bits``/``hidden``
+    """
+    gates = _GATES[_check_kind(kind)]
+    _check_int("io_bits", io_bits, 1)
+    _check_int("hidden", hidden, 1)
+    vocab = 2**io_bits
+    recurrence = gates * (hidden * vocab + hidden * hidden + 2 * hidden)
+    readout = hidden * vocab + vocab
+    return recurrence + readout
+
+
+def hidden_size_for(kind: str, io_bits: int, target_parameters: int) -> int:
+    """The hidden size whose :func:`parameter_count` is closest to ``target_parameters``.
+
+    Ties go to the smaller model. ``H = 1`` is the floor, however small the target.
+
+    >>> hidden_size_for("lstm", 3, 837), parameter_count("lstm", 3, 10)
+    (10, 888)
+    """
+    _check_kind(kind)
+    _check_int("io_bits", io_bits, 1)
+    _check_int("target_parameters", target_parameters, 1)
+    # the count grows strictly with H: walk up until it passes the target
+    hidden = 1
+    while parameter_count(kind, io_bits, hidden + 1) <= target_parameters:
+        hidden += 1
+    below = abs(target_parameters - parameter_count(kind, io_bits, hidden))
+    above = abs(parameter_count(kind, io_bits, hidden + 1) - target_parameters)
+    return hidden + 1 if above < below else hidden
+
+
+class ClassicalSequenceModel(nn.Module):
+    r"""A one-layer classical RNN or LSTM over token sequences, with the QRNN's contract.
+
+    Args:
+        kind (str): ``"rnn"`` (``torch.nn.RNN``, tanh) or ``"lstm"`` (``torch.nn.LSTM``)
+        io_bits (int): ``I``, bits per token; the vocabulary has ``2**I`` tokens
+        hidden_size (int): ``H``, hidden units
+        batch_first (bool): inputs are ``(N, L)`` instead of ``(L, N)``
+        device, dtype: torch factory arguments for the parameters
+
+    Inputs: ``tokens, targets=None, state=None, generator=None, collapse=None``
+        * **tokens**: ``(L, N)``, ``(N, L)`` with ``batch_first``, or ``(L,)`` unbatched; integers
+          in ``[0, 2**I)``
+        * **targets**: same shape as ``tokens``; only checked and used for :attr:`last_outcomes`
+        * **state**: the torch layer's hidden state: ``h`` of shape ``(1, N, H)`` for ``"rnn"``,
+          ``(h, c)`` for ``"lstm"`` (``(1, H)`` each unbatched); default zeros
+        * **generator**: ``torch.Generator`` for the sampled outcomes
+        * **collapse**: bool, shaped like ``tokens``; with ``targets``, the steps whose outcome is
+          the target (``True``) rather than a sample (``False``). Default: all targets
+
+    Outputs: ``log_probs, state``
+        * **log_probs**: ``(L, N, 2**I)`` (``(N, L, 2**I)`` with ``batch_first``, ``(L, 2**I)``
+          unbatched), each step's log-probabilities of the next token
+        * **state**: the final hidden state, shaped like the ``state`` input
+
+    Raises:
+        ValueError: for an unknown ``kind``, bad sizes, tokens outside the vocabulary or shapes
+            that do not match
+        TypeError: for non-integer tokens
+
+    Example::
+
+        >>> model = ClassicalSequenceModel("lstm", io_bits=3, hidden_size=10)
+        >>> sum(p.numel() for p in model.parameters())
+        888
+        >>> tokens = torch.randint(0, 8, (10, 4))                # (L, N)
+        >>> log_probs, (h, c) = model(tokens, tokens)
+        >>> log_probs.shape, h.shape
+        (torch.Size([10, 4, 8]), torch.Size([1, 4, 10]))
+    """
+
+    def __init__(self, kind, io_bits, hidden_size, batch_first=False, device=None, dtype=None):
+        super().__init__()
+        self.kind = _check_kind(kind)
+        self.io_bits = _check_int("io_bits", io_bits, 1)
+        self.hidden_size = _check_int("hidden_size", hidden_size, 1)
+        self.batch_first = bool(batch_first)
+        factory = {"device": device, "dtype": dtype}
+        layer = nn.LSTM if kind == "lstm" else nn.RNN
+        # always time-major inside; batch_first only transposes at the boundary
+        self.recurrent = layer(self.vocabulary_size, hidden_size, num_layers=1, **factory)
+        self.readout = nn.Linear(hidden_size, self.vocabulary_size, **factory)
+        self.postselection: PostselectionStats | None = None
+        self.last_outcomes: torch.Tensor | None = None
+        self.reset_parameters()
+
+    vocabulary_size = property(lambda self: 2**self.io_bits)
+
+    @property
+    def input_weights(self) -> torch.Tensor:
+        """The recurrent layer's input weights (``weight_ih_l0``).
+
+        Harness compatibility: the QRNN's training and evaluation loops read
+        ``model.input_weights.device``; :attr:`device` says the same thing by name.
+        """
+        return self.recurrent.weight_ih_l0
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live."""
+        return self.recurrent.weight_ih_l0.device
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default initialisation of both layers."""
+        self.recurrent.reset_parameters()
+        self.readout.reset_parameters()
+
+    def extra_repr(self) -> str:
+        text = f"{self.kind!r}, io_bits={self.io_bits}, hidden_size={self.hidden_size}"
+        return text + (", batch_first=True" if self.batch_first else "")
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _check_tokens(self, name, tokens):
+        if not isinstance(tokens, torch.Tensor):
+            tokens = torch.as_tensor(tokens)
+        if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+            raise TypeError(f"{name} must be an integer tensor; got dtype {tokens.dtype}")
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocabulary_size):
+            raise ValueError(
+                f"{name} must lie in [0, {self.vocabulary_size - 1}] for io_bits={self.io_bits}; "
+                f"got values in [{int(tokens.min())}, {int(tokens.max())}]"
+            )
+        return tokens.long().to(self.device)
+
+    def _to_time_major(self, name, tokens):
+        tokens = self._check_tokens(name, tokens)
+        if tokens.dim() == 1:
+            return tokens.unsqueeze(1), True
+        if tokens.dim() != 2:
+            layout = "(N, L)" if self.batch_first else "(L, N)"
+            raise ValueError(f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}")
+        return (tokens.t() if self.batch_first else tokens), False
+
+    def _check_state(self, state, batch, unbatched):
+        if state is None:
+            return None
+        want = (1, self.hidden_size) if unbatched else (1, batch, self.hidden_size)
+        parts = state if self.kind == "lstm" else (state,)
+        if self.kind == "lstm" and not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise ValueError(f"state must be a pair (h, c) for kind 'lstm'; got {type(state).__name__}")
+        for part in parts:
+            if not isinstance(part, torch.Tensor) or tuple(part.shape) != want:
+                got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
+                raise ValueError(f"state must have shape {want}; got {got}")
+        parts = tuple(p.to(device=self.device, dtype=self.input_weights.dtype) for p in parts)
+        if unbatched:
+            parts = tuple(p.unsqueeze(1) for p in parts)
+        return parts if self.kind == "lstm" else parts[0]
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, tokens, targets=None, state=None, generator=None, collapse=None):
+        tokens, unbatched = self._to_time_major("tokens", tokens)
+        if tokens.shape[0] == 0:
+            raise ValueError("tokens must hold at least one step; got length 0")
+        if targets is not None:
+            targets, _ = self._to_time_major("targets", targets)
+            if targets.shape != tokens.shape:
+                raise ValueError(
+                    f"targets must have the shape of tokens {tuple(tokens.shape)}; "
+                    f"got {tuple(targets.shape)}"
+                )
+        if collapse is not None:
+            collapse = torch.as_tensor(collapse, device=tokens.device).bool()
+            collapse = collapse.reshape(tokens.shape[0], -1) if unbatched else collapse
+            collapse = collapse.t() if (self.batch_first and not unbatched) else collapse
+            if collapse.shape != tokens.shape:
+                raise ValueError(f"collapse must have the shape of tokens; got {tuple(collapse.shape)}")
+        state = self._check_state(state, tokens.shape[1], unbatched)
+
+        inputs = F.one_hot(tokens, self.vocabulary_size).to(self.input_weights.dtype)
+        hidden, final = self.recurrent(inputs, state)
+        log_probs = torch.log_softmax(self.readout(hidden), dim=-1)
+
+        outcomes, forced = self._outcomes(log_probs, targets, collapse, generator)
+        ones = torch.ones(tokens.shape, dtype=log_probs.dtype, device=tokens.device)
+        self.postselection = PostselectionStats.from_probabilities(ones, ones, forced)
+
+        if unbatched:
+            self.last_outcomes = outcomes.squeeze(1)
+            if self.kind == "lstm":
+                final = tuple(part.squeeze(1) for part in final)
+            else:
+                final = final.squeeze(1)
+            return log_probs.squeeze(1), final
+        if self.batch_first:
+            log_probs, outcomes = log_probs.transpose(0, 1), outcomes.t()
+        self.last_outcomes = outcomes
+        return log_probs, final
+
+    @staticmethod
+    def _outcomes(log_probs, targets, collapse, generator):
+        """Each step's outcome and whether it was forced, as in the QRNN's exact engine: the
+        target where forced, else a sample (which, unlike on a QPU, leaves the state alone)."""
+        length, batch, vocab = log_probs.shape
+        if targets is None:
+            forced = torch.zeros((length, batch), dtype=torch.bool, device=log_probs.device)
+        elif collapse is None:
+            forced = torch.ones((length, batch), dtype=torch.bool, device=log_probs.device)
+        else:
+            forced = collapse
+        if bool(forced.all()):
+            return targets, forced
+        probs = log_probs.detach().exp().reshape(-1, vocab)
+        sampled = torch.multinomial(probs, 1, generator=generator).reshape(length, batch)
+        if targets is None:
+            return sampled, forced
+        return torch.where(forced, targets, sampled), forced
+
+    def loss(self, log_probs, targets, mask=None, reduction="mean"):
+        """NLL of ``targets`` over the scored steps (``mask``); see
+        :func:`~pennylane_qrnn.sequence_nll`."""
+        targets = torch.as_tensor(targets, device=log_probs.device)
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=log_probs.device)
+        return sequence_nll(log_probs, targets, mask, reduction)
+
+
+class RNNBaseline(ClassicalSequenceModel):
+    """:class:`ClassicalSequenceModel` with a tanh ``torch.nn.RNN`` layer."""
+
+    def __init__(self, io_bits, hidden_size, batch_first=False, device=None, dtype=None):
+        super().__init__("rnn", io_bits, hidden_size, batch_first, device, dtype)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr().split(", ", 1)[1]
+
+
+class LSTMBaseline(ClassicalSequenceModel):
+    """:class:`ClassicalSequenceModel` with a ``torch.nn.LSTM`` layer."""
+
+    def __init__(self, io_bits, hidden_size, batch_first=False, device=None, dtype=None):
+        super().__init__("lstm", io_bits, hidden_size, batch_first, device, dtype)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr().split(", ", 1)[1]
+
+
+def make_baseline(kind, io_bits, hidden=None, match_parameters=None, **factory):
+    """A baseline of ``kind`` with ``hidden`` units, or sized to ``match_parameters``.
+
+    Args:
+        kind (str): ``"rnn"`` or ``"lstm"``
+        io_bits (int): bits per token
+        hidden (int or None): hidden units
+        match_parameters (int or None): a parameter budget (e.g. a QRNN's
+            ``sum(p.numel() for p in qrnn.parameters())``); the hidden size comes from
+            :func:`hidden_size_for`
+        **factory: ``batch_first``, ``device``, ``dtype``
+
+    Exactly one of ``hidden`` and ``match_parameters`` must be given.
+
+    >>> model = make_baseline("lstm", 3, match_parameters=837)
+    >>> model.hidden_size, sum(p.numel() for p in model.parameters())
+    (10, 888)
+    """
+    _check_kind(kind)
+    if (hidden is None) == (match_parameters is None):
+        raise ValueError(
+            "make_baseline needs exactly one of hidden and match_parameters; "
+            f"got hidden={hidden!r}, match_parameters={match_parameters!r}"
+        )
+    if hidden is None:
+        hidden = hidden_size_for(kind, io_bits, match_parameters)
+    cls = LSTMBaseline if kind == "lstm" else RNNBaseline
+    return cls(io_bits, hidden, **factory)

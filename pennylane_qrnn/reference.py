@@ -1,0 +1,154 @@
+"""Import trained models of the paper's reference implementation (github CLEconomides/RVQE).
+
+Its checkpoints are legacy (non-zip) ``torch.save`` files of a dict that also holds an
+``argparse.Namespace`` with a reference to a function of its ``main`` script, so
+``torch.load(weights_only=True)`` refuses them and ``weights_only=False`` would execute whatever
+the file names. :func:`load_reference_checkpoint` unpickles them with a restricted unpickler:
+tensors, ``OrderedDict`` and ``Namespace`` are rebuilt, every other global becomes an inert
+placeholder that runs nothing.
+
+Weight mapping (the reference uses ``RY(a) = exp(-i a Y / 2)`` and a fixed bias offset
+``initial_bias``, so its ``eta = (sum phi + theta + initial_bias) / 2``; this package uses the
+paper's angles, ``R(a) = exp(i a Y)``):
+
+* neuron ``cell.input_layer.j`` / ``cell.kernel_layer.s.(j+1)`` / ``cell.output_layer.i``:
+  our bias ``(theta + initial_bias) / 2``, our monomial weights ``phi / 2`` in the same order
+  (controls: workspace lanes then i/o lanes, skipping the target; subsets by size, then
+  lexicographic);
+* work-stage rotations ``cell.kernel_layer.s.0.θs``: ours ``θs / 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import types
+from pathlib import Path
+
+import torch
+
+from .nn import QRNN
+
+__all__ = ["load_reference_checkpoint", "import_reference", "ReferenceImportError"]
+
+
+class ReferenceImportError(ValueError):
+    """A file that is not a reference checkpoint this importer understands."""
+
+
+class _Inert:
+    """Stands in for any global a checkpoint names that is not plain data; does nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Inert()
+
+    def __setstate__(self, state):
+        pass
+
+    def __repr__(self):
+        return "<inert placeholder>"
+
+
+_ALLOWED = {
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("collections", "OrderedDict"),
+    ("argparse", "Namespace"),
+    ("torch", "Size"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        return _Inert
+
+
+_restricted_pickle = types.SimpleNamespace(
+    __name__="pennylane_qrnn_restricted_pickle",
+    Unpickler=_RestrictedUnpickler,
+    load=lambda stream, **kwargs: _RestrictedUnpickler(stream, **kwargs).load(),
+)
+
+
+def load_reference_checkpoint(path) -> dict:
+    """Read a reference checkpoint safely (see the module docstring).
+
+    Returns the checkpoint dict; ``_original_args`` is an ``argparse.Namespace`` (its ``func``
+    an inert placeholder).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file
+        ReferenceImportError: if it is not a readable reference checkpoint
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint must be an existing file; got {str(path)!r}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", pickle_module=_restricted_pickle, weights_only=False)
+    except Exception as error:  # pickle, zip and format errors alike
+        raise ReferenceImportError(f"checkpoint must be a reference (RVQE) torch.save file; could not read {str(path)!r}: {error}") from error
+    if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint or "_original_args" not in checkpoint:
+        raise ReferenceImportError(
+            f"checkpoint must hold 'model_state_dict' and '_original_args' (an RVQE training checkpoint); "
+            f"got {sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__}"
+        )
+    return checkpoint
+
+
+def _neuron(state, prefix, initial_bias):
+    phi, theta = state[f"{prefix}.φ"], state[f"{prefix}.θ"]
+    return torch.cat([((theta + initial_bias) / 2).reshape(1), phi / 2]).to(torch.float64)
+
+
+def import_reference(path, dtype=torch.float64) -> tuple[QRNN, dict]:
+    """Build a :class:`~pennylane_qrnn.QRNN` holding a reference checkpoint's trained weights.
+
+    Returns ``(model, info)``; ``info`` has the reference's settings (``workspace``, ``stages``,
+    ``order``, ``degree``, ``io_bits``, ``dataset``, ``initial_bias``, ``epoch``, ...).
+    """
+    checkpoint = load_reference_checkpoint(path)
+    args = checkpoint["_original_args"]
+    if not isinstance(args, argparse.Namespace):
+        raise ReferenceImportError(f"_original_args must be an argparse.Namespace; got {type(args).__name__}")
+    state = {key.removeprefix("module."): value for key, value in checkpoint["model_state_dict"].items()}
+    workspace, stages, order, degree = (int(getattr(args, k)) for k in ("workspace", "stages", "order", "degree"))
+    io_bits = sum(1 for key in state if key.startswith("cell.output_layer.") and key.endswith(".θ"))
+    if io_bits == 0:
+        raise ReferenceImportError("model_state_dict must hold cell.output_layer.*; none found")
+    bias = float(getattr(args, "initial_bias", torch.pi / 2))
+    model = QRNN(io_bits, workspace, stages, degree, order, dtype=dtype)
+    try:
+        weights = {
+            "input_weights": torch.stack([_neuron(state, f"cell.input_layer.{j}", bias) for j in range(workspace)]),
+            "rotation_weights": torch.stack([state[f"cell.kernel_layer.{s}.0.θs"] / 2 for s in range(stages)]).reshape(stages, workspace).to(torch.float64),
+            "stage_weights": torch.stack([
+                torch.stack([_neuron(state, f"cell.kernel_layer.{s}.{j + 1}", bias) for j in range(workspace)])
+                for s in range(stages)
+            ]).reshape(stages, workspace, -1),
+            "output_weights": torch.stack([_neuron(state, f"cell.output_layer.{i}", bias) for i in range(io_bits)]),
+        }
+        model.load_state_dict({k: v.to(dtype) for k, v in weights.items()})
+    except (KeyError, RuntimeError) as error:
+        raise ReferenceImportError(
+            f"model_state_dict does not match a workspace={workspace}, stages={stages}, degree={degree} "
+            f"QRNN with {io_bits} i/o bits: {error}"
+        ) from error
+    info = {
+        "io_bits": io_bits,
+        "workspace": workspace,
+        "stages": stages,
+        "order": order,
+        "degree": degree,
+        "dataset": getattr(args, "dataset", None),
+        "initial_bias": bias,
+        "epoch": checkpoint.get("epoch"),
+        "best_validation_loss": checkpoint.get("best_validation_loss"),
+        "seed": getattr(args, "seed", None),
+        "tag": getattr(args, "tag", None),
+    }
+    return model, info
