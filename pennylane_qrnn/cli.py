@@ -51,6 +51,9 @@ def _parser():
     evaluate = sub.add_parser("eval", help="evaluate a trained model")
     evaluate.add_argument("model", help="model.pt written by `qrnn train`")
     evaluate.add_argument("--protocol", choices=["reference", "measured"], default="reference")
+    evaluate.add_argument("--split", choices=["train", "validate", "test"], default="test")
+    evaluate.add_argument("--full", action="store_true",
+                          help="every sequence of the split (dataset tasks, e.g. all 2115 MNIST 0/1 test images)")
     evaluate.add_argument("--batches", type=int, default=8)
     evaluate.add_argument("--batch-size", type=int)
     evaluate.add_argument("--seeds", type=int, default=3, help="sampling seeds for error bars")
@@ -62,6 +65,10 @@ def _parser():
     sample.add_argument("--steps", type=int, default=20)
     sample.add_argument("--count", type=int, default=4)
     sample.add_argument("--seed", type=int, default=0)
+
+    imp = sub.add_parser("import-reference", help="import a trained model of the paper's reference implementation")
+    imp.add_argument("checkpoint", help="an RVQE checkpoint (.tar, legacy torch.save)")
+    imp.add_argument("--out", required=True, help="model file to write (for `qrnn eval` / `qrnn sample`)")
 
     sub.add_parser("tasks", help="list the tasks with their sizes and defaults")
     sub.add_parser("devices", help="list installed PennyLane devices and what each supports")
@@ -126,8 +133,15 @@ def _eval(args):
 
     model, task, config = _load_model(args.model)
     size = args.batch_size or config.batch_size
-    data = torch.Generator().manual_seed(config.seed + 2_000_029)
-    batches = [task.batch(size, data, split="test") for _ in range(args.batches)]
+    if args.full:
+        if not hasattr(task, "dataset"):
+            raise UsageError(f"--full needs a task with a fixed dataset (MNIST, digits); {task.name} draws fresh sequences, use --batches")
+        whole = task.dataset(args.split)
+        chunk = args.batch_size or 512
+        batches = [_columns(whole, start, start + chunk) for start in range(0, whole.size, chunk)]
+    else:
+        data = torch.Generator().manual_seed(config.seed + 2_000_029)
+        batches = [task.batch(size, data, split=args.split) for _ in range(args.batches)]
     runs = [evaluate(model, batches, args.protocol, generator=torch.Generator().manual_seed(s)) for s in range(args.seeds)]
     sampled = mean_and_error(r.accuracy_sampled for r in runs)
     result = {
@@ -142,6 +156,10 @@ def _eval(args):
         "accuracy_sampled_stderr": sampled[1],
         "log_success_median": runs[0].log_success_median,
         "log_success_min": runs[0].log_success_min,
+        "log_io_success_median": runs[0].log_io_success_median,
+        "log_io_success_min": runs[0].log_io_success_min,
+        "log_neuron_success_median": runs[0].log_neuron_success_median,
+        "wrong_argmax": round((1 - runs[0].accuracy_argmax) * _scored_count(batches)),
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -151,7 +169,39 @@ def _eval(args):
         print(f"  accuracy (expected) {100 * result['accuracy_expected']:.2f} %")
         print(f"  accuracy (sampled)  {100 * sampled[0]:.2f} +- {100 * sampled[1]:.2f} % over {args.seeds} seeds")
         print(f"  NLL per scored step {result['loss']:.4g}")
-        print(f"  log postselection success per sequence: median {result['log_success_median']:.3g}, min {result['log_success_min']:.3g}")
+        print(f"  wrong (argmax)      {result['wrong_argmax']} of {_scored_count(batches)} scored steps")
+        print(f"  log postselection success per sequence: median {result['log_success_median']:.4g}, min {result['log_success_min']:.4g}")
+        print(f"    of which i/o teacher forcing: median {result['log_io_success_median']:.4g}, min {result['log_io_success_min']:.4g}; "
+              f"neurons: median {result['log_neuron_success_median']:.4g}")
+    return 0
+
+
+def _columns(batch, start, stop):
+    from .tasks import Batch  # pylint: disable=import-outside-toplevel
+
+    return Batch(batch.tokens[:, start:stop], batch.targets[:, start:stop], batch.scored[:, start:stop],
+                 batch.forced[:, start:stop], None if batch.labels is None else batch.labels[start:stop])
+
+
+def _scored_count(batches):
+    return int(sum(int(b.scored.sum()) for b in batches))
+
+
+def _import_reference(args):
+    from dataclasses import asdict as _asdict  # pylint: disable=import-outside-toplevel
+
+    from .reference import import_reference, reference_task  # pylint: disable=import-outside-toplevel
+    from .training import TrainConfig, atomic_save  # pylint: disable=import-outside-toplevel
+
+    model, info = import_reference(args.checkpoint)
+    task, options = reference_task(info["dataset"])
+    config = TrainConfig(task=task, task_options=options, workspace=info["workspace"], stages=info["stages"],
+                         degree=info["degree"], order=info["order"], dtype="float64")
+    config.resolved()  # the task must exist here (e.g. its data folder)
+    atomic_save({"config": _asdict(config), "model": model.state_dict(), "reference": {k: (float(v) if hasattr(v, "item") else v) for k, v in info.items()}}, Path(args.out))
+    print(f"qrnn: imported {info['tag']} (dataset {info['dataset']}, epoch {info['epoch']}): "
+          f"H{info['workspace']} S{info['stages']} d{info['degree']} order {info['order']}, "
+          f"{sum(p.numel() for p in model.parameters())} parameters -> {args.out}")
     return 0
 
 
@@ -195,7 +245,8 @@ def _devices(_args):
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "sample": _sample, "tasks": _tasks, "devices": _devices}
+COMMANDS = {"train": _train, "eval": _eval, "sample": _sample, "tasks": _tasks, "devices": _devices,
+            "import-reference": _import_reference}
 
 
 def main(argv=None) -> int:

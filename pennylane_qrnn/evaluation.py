@@ -7,6 +7,10 @@ Two protocols:
 * ``"measured"`` (hardware-honest): every step is measured; nothing is postselected on the i/o
   lanes, so the only postselection left is the neurons' own.
 
+Every evaluation reports the log postselection success probability per sequence: in total, of
+the i/o postselections alone (the figure the reference implementation tracks) and of the
+neurons' repeat-until-success circuits alone.
+
 Accuracies over scored steps: ``argmax`` (the most likely token is right) and ``sampled`` (the
 fraction of sampled outcomes that are right), plus ``expected`` (the mean probability of the right
 token, the sampled accuracy's expectation).
@@ -36,6 +40,9 @@ class Evaluation:
     accuracy_expected: float
     log_success_median: float
     log_success_min: float
+    log_io_success_median: float
+    log_io_success_min: float
+    log_neuron_success_median: float
     min_step_probability: float
 
     def as_dict(self) -> dict:
@@ -48,7 +55,7 @@ def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
     totals = {"loss": 0.0, "argmax": 0.0, "sampled": 0.0, "expected": 0.0, "scored": 0}
-    log_success, min_step, sequences = [], [], 0
+    log_success, log_io, log_neuron, min_step, sequences = [], [], [], [], 0
     for batch in batches:
         device = model.input_weights.device
         tokens, targets = batch.tokens.to(device), batch.targets.to(device)
@@ -65,10 +72,12 @@ def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation
         totals["scored"] += int(scored.sum())
         stats = model.postselection
         log_success.append(stats.log_total.float().cpu())
+        log_io.append(stats.log_teacher_forcing.float().cpu())
+        log_neuron.append(stats.log_neuron.float().cpu())
         min_step.append(stats.min_step.float().cpu())
         sequences += tokens.shape[1]
     count = max(totals["scored"], 1)
-    log_success = torch.cat(log_success)
+    log_success, log_io, log_neuron = torch.cat(log_success), torch.cat(log_io), torch.cat(log_neuron)
     return Evaluation(
         protocol=protocol,
         sequences=sequences,
@@ -78,6 +87,9 @@ def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation
         accuracy_expected=totals["expected"] / count,
         log_success_median=float(log_success.median()),
         log_success_min=float(log_success.min()),
+        log_io_success_median=float(log_io.median()),
+        log_io_success_min=float(log_io.min()),
+        log_neuron_success_median=float(log_neuron.median()),
         min_step_probability=float(torch.cat(min_step).min()),
     )
 

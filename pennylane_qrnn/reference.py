@@ -29,7 +29,7 @@ import torch
 
 from .nn import QRNN
 
-__all__ = ["load_reference_checkpoint", "import_reference", "ReferenceImportError"]
+__all__ = ["load_reference_checkpoint", "import_reference", "reference_task", "ReferenceImportError"]
 
 
 class ReferenceImportError(ValueError):
@@ -152,3 +152,23 @@ def import_reference(path, dtype=torch.float64) -> tuple[QRNN, dict]:
         "tag": getattr(args, "tag", None),
     }
     return model, info
+
+
+def reference_task(dataset: str) -> tuple[str, dict]:
+    """This package's task (name, options) for a reference dataset name.
+
+    Raises:
+        ReferenceImportError: for a dataset with no counterpart here
+    """
+    fixed = {"mnist01": "mnist01", "mnist36": "mnist36", "mnist01-gen": "mnist-gen",
+             "simple-seq": "memorise-reference", "elman-xor": "elman-xor", "elman-letter": "elman-letters",
+             "dna": "dna-reference"}
+    if dataset in fixed:
+        return fixed[dataset], {}
+    if dataset and dataset.startswith("mnist-umap-d"):
+        dims, resolution = dataset.removeprefix("mnist-umap-d").split("-r")
+        return "mnist-umap", {"dims": int(dims), "resolution": int(resolution)}
+    raise ReferenceImportError(
+        f"dataset must be one this package provides (mnist01, mnist36, mnist01-gen, mnist-umap-dD-rR, "
+        f"simple-seq, elman-xor, elman-letter, dna); got {dataset!r}"
+    )

@@ -52,7 +52,7 @@ class TrainConfig:
     backend: str | None = None
     torch_device: str = "cpu"
     dtype: str = "float32"
-    extra: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
         """A copy with the task's defaults filled in and every value checked."""
@@ -78,7 +78,9 @@ class TrainConfig:
         return config
 
     def make_task(self):
-        kwargs = {} if self.length is None else {"length": self.length}
+        kwargs = dict(self.task_options)
+        if self.length is not None:
+            kwargs["length"] = self.length
         return get_task(self.task, **kwargs)
 
 

@@ -156,6 +156,8 @@ class TestContract:
         result = evaluate(make_baseline("lstm", 3, hidden=4), batches, "reference", generator=generator)
         assert result.sequences == 32
         assert result.min_step_probability == 1.0 and result.log_success_min == 0.0
+        for name in ("log_io_success_min", "log_neuron_success_median"):  # newer Evaluation fields
+            assert getattr(result, name, 0.0) == 0.0
 
     def test_float64_repr_and_round_trips(self):
         model = LSTMBaseline(3, 5, batch_first=True, dtype=torch.float64)
