@@ -35,6 +35,9 @@ def _parser():
                        help="'exact' (the embedded exact simulator, default) or a PennyLane device name (circuit path)")
     train.add_argument("--torch-device", default="cpu", help="torch device of the exact engine, e.g. cuda")
     _add_model_flags(train)
+    train.add_argument("--model", choices=["qrnn", "lstm", "rnn"], default="qrnn",
+                       help="the QRNN, or a classical baseline with as many parameters (default qrnn)")
+    train.add_argument("--hidden", type=int, help="hidden size of a classical baseline (default: matched)")
     opt = train.add_argument_group("optimisation (default: the task's)")
     opt.add_argument("--steps", type=int)
     opt.add_argument("--batch-size", type=int)
@@ -65,6 +68,7 @@ def _parser():
     sample.add_argument("--steps", type=int, default=20)
     sample.add_argument("--count", type=int, default=4)
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--png", help="digit tasks: also write the sampled images to this PNG")
 
     imp = sub.add_parser("import-reference", help="import a trained model of the paper's reference implementation")
     imp.add_argument("checkpoint", help="an RVQE checkpoint (.tar, legacy torch.save)")
@@ -107,14 +111,15 @@ def _train(args):
         if backend not in installed_devices():
             raise UsageError(f"--device must be 'exact' or an installed PennyLane device ({', '.join(sorted(installed_devices()))}); got {backend!r}")
     config = TrainConfig(
-        task=args.task or "", length=args.length, workspace=args.workspace, stages=args.stages,
+        task=args.task or "", model=args.model, hidden=args.hidden, length=args.length, workspace=args.workspace, stages=args.stages,
         degree=args.degree, order=args.order, mode=args.mode, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, backend=backend, torch_device=args.torch_device, dtype=args.dtype,
     )
     trainer = Trainer(config, args.out, resume=args.resume)
     c = trainer.config
-    print(f"qrnn: training on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length {getattr(trainer.task, 'length', '-')}) "
+    kind = "QRNN" if c.model == "qrnn" else f"{c.model.upper()} baseline, matched to the QRNN's size:"
+    print(f"qrnn: training a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length {getattr(trainer.task, 'length', '-')}) "
           f"with H{c.workspace} S{c.stages} d{c.degree} order {c.order} {c.mode}, "
           f"{sum(p.numel() for p in trainer.model.parameters())} parameters, on {args.device}", file=sys.stderr)
     summary = trainer.run(progress=not args.quiet)
@@ -219,8 +224,40 @@ def _sample(args):
         raise UsageError(f"--prefix tokens must lie in [0, {model.vocabulary_size - 1}] for {task.name}; got {args.prefix!r}")
     tokens = torch.tensor(prefix).unsqueeze(1).expand(-1, args.count)
     generated = model.sample(tokens, args.steps, generator=torch.Generator().manual_seed(args.seed))
+    from .tasks.digits import MNISTPixels, SklearnDigits  # pylint: disable=import-outside-toplevel
+
+    if isinstance(task, (MNISTPixels, SklearnDigits)):
+        return _show_digits(generated, task, args)
     for column in generated.T.tolist():
         print(" ".join(str(t) for t in column))
+    return 0
+
+
+def _show_digits(generated, task, args):
+    """Render sampled pixel sequences as images: in the terminal, and as a PNG with --png."""
+    from .tasks.digits import render_digit, to_ascii  # pylint: disable=import-outside-toplevel
+
+    side = 10 if task.length == 99 else 8
+    # token 0 is the prefix (a label word for the generative task, else pixel 0)
+    images = [render_digit(column[1: side * side], scanlines=getattr(task, "scanlines", (0, 1)), first=1) for column in generated.T.tolist()]
+    for index, image in enumerate(images):
+        print(f"sample {index}:")
+        print(to_ascii(image))
+    if args.png:
+        import matplotlib  # pylint: disable=import-outside-toplevel
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+        figure, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 1.9), squeeze=False)
+        for axis, image in zip(axes[0], images):
+            axis.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        figure.suptitle(f"{task.name}: samples after prefix {args.prefix}")
+        figure.savefig(args.png, dpi=120, bbox_inches="tight")
+        plt.close(figure)
+        print(f"qrnn: wrote {args.png}")
     return 0
 
 

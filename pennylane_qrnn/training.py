@@ -26,6 +26,7 @@ from .tasks import get_task
 __all__ = ["TrainConfig", "Trainer", "atomic_save", "load_checkpoint"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+MODELS = ("qrnn", "lstm", "rnn")
 
 
 @dataclass
@@ -33,6 +34,8 @@ class TrainConfig:
     """Everything that defines a training run. ``None`` fields take the task's defaults."""
 
     task: str
+    model: str = "qrnn"
+    hidden: int | None = None
     length: int | None = None
     workspace: int | None = None
     stages: int | None = None
@@ -73,6 +76,10 @@ class TrainConfig:
             raise ValueError(f"lr must be positive; got {config.lr!r}")
         if config.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+        if config.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}; got {config.model!r}")
+        if config.model == "qrnn" and config.hidden is not None:
+            raise ValueError(f"hidden is for the classical baselines (model 'lstm' or 'rnn'); got hidden={config.hidden} with model 'qrnn'")
         if config.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64'; got {config.dtype!r}")
         return config
@@ -117,11 +124,21 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def build_model(config: TrainConfig, task) -> QRNN:
-    return QRNN(
-        task.io_bits, config.workspace, config.stages, config.degree, config.order, config.mode,
-        backend=config.backend, device=config.torch_device, dtype=getattr(torch, config.dtype),
-    )
+def build_model(config: TrainConfig, task):
+    """The QRNN of ``config``, or a classical baseline with (by default) as many parameters."""
+    factory = {"device": config.torch_device, "dtype": getattr(torch, config.dtype)}
+    if config.model == "qrnn":
+        return QRNN(
+            task.io_bits, config.workspace, config.stages, config.degree, config.order, config.mode,
+            backend=config.backend, **factory,
+        )
+    from .baselines import make_baseline  # pylint: disable=import-outside-toplevel
+    from .templates import QRNNCell  # pylint: disable=import-outside-toplevel
+
+    if config.hidden is not None:
+        return make_baseline(config.model, task.io_bits, hidden=config.hidden, **factory)
+    target = QRNNCell.num_weights(task.io_bits, config.workspace, config.stages, config.degree)
+    return make_baseline(config.model, task.io_bits, match_parameters=target, **factory)
 
 
 def _optimizer(config, parameters):
@@ -279,6 +296,7 @@ class Trainer:
         atomic_save({"config": asdict(self.config), "model": self.model.state_dict()}, self.out / "model.pt")
         summary = {
             "task": self.task.name,
+            "model": self.config.model,
             "steps": self.step,
             "converged": converged,
             "parameters": sum(p.numel() for p in self.model.parameters()),

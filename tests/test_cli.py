@@ -115,3 +115,25 @@ def test_sample_bad_prefix(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(out / "model.pt"), "--prefix", "0,9"]) == 2
     assert "--prefix tokens must lie in [0, 3] for elman-xor; got '0,9'" in capsys.readouterr().err
+
+
+def test_baseline_training_matches_parameter_count(tmp_path, capsys):
+    out = tmp_path / "lstm"
+    assert main(["train", "--task", "dna-reference", "--length", "10", "--model", "lstm", "--steps", "5", "--quiet", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "lstm" and summary["parameters"] == 888  # the paper's LSTM, vs the QRNN's 837
+    assert main(["train", "--task", "dna", "--model", "qrnn", "--hidden", "4", "--quiet", "--out", str(out)]) == 2
+    assert "hidden is for the classical baselines" in capsys.readouterr().err
+
+
+def test_sample_digits_renders_terminal_and_png(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "digits"
+    assert main(["train", "--task", "digits01", "--steps", "2", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    png = tmp_path / "samples.png"
+    assert main(["sample", str(out / "model.pt"), "--prefix", "1", "--steps", "62", "--count", "2", "--png", str(png)]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line and set(line) <= {"#", "."}]
+    assert len(rows) == 16 and all(len(r) == 8 for r in rows)  # two 8x8 images
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
