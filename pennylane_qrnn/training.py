@@ -42,6 +42,7 @@ class TrainConfig:
     degree: int | None = None
     order: int | None = None
     mode: str = "postselect"
+    protocol: str = "reference"
     steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -76,6 +77,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive; got {config.lr!r}")
         if config.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+        if config.protocol not in ("reference", "measured"):
+            raise ValueError(f"protocol must be 'reference' or 'measured'; got {config.protocol!r}")
         if config.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}; got {config.model!r}")
         if config.model == "qrnn" and config.hidden is not None:
@@ -196,7 +199,13 @@ class Trainer:
         batch = self.task.batch(self.config.batch_size, self.data_generator, split="train")
         device = self.model.input_weights.device
         tokens, targets, scored = (t.to(device) for t in (batch.tokens, batch.targets, batch.scored))
-        log_probs, _ = self.model(tokens, targets)
+        if self.config.protocol == "reference":
+            # the paper's training: every step postselected on its target
+            log_probs, _ = self.model(tokens, targets)
+        else:
+            # hardware-honest: every step measured; the loss still scores the targets
+            collapse = torch.zeros_like(scored)
+            log_probs, _ = self.model(tokens, targets, collapse=collapse, generator=self.data_generator)
         loss = self.model.loss(log_probs, targets, scored)
         self.optimizer.zero_grad()
         loss.backward()
@@ -214,7 +223,7 @@ class Trainer:
         # a fixed validation set: the same generator seed at every evaluation
         generator = torch.Generator().manual_seed(self.config.seed + 1_000_003)
         batches = [self.task.batch(self.config.batch_size, generator, split="validate") for _ in range(self.config.eval_batches)]
-        result = evaluate(self.model, batches, "reference", generator=generator)
+        result = evaluate(self.model, batches, self.config.protocol, generator=generator)
         return {
             "val_loss": result.loss,
             "val_accuracy_argmax": result.accuracy_argmax,
