@@ -68,6 +68,11 @@ class CellLayout:
         return self.n_lanes - 1
 
     @property
+    def n_neurons(self) -> int:
+        """Neurons per step: input stage, work stages, output stage."""
+        return self.workspace * (1 + self.stages) + self.io_bits
+
+    @property
     def n_weights(self) -> int:
         """Angles per neuron."""
         return neuron.num_weights(self.n_controls, self.degree)

@@ -34,6 +34,10 @@ class DeviceCapabilities:
         mcm_method: the ``mcm_method`` to give the QNode (``None``: PennyLane's default)
         analytic: exact probabilities without shots
         gradient: the preferred ``diff_method`` for torch
+        measurements: how a sequence's measurements are realised when run with shots:
+            ``"native"`` (simulated mid-circuit measurements), ``"dynamic"`` (Qiskit dynamic
+            circuits: measure and reset on the backend) or ``"deferred"`` (a fresh qubit per
+            measurement); see :mod:`pennylane_qrnn.devices.execution`
     """
 
     name: str
@@ -41,6 +45,13 @@ class DeviceCapabilities:
     mcm_method: str | None
     analytic: bool
     gradient: str
+    measurements: str = "deferred"
+
+    @property
+    def path(self) -> str:
+        """``"circuits"``: QNodes, postselection done by the simulator (differentiable);
+        ``"shots"``: the whole sequence as one circuit, postselection by filtering shots."""
+        return "circuits" if self.postselect else "shots"
 
 
 _NATIVE_POSTSELECT = {"default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos"}
@@ -66,8 +77,9 @@ def capabilities(device, shots=None) -> DeviceCapabilities:
         gradient = "backprop" if name == "default.qubit" and analytic else "parameter-shift"
         if name != "default.qubit" and analytic:
             gradient = "finite-diff"
-        return DeviceCapabilities(name, True, method, analytic, gradient)
-    return DeviceCapabilities(name, False, None, analytic, "parameter-shift")
+        return DeviceCapabilities(name, True, method, analytic, gradient, "native")
+    measurements = "dynamic" if name.startswith("qiskit.") else "deferred"
+    return DeviceCapabilities(name, False, None, analytic, "spsa", measurements)
 
 
 def qnode_options(device, mode: str, teacher_forcing: bool = True, shots=None) -> dict:

@@ -124,6 +124,9 @@ class _QRNNBase(nn.Module):
         dtype=None,
         diff_method=None,
         backend_options=None,
+        shots=None,
+        execution=None,
+        seed=None,
     ):
         super().__init__()
         _check_int("io_bits", io_bits, 1)
@@ -135,6 +138,10 @@ class _QRNNBase(nn.Module):
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         self._set_backend(backend, backend_options or {})
         self.diff_method = diff_method
+        self.shots, self.seed = shots, seed
+        self._execution = execution
+        if execution is not None and execution not in ("native", "dynamic", "deferred"):
+            raise ValueError(f"execution must be 'native', 'dynamic' or 'deferred'; got {execution!r}")
         self.postselection: PostselectionStats | None = None
         self.last_outcomes: torch.Tensor | None = None
         self.reset_parameters()
@@ -173,10 +180,49 @@ class _QRNNBase(nn.Module):
         """The PennyLane device name of the circuit path, or ``None`` for the exact engine."""
         return self._backend_name
 
-    def _runner(self) -> CircuitRunner:
+    def execution_plan(self) -> dict:
+        """How this model runs on its backend: ``path`` ``"engine"`` (exact, differentiable),
+        ``"circuits"`` (QNodes; the simulator postselects; differentiable) or ``"shots"`` (whole
+        sequences as circuits, postselection by filtering shots; no gradient), and for shots
+        the ``measurements`` realisation. Override with ``execution=`` at construction."""
+        if self.backend is None:
+            return {"backend": None, "path": "engine"}
+        from ..devices.capabilities import capabilities  # pylint: disable=import-outside-toplevel
+
+        caps = capabilities(self._device if self._device is not None else self._backend_name)
+        path = "shots" if self._execution is not None else caps.path
+        plan = {"backend": self.backend, "path": path}
+        if path == "shots":
+            plan["measurements"] = self._execution or caps.measurements
+            plan["shots"] = self.shots or self._backend_options.get("shots") or 1024
+        return plan
+
+    def _live_device(self, n_wires):
         if self._device is None:
-            n_wires = self.io_bits + self.workspace + (self.order if self.mode == "postselect" else 0)
             self._device = make_device(self._backend_name, n_wires, **self._backend_options)
+        return self._device
+
+    def _shot_runner(self, plan, tokens_length):
+        from ..devices.hardware import ShotRunner  # pylint: disable=import-outside-toplevel
+
+        n_anc = self.order if self.mode == "postselect" else 0
+        lanes = self.io_bits + self.workspace + n_anc
+        n_wires = lanes
+        if plan["measurements"] == "deferred":
+            per_step = self.io_bits + (2**self.order - 1) * self.layout.n_neurons * (self.mode == "postselect")
+            n_wires = lanes + per_step * tokens_length
+        if plan["measurements"] == "dynamic" and not (self.backend or "").startswith("qiskit."):
+            raise ValueError(
+                "execution='dynamic' needs a Qiskit backend (qiskit.aer, qiskit.remote); "
+                f"got backend={self.backend!r} (use 'native' or 'deferred')"
+            )
+        device = self._live_device(n_wires)
+        return ShotRunner(device, self.io_bits, self.workspace, self.degree, self.order, self.mode,
+                          plan["measurements"], plan["shots"], seed=self.seed)
+
+    def _runner(self) -> CircuitRunner:
+        n_wires = self.io_bits + self.workspace + (self.order if self.mode == "postselect" else 0)
+        self._live_device(n_wires)
         return CircuitRunner(
             self._device, self.io_bits, self.workspace, self.degree, self.order, self.mode,
             diff_method=self.diff_method,
@@ -266,8 +312,18 @@ class _QRNNBase(nn.Module):
                 f"state must be None on the circuit path (backend={self.backend!r}): circuits "
                 "start from |0...0>"
             )
+        plan = self.execution_plan()
+        if plan["path"] == "shots":
+            runner = self._shot_runner(plan, tokens.shape[0])
+            log_probs, outcomes, neuron, picked = runner.run(self.weights(), tokens.cpu(), None if targets is None else targets.cpu(),
+                                                             None if collapse is None else collapse.cpu(), generator)
+            self.last_shot_estimates = runner.last_estimates
+            self.postselection = PostselectionStats.from_probabilities(neuron, picked, forced.cpu())
+            dtype, device = self.input_weights.dtype, self.input_weights.device
+            return log_probs.to(dtype=dtype, device=device), None, outcomes.to(device)
         if collapse is not None:
-            raise ValueError("collapse is only supported by the exact engine (backend=None)")
+            raise ValueError("collapse is only supported by the exact engine and the shot path; "
+                             f"got a collapse mask with backend={self.backend!r} on the circuit path")
         log_probs, outcomes = self._runner().run(self.weights(), tokens, targets, generator)
         picked = log_probs.detach().gather(2, outcomes.unsqueeze(2)).squeeze(2).exp()
         self.postselection = PostselectionStats.from_probabilities(
@@ -299,7 +355,15 @@ class QRNN(_QRNNBase):
         device, dtype: torch factory arguments for the parameters
         diff_method (str or None): the QNodes' gradient method on the circuit path
         backend_options (dict or None): options for the device when ``backend`` is a name
-            (e.g. ``{"shots": 1000}``)
+        shots (int or None): shots per sequence on the shot path (default 1024)
+        execution (str or None): force the shot path with this measurement realisation:
+            ``"native"``, ``"dynamic"`` (Qiskit dynamic circuits) or ``"deferred"``; ``None``
+            lets the device's capabilities decide (:meth:`execution_plan`)
+        seed (int or None): simulator seed on the shot path
+
+    Where the backend cannot postselect mid-circuit measurements (``qiskit.aer``,
+    ``qiskit.remote``, ``braket.*``), each sequence runs as one circuit with shots and the shots are
+    filtered (:mod:`pennylane_qrnn.devices.hardware`): the outputs are estimates without gradient.
 
     Inputs: ``tokens, targets=None, state=None, generator=None``
         * **tokens**: ``(L, N)``, ``(N, L)`` with ``batch_first``, or ``(L,)`` unbatched; integers
@@ -329,10 +393,10 @@ class QRNN(_QRNNBase):
 
     def __init__(self, io_bits, workspace, stages=1, degree=2, order=2, mode="postselect",
                  backend=None, batch_first=False, device=None, dtype=None, diff_method=None,
-                 backend_options=None):
+                 backend_options=None, shots=None, execution=None, seed=None):
         self.batch_first = bool(batch_first)
         super().__init__(io_bits, workspace, stages, degree, order, mode, backend, device,
-                         dtype, diff_method, backend_options)
+                         dtype, diff_method, backend_options, shots, execution, seed)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()

@@ -1,0 +1,144 @@
+"""A whole QRNN sequence as one circuit of basic gates with recorded measurements.
+
+On hardware nothing can be postselected: every mid-circuit measurement (the neurons' ancillas,
+the i/o lanes after each step) is measured and recorded, and the shots are filtered afterwards
+(:mod:`pennylane_qrnn.devices.execution`). A :class:`SequenceProgram` is that circuit: a flat list
+of gates (``RY``, ``CNOT``, ``X``, ``PhaseShift``) and :class:`Record` steps (measure a wire into
+a classical record, then reset it), built from the :class:`~pennylane_qrnn.QRNNCell` template's
+own decomposition, so the hardware runs exactly the circuit the tests check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pennylane as qml
+import torch
+
+from ..templates import QRNNCell, QuantumNeuron
+from ..templates.tokens import token_bits, write_token
+
+__all__ = ["Record", "SequenceProgram", "GATES"]
+
+#: the gate set a program uses (everything else is decomposed into it)
+GATES = ("RY", "CNOT", "PauliX", "PhaseShift")
+
+
+@dataclass(frozen=True)
+class Record:
+    """Measure ``wire`` into record ``index`` and reset it to ``|0>``.
+
+    ``kind`` is ``"ancilla"`` (a neuron's ancilla: the shot survives only if it reads 0) or
+    ``"io"`` (lane ``lane`` of the i/o register after step ``step``).
+    """
+
+    index: int
+    wire: int
+    kind: str
+    step: int
+    lane: int = 0
+
+
+@dataclass
+class SequenceProgram:
+    """One sequence as one circuit (see the module docstring).
+
+    Attributes:
+        operations: gates (PennyLane operators on wires ``0 .. n_wires-1``) and :class:`Record` s
+        records: every :class:`Record`, in order
+        n_wires: qubits the circuit uses when measured lanes are reset and reused
+        io_bits, length: the i/o register size and the number of steps
+    """
+
+    operations: list
+    records: list
+    n_wires: int
+    io_bits: int
+    length: int
+    tokens: list = field(default_factory=list)
+
+    @classmethod
+    def build(cls, weights, tokens, io_bits, workspace, degree, order, mode) -> "SequenceProgram":
+        """The program of one sequence: for each step, write ``tokens[t]``, apply the cell, and
+        record the i/o lanes (then reset them).
+
+        Args:
+            weights: the cell's four weight tensors (a :class:`~pennylane_qrnn.QRNN`'s ``weights()``)
+            tokens: the input token of each step
+        """
+        weights = [np.asarray(torch.as_tensor(w).detach().cpu().double()) for w in weights]
+        io_wires = list(range(io_bits))
+        workspace_wires = list(range(io_bits, io_bits + workspace))
+        n_anc = order if mode == "postselect" else 0
+        ancilla_wires = list(range(io_bits + workspace, io_bits + workspace + n_anc))
+        operations, records = [], []
+        tokens = [int(t) for t in tokens]
+        with qml.QueuingManager.stop_recording():
+            for step, token in enumerate(tokens):
+                token_bits(token, io_bits)
+                operations.extend(write_token(token, io_wires))
+                cell = QRNNCell(*weights, token=token, io_wires=io_wires, workspace_wires=workspace_wires,
+                                ancilla_wires=ancilla_wires or None, degree=degree, order=order, mode=mode)
+                for op in _flatten(cell.decomposition()):
+                    if isinstance(op, qml.ops.MidMeasure):
+                        record = Record(len(records), int(op.wires[0]), "ancilla", step)
+                        records.append(record)
+                        operations.append(record)
+                    else:
+                        operations.append(op)
+                for lane, wire in enumerate(io_wires):
+                    record = Record(len(records), wire, "io", step, lane)
+                    records.append(record)
+                    operations.append(record)
+        return cls(operations, records, io_bits + workspace + n_anc, io_bits, len(tokens), tokens)
+
+    # -- views --------------------------------------------------------------------------
+    @property
+    def gates(self) -> list:
+        return [op for op in self.operations if not isinstance(op, Record)]
+
+    def io_records(self, step) -> list[Record]:
+        return [r for r in self.records if r.kind == "io" and r.step == step]
+
+    def ancilla_records(self, step) -> list[Record]:
+        return [r for r in self.records if r.kind == "ancilla" and r.step == step]
+
+    @property
+    def deferred_wires(self) -> int:
+        """Qubits needed when every measurement gets a fresh qubit (no mid-circuit measurement)."""
+        return self.n_wires + len(self.records)
+
+    def deferred_operations(self) -> list:
+        """The program without mid-circuit measurements: record ``k`` is copied onto the fresh
+        wire ``n_wires + k`` by a CNOT, and the measured lane is reset by a CNOT back from it
+        (both lanes hold the same basis state after the copy)."""
+        out = []
+        for op in self.operations:
+            if isinstance(op, Record):
+                fresh = self.n_wires + op.index
+                out.append(qml.CNOT(wires=[op.wire, fresh]))
+                out.append(qml.CNOT(wires=[fresh, op.wire]))
+            else:
+                out.append(op)
+        return out
+
+    def counts(self) -> dict:
+        """Gate counts of the program (before any transpilation)."""
+        counts = {name: 0 for name in GATES}
+        for op in self.gates:
+            counts[op.name] = counts.get(op.name, 0) + 1
+        counts["measurements"] = len(self.records)
+        counts["ancilla_measurements"] = sum(r.kind == "ancilla" for r in self.records)
+        return counts
+
+
+def _flatten(ops):
+    """Decompose templates (amplified neurons) down to the program's gate set."""
+    for op in ops:
+        if isinstance(op, QuantumNeuron):
+            yield from _flatten(op.decomposition())
+        elif isinstance(op, qml.ops.MidMeasure) or op.name in GATES:
+            yield op
+        else:
+            raise TypeError(f"operation must decompose into {GATES}; got {op.name}")
