@@ -2,7 +2,10 @@
 
 Step ``t`` of a sequence is one QNode holding the whole prefix: for every earlier step the token
 is written, the cell applied and the i/o lanes measured with reset and postselected on that
-step's outcome, then the cell of step ``t`` and ``qml.probs`` of the i/o lanes. This costs
+step's outcome, then the cell of step ``t`` and ``qml.probs`` of the i/o lanes. With a
+shift-rule gradient (``parameter-shift``) the i/o lanes are measured instead of postselected and
+the QNode returns the joint probabilities of all outcomes (linear in the state, as shift rules
+need); the conditional distribution of step ``t`` is then taken in torch. This costs
 ``O(L**2)`` cells per sequence; it exists to check the exact engine on real devices and to run
 trained models on them, not to train long sequences.
 """
@@ -13,14 +16,22 @@ import numpy as np
 import pennylane as qml
 import torch
 
-from ..templates import QRNNCell, postselect_token, write_token
+from ..templates import QRNNCell, measure_token, postselect_token, write_token
 from .capabilities import qnode_options
 
 __all__ = ["CircuitRunner", "make_device"]
 
 
+#: devices that allocate wires on demand (mid-circuit measurements may need extra ones)
+_DYNAMIC_WIRES = {"default.qubit", "lightning.qubit"}
+#: gradient methods that differentiate by re-running circuits at shifted parameters
+SHIFT_METHODS = {"parameter-shift", "hadamard", "spsa"}
+
+
 def make_device(name: str, n_wires: int, **kwargs):
-    """Create the PennyLane device ``name`` with ``n_wires`` wires (and its options)."""
+    """Create the PennyLane device ``name`` (with ``n_wires`` wires where it needs a count)."""
+    if name in _DYNAMIC_WIRES and "wires" not in kwargs:
+        return qml.device(name, **kwargs)
     return qml.device(name, wires=n_wires, **kwargs)
 
 
@@ -55,6 +66,22 @@ class CircuitRunner:
                 "'parameter-shift' (use mode='amplified', or 'backprop'/'finite-diff')"
             )
         self.diff_method = diff_method or "best"
+        # Shift rules need outputs linear in the state; postselected (renormalised) i/o lanes are
+        # not, so such methods read joint probabilities of measured outcomes instead.
+        self.joint = self.diff_method in SHIFT_METHODS
+
+    def _joint_qnode(self):
+        return qml.QNode(self._joint_circuit, self.device, interface="torch",
+                         diff_method=self.diff_method, mcm_method="deferred")
+
+    def _joint_circuit(self, weights, inputs):
+        measured = []
+        for token in inputs:
+            write_token(token, self.io_wires)
+            QRNNCell(*weights, token=token, io_wires=self.io_wires, workspace_wires=self.workspace_wires,
+                     ancilla_wires=self.ancilla_wires, degree=self.degree, order=self.order, mode=self.mode)
+            measured += measure_token(self.io_wires)
+        return qml.probs(op=measured)
 
     def _qnode(self, teacher_forcing: bool):
         options = qnode_options(self.device, self.mode, teacher_forcing=teacher_forcing)
@@ -82,8 +109,16 @@ class CircuitRunner:
     def step_probabilities(self, weights, inputs, outcomes):
         """Probabilities of the i/o lanes after the cell on ``inputs[-1]``, the earlier steps
         postselected on ``outcomes`` (``len(outcomes) == len(inputs) - 1``)."""
+        inputs, outcomes = [int(t) for t in inputs], [int(o) for o in outcomes]
+        if self.joint:
+            # P(y_1..y_t) of measured (not postselected) outcomes is linear in the state; the
+            # conditional distribution of step t is a ratio taken here, after the circuit
+            vocabulary = 2 ** len(self.io_wires)
+            joint = self._joint_qnode()(weights, inputs).reshape((vocabulary,) * len(inputs))
+            prefix = joint[tuple(outcomes)]
+            return prefix / prefix.sum()
         qnode = self._qnode(teacher_forcing=len(outcomes) > 0)
-        return qnode(weights, [int(t) for t in inputs], [int(o) for o in outcomes])
+        return qnode(weights, inputs, outcomes)
 
     def run(self, weights, tokens, targets=None, generator=None):
         """Per-step log-probabilities ``(L, N, 2**I)`` and the outcomes collapsed on ``(L, N)``."""

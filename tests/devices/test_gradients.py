@@ -8,10 +8,9 @@ for outputs linear in the state. Two things break that linearity:
 * broadcasting: PennyLane cannot shift a parameter that is itself broadcast (#4462), which is
   what 6078 hits when ``TorchLayer`` broadcasts a batch of trainable inputs; the circuit path
   never broadcasts, it runs one QNode per sequence and step;
-* postselection: a postselected output is renormalised, a ratio of two linear functions. The
-  circuit path postselects the i/o lanes on the previous steps' targets (teacher forcing), so
-  only single-step circuits get correct shift-rule gradients there; joint probabilities of
-  measured (not postselected) outcomes give correct ones for whole sequences.
+* postselection: a postselected output is renormalised, a ratio of two linear functions. With a
+  shift-rule gradient the circuit path therefore measures the i/o lanes instead of postselecting
+  them and reads joint outcome probabilities (linear in the state); the ratio is taken in torch.
 """
 
 import pennylane as qml
@@ -62,21 +61,17 @@ class TestParameterShiftOnTheCircuitPath:
         assert expected.abs().max() > 0.1  # not a trivially flat point
         assert torch.allclose(_gradient(circuit, tokens, targets), expected, atol=1e-6)
 
-    def test_teacher_forced_steps_give_wrong_shift_gradients(self):
-        """KNOWN DEFECT of the circuit path, pinned: from step 2 on, the QNode postselects the
-        i/o lanes on the previous target and returns renormalised probabilities, so the shift
-        rule's gradient is wrong (off by O(1)) although the values agree, and other
-        ``diff_method``s agree. ``CircuitRunner`` refuses parameter-shift only for
-        ``mode="postselect"``; when it also refuses (or fixes) this case, replace this test by
-        a ``pytest.raises`` (or an equality)."""
-        tokens, targets = torch.tensor([[0], [1]]), torch.tensor([[1], [0]])
-        exact, shifted = _pair(backend="default.qubit", diff_method="parameter-shift")
-        finite = QRNN(**CONFIG, dtype=torch.float64, backend="default.qubit", diff_method="finite-diff")
-        finite.load_state_dict(exact.state_dict())
+    @pytest.mark.parametrize("backend", ["default.qubit", "lightning.qubit"])
+    def test_teacher_forced_sequences_match_the_exact_engine(self, backend):
+        """Several teacher-forced steps: postselected (renormalised) i/o lanes would break the
+        shift rule, so the circuit path reads joint probabilities of measured outcomes; the
+        gradient equals the exact engine's."""
+        tokens, targets = torch.tensor([[0, 1], [1, 1], [0, 0]]), torch.tensor([[1, 0], [0, 1], [1, 1]])
+        exact, shifted = _pair(backend=backend, diff_method="parameter-shift")
         expected = _gradient(exact, tokens, targets)
+        assert expected.abs().max() > 0.1
         assert torch.allclose(shifted(tokens, targets)[0], exact(tokens, targets)[0], atol=1e-10)
-        assert torch.allclose(_gradient(finite, tokens, targets), expected, atol=1e-5)
-        assert (_gradient(shifted, tokens, targets) - expected).abs().max() > 0.1
+        assert torch.allclose(_gradient(shifted, tokens, targets), expected, atol=1e-6)
 
     def test_joint_outcome_probabilities_give_exact_sequence_gradients(self):
         """What a QPU run does instead: measure every step's i/o lanes (no postselection) and
