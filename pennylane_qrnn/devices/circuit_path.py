@@ -30,6 +30,11 @@ SHIFT_METHODS = {"parameter-shift", "hadamard", "spsa"}
 
 def make_device(name: str, n_wires: int, **kwargs):
     """Create the PennyLane device ``name`` (with ``n_wires`` wires where it needs a count)."""
+    if name == "braket.aws.qubit":
+        from .braket import require_credentials  # pylint: disable=import-outside-toplevel
+
+        require_credentials(kwargs.get("aws_profile"))  # before the plugin calls AWS
+        kwargs.pop("aws_profile", None)
     if name in _DYNAMIC_WIRES and "wires" not in kwargs:
         return qml.device(name, **kwargs)
     return qml.device(name, wires=n_wires, **kwargs)

@@ -194,14 +194,16 @@ def _price(report, name, circuit, backend, price_table):
         if fragment in lowered:
             report.price_usd = report.sequences * (per_task + per_shot * report.shots)
             return
-    if backend is not None and "fake" not in type(backend).__name__.lower() and "aer" not in lowered or "remote" in lowered:
+    if backend is not None:
+        # an IBM backend (or its fake stand-in, with the same calibrated durations): QPU time
         try:
-            duration = circuit.estimate_duration(backend.target, unit="s") if backend is not None else None
-        except Exception:  # pylint: disable=broad-except
+            duration = circuit.estimate_duration(backend.target, unit="s")
+        except Exception:  # pylint: disable=broad-except  # simulators have no durations
             duration = None
         if duration is not None:
             report.qpu_seconds = report.sequences * report.shots * (duration + IBM_REP_DELAY)
             report.price_usd = report.qpu_seconds * IBM_PRICE_PER_SECOND
+            report.notes.append(f"IBM pay-as-you-go at {IBM_PRICE_PER_SECOND} USD per QPU second")
 
 
 def check_budget(report: ResourceReport, budget) -> None:

@@ -127,6 +127,7 @@ class _QRNNBase(nn.Module):
         shots=None,
         execution=None,
         seed=None,
+        budget=None,
     ):
         super().__init__()
         _check_int("io_bits", io_bits, 1)
@@ -138,12 +139,15 @@ class _QRNNBase(nn.Module):
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         self._set_backend(backend, backend_options or {})
         self.diff_method = diff_method
-        self.shots, self.seed = shots, seed
+        self.shots, self.seed, self.budget = shots, seed, budget
         self._execution = execution
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            raise ValueError(f"shots must be a positive int or None; got {shots!r}")
         if execution is not None and execution not in ("native", "dynamic", "deferred"):
             raise ValueError(f"execution must be 'native', 'dynamic' or 'deferred'; got {execution!r}")
         self.postselection: PostselectionStats | None = None
         self.last_outcomes: torch.Tensor | None = None
+        self._price_table = None
         self.reset_parameters()
 
     # -- configuration -------------------------------------------------------------------
@@ -196,6 +200,21 @@ class _QRNNBase(nn.Module):
             plan["measurements"] = self._execution or caps.measurements
             plan["shots"] = self.shots or self._backend_options.get("shots") or 1024
         return plan
+
+    def _check_budget(self, plan, tokens, targets):
+        """Price the run before it starts; refuse it above :attr:`budget` (USD)."""
+        from ..devices.resources import check_budget, resource_report  # pylint: disable=import-outside-toplevel
+
+        name = self._backend_options.get("device_arn") or getattr(self._device, "_device_arn", None) or self.backend
+        report = resource_report(self, tokens[:, 0], None if targets is None else targets[:, 0],
+                                 device=self._device if plan["measurements"] == "dynamic" else None,
+                                 device_name=name, measurements=plan["measurements"], sequences=tokens.shape[1])
+        report.shots = plan["shots"]  # the run's own shots, not the precision-derived count
+        report.price_usd = None
+        from ..devices.resources import _price  # pylint: disable=import-outside-toplevel
+
+        _price(report, name, None, None, self._price_table)
+        check_budget(report, self.budget)
 
     def _live_device(self, n_wires):
         if self._device is None:
@@ -314,6 +333,8 @@ class _QRNNBase(nn.Module):
             )
         plan = self.execution_plan()
         if plan["path"] == "shots":
+            if self.budget is not None:
+                self._check_budget(plan, tokens, targets)
             runner = self._shot_runner(plan, tokens.shape[0])
             log_probs, outcomes, neuron, picked = runner.run(self.weights(), tokens.cpu(), None if targets is None else targets.cpu(),
                                                              None if collapse is None else collapse.cpu(), generator)
@@ -360,6 +381,9 @@ class QRNN(_QRNNBase):
             ``"native"``, ``"dynamic"`` (Qiskit dynamic circuits) or ``"deferred"``; ``None``
             lets the device's capabilities decide (:meth:`execution_plan`)
         seed (int or None): simulator seed on the shot path
+        budget (float or None): USD; a shot run on a priced device (Braket QPU ARNs,
+            :data:`~pennylane_qrnn.devices.resources.BRAKET_PRICES`) whose estimate is higher is
+            refused before it starts
 
     Where the backend cannot postselect mid-circuit measurements (``qiskit.aer``,
     ``qiskit.remote``, ``braket.*``), each sequence runs as one circuit with shots and the shots are
@@ -393,10 +417,10 @@ class QRNN(_QRNNBase):
 
     def __init__(self, io_bits, workspace, stages=1, degree=2, order=2, mode="postselect",
                  backend=None, batch_first=False, device=None, dtype=None, diff_method=None,
-                 backend_options=None, shots=None, execution=None, seed=None):
+                 backend_options=None, shots=None, execution=None, seed=None, budget=None):
         self.batch_first = bool(batch_first)
         super().__init__(io_bits, workspace, stages, degree, order, mode, backend, device,
-                         dtype, diff_method, backend_options, shots, execution, seed)
+                         dtype, diff_method, backend_options, shots, execution, seed, budget)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
