@@ -1,0 +1,77 @@
+"""Noisy evaluation: shot accuracy on an ideal backend matches the exact engine, and noise only
+lowers it."""
+
+import pytest
+import torch
+
+from pennylane_qrnn import QRNN
+from pennylane_qrnn.evaluation import evaluate
+from pennylane_qrnn.tasks import ElmanXOR
+
+from ..conftest import requires_braket, requires_qiskit
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    task = ElmanXOR(length=3)
+    model = QRNN(2, 2, stages=1, degree=2, order=2, mode="amplified", dtype=torch.float64)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    data = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        batch = task.batch(16, data)
+        log_probs, _ = model(batch.tokens, batch.targets, collapse=torch.zeros_like(batch.scored), generator=data)
+        loss = model.loss(log_probs, batch.targets, batch.scored)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    batch = task.batch(4, torch.Generator().manual_seed(5))
+    # The shots average over every history of measured outcomes; so does the engine here, over
+    # 1000 sampled histories per sequence (its Monte Carlo error is far below the bounds used)
+    from pennylane_qrnn.tasks import Batch
+
+    columns = torch.arange(4).repeat_interleave(1000)
+    replicas = Batch(batch.tokens[:, columns], batch.targets[:, columns], batch.scored[:, columns], batch.forced[:, columns])
+    exact = evaluate(model, [replicas], "measured", generator=torch.Generator().manual_seed(1)).accuracy_expected
+    return model, batch, exact
+
+
+@requires_qiskit
+def test_ideal_dynamic_circuits_match_exact_and_noise_degrades(trained):
+    from qiskit_aer import AerSimulator
+
+    from pennylane_qrnn.devices.noise import depolarizing_aer, noiseless, shot_accuracy
+
+    model, batch, exact = trained
+    shots = 2000
+    ideal = shot_accuracy(model, batch, noiseless(AerSimulator(), "dynamic", seed=2), shots)
+    # 4 sequences x 2000 shots: a binomial standard error below 0.006; 5 of them
+    assert abs(ideal.accuracy - exact) < 0.03
+    assert ideal.surviving_fraction == 1.0  # amplified neurons, measured protocol: nothing discarded
+    noisy = shot_accuracy(model, batch, noiseless(depolarizing_aer(0.03), "dynamic", seed=2), shots)
+    assert noisy.accuracy < ideal.accuracy - 0.1
+
+
+@requires_braket
+def test_braket_density_matrix_noise(trained):
+    import pennylane as qml
+
+    from pennylane_qrnn.devices.noise import run_noisy_deferred, shot_accuracy
+
+    model, batch, exact = trained
+
+    def run(p):
+        return lambda program, shots: run_noisy_deferred(
+            program, qml.device("braket.local.qubit", wires=program.deferred_wires, backend="braket_dm"), shots, p)
+
+    ideal = shot_accuracy(model, batch, run(0.0), 1000)
+    assert abs(ideal.accuracy - exact) < 0.05
+    assert shot_accuracy(model, batch, run(0.02), 1000).accuracy < ideal.accuracy - 0.1
+
+
+def test_protocol_error(trained):
+    from pennylane_qrnn.devices.noise import shot_accuracy
+
+    model, batch, _ = trained
+    with pytest.raises(ValueError, match="protocol must be 'measured' or 'reference'; got 'x'"):
+        shot_accuracy(model, batch, None, 10, protocol="x")
