@@ -138,10 +138,15 @@ def row_mnist_train(args):
     results = []
     for seed in _seeds(args):
         config = TrainConfig(task=task, seed=seed, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                             protocol=args.protocol, eval_every=50, eval_batches=2, checkpoint_every=50)
-        out = args.out / "runs" / f"{task}-{args.protocol}-s{seed}"
+                             protocol=args.protocol, loss=args.loss, eval_every=25, eval_batches=2,
+                             checkpoint_every=50)
+        out = args.out / "runs" / f"{task}-{args.protocol}-{args.loss}-s{seed}"
         result = _train(config, out)
+        # evaluate the weights with the best validation loss, as the reference kept them
         trainer_model = Trainer(TrainConfig(**json.loads((out / "config.json").read_text())), out, resume=True).model
+        best = torch.load(out / "best.pt", weights_only=True)
+        trainer_model.load_state_dict(best["model"])
+        result["best_step"] = best["step"]
         data = get_task(task).dataset("test")
         for protocol in ("reference", "measured"):
             run = evaluate(trainer_model, [data], protocol, generator=torch.Generator().manual_seed(seed))
@@ -149,8 +154,8 @@ def row_mnist_train(args):
                                           "accuracy_sampled": run.accuracy_sampled,
                                           "log_io_success_median": run.log_io_success_median}
         results.append(result)
-        print(json.dumps({k: result[k] for k in ("seed", "steps", "wall_seconds", "test_reference", "test_measured")}), flush=True)
-        _save(args.out, f"mnist-train-{args.digits}-{args.protocol}", {"row": "mnist-train", "results": results, "command": " ".join(sys.argv)})
+        print(json.dumps({k: result[k] for k in ("seed", "steps", "best_step", "wall_seconds", "test_reference", "test_measured")}), flush=True)
+        _save(args.out, f"mnist-train-{args.digits}-{args.protocol}-{args.loss}", {"row": "mnist-train", "results": results, "command": " ".join(sys.argv)})
 
 
 def _median_spread(values):
@@ -206,6 +211,7 @@ def main():
     parser.add_argument("--checkpoints", type=Path, default=SHARED / "reference-checkpoints")
     parser.add_argument("--digits", choices=["01", "36"], default="01")
     parser.add_argument("--protocol", choices=["reference", "measured"], default="reference")
+    parser.add_argument("--loss", choices=["nll", "reference"], default="nll")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--batch-size", type=int, default=100)

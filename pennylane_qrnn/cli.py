@@ -44,6 +44,8 @@ def _parser():
     opt.add_argument("--lr", type=float)
     opt.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
     opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--loss", choices=["nll", "reference"], default="nll",
+                     help="nll (default), or the reference implementation's cross entropy over probabilities")
     opt.add_argument("--protocol", choices=["reference", "measured"], default="reference",
                      help="reference: postselect every step on its target (the paper); measured: "
                           "measure the steps instead (what a QPU run can do)")
@@ -114,7 +116,7 @@ def _train(args):
         if backend not in installed_devices():
             raise UsageError(f"--device must be 'exact' or an installed PennyLane device ({', '.join(sorted(installed_devices()))}); got {backend!r}")
     config = TrainConfig(
-        task=args.task or "", model=args.model, hidden=args.hidden, protocol=args.protocol, length=args.length, workspace=args.workspace, stages=args.stages,
+        task=args.task or "", model=args.model, hidden=args.hidden, protocol=args.protocol, loss=args.loss, length=args.length, workspace=args.workspace, stages=args.stages,
         degree=args.degree, order=args.order, mode=args.mode, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, backend=backend, torch_device=args.torch_device, dtype=args.dtype,
