@@ -37,13 +37,14 @@ def test_grouped_and_one_hot_writes_agree(monkeypatch):
 @pytest.mark.parametrize("workspace", [2, 6])
 def test_backward_pass_gradcheck(workspace):
     operators = _operators(1, workspace, stages=0, degree=1, order=1, scale=0.5)
-    tokens = torch.randint(0, 2, (3, 2))
-    targets = torch.randint(0, 2, (3, 2))
+    length, batch = (3, 2) if workspace < 6 else (2, 1)
+    tokens = torch.randint(0, 2, (length, batch))
+    targets = torch.randint(0, 2, (length, batch))
     write = operators.write_stage.detach().requires_grad_(True)
     output = operators.output_stage.detach().requires_grad_(True)
-    state = torch.randn(2, 2**workspace, dtype=torch.float64)
+    state = torch.randn(batch, 2**workspace, dtype=torch.float64)
     state = (state / state.norm(dim=1, keepdim=True)).requires_grad_(True)
-    weights = torch.randn(3, 2, 2, dtype=torch.float64)
+    weights = torch.randn(length, batch, 2, dtype=torch.float64)
 
     def function(w, o, s):
         ops = engine.CellOperators(w, o, operators.layout)

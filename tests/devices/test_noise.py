@@ -26,14 +26,17 @@ def trained():
         loss.backward()
         optimizer.step()
     batch = task.batch(4, torch.Generator().manual_seed(5))
-    # The shots average over every history of measured outcomes; so does the engine here, over
-    # 1000 sampled histories per sequence (its Monte Carlo error is far below the bounds used)
+    return model, batch, evaluate_replicated(model, batch)
+
+
+def evaluate_replicated(model, batch):
+    """The shots average over every history of measured outcomes; so does the engine here, over
+    1000 sampled histories per sequence (its Monte Carlo error is far below the bounds used)."""
     from pennylane_qrnn.tasks import Batch
 
-    columns = torch.arange(4).repeat_interleave(1000)
+    columns = torch.arange(batch.size).repeat_interleave(1000)
     replicas = Batch(batch.tokens[:, columns], batch.targets[:, columns], batch.scored[:, columns], batch.forced[:, columns])
-    exact = evaluate(model, [replicas], "measured", generator=torch.Generator().manual_seed(1)).accuracy_expected
-    return model, batch, exact
+    return evaluate(model, [replicas], "measured", generator=torch.Generator().manual_seed(1)).accuracy_expected
 
 
 @requires_qiskit
@@ -59,13 +62,15 @@ def test_braket_density_matrix_noise(trained):
     from pennylane_qrnn.devices.noise import run_noisy_deferred, shot_accuracy
 
     model, batch, exact = trained
+    batch = type(batch)(batch.tokens[:, :2], batch.targets[:, :2], batch.scored[:, :2], batch.forced[:, :2])
+    exact = evaluate_replicated(model, batch)
 
     def run(p):
         return lambda program, shots: run_noisy_deferred(
             program, qml.device("braket.local.qubit", wires=program.deferred_wires, backend="braket_dm"), shots, p)
 
     ideal = shot_accuracy(model, batch, run(0.0), 1000)
-    assert abs(ideal.accuracy - exact) < 0.05
+    assert abs(ideal.accuracy - exact) < 0.05  # 2 x 1000 shots: 5 binomial standard errors
     assert shot_accuracy(model, batch, run(0.02), 1000).accuracy < ideal.accuracy - 0.1
 
 
