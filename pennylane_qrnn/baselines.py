@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .nn.inputs import SequenceInputs
 from .nn.qrnn import PostselectionStats, sequence_nll
 
 __all__ = [
@@ -105,7 +106,7 @@ def hidden_size_for(kind: str, io_bits: int, target_parameters: int) -> int:
     return hidden + 1 if above < below else hidden
 
 
-class ClassicalSequenceModel(nn.Module):
+class ClassicalSequenceModel(SequenceInputs, nn.Module):
     r"""A one-layer classical RNN or LSTM over token sequences, with the QRNN's contract.
 
     Args:
@@ -173,6 +174,10 @@ class ClassicalSequenceModel(nn.Module):
         return self.recurrent.weight_ih_l0
 
     @property
+    def _input_device(self) -> torch.device:
+        return self.device
+
+    @property
     def device(self) -> torch.device:
         """Where the parameters live."""
         return self.recurrent.weight_ih_l0.device
@@ -187,27 +192,6 @@ class ClassicalSequenceModel(nn.Module):
         return text + (", batch_first=True" if self.batch_first else "")
 
     # -- inputs ----------------------------------------------------------------------------
-    def _check_tokens(self, name, tokens):
-        if not isinstance(tokens, torch.Tensor):
-            tokens = torch.as_tensor(tokens)
-        if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
-            raise TypeError(f"{name} must be an integer tensor; got dtype {tokens.dtype}")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocabulary_size):
-            raise ValueError(
-                f"{name} must lie in [0, {self.vocabulary_size - 1}] for io_bits={self.io_bits}; "
-                f"got values in [{int(tokens.min())}, {int(tokens.max())}]"
-            )
-        return tokens.long().to(self.device)
-
-    def _to_time_major(self, name, tokens):
-        tokens = self._check_tokens(name, tokens)
-        if tokens.dim() == 1:
-            return tokens.unsqueeze(1), True
-        if tokens.dim() != 2:
-            layout = "(N, L)" if self.batch_first else "(L, N)"
-            raise ValueError(f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}")
-        return (tokens.t() if self.batch_first else tokens), False
-
     def _check_state(self, state, batch, unbatched):
         if state is None:
             return None
@@ -226,22 +210,7 @@ class ClassicalSequenceModel(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, tokens, targets=None, state=None, generator=None, collapse=None):
-        tokens, unbatched = self._to_time_major("tokens", tokens)
-        if tokens.shape[0] == 0:
-            raise ValueError("tokens must hold at least one step; got length 0")
-        if targets is not None:
-            targets, _ = self._to_time_major("targets", targets)
-            if targets.shape != tokens.shape:
-                raise ValueError(
-                    f"targets must have the shape of tokens {tuple(tokens.shape)}; "
-                    f"got {tuple(targets.shape)}"
-                )
-        if collapse is not None:
-            collapse = torch.as_tensor(collapse, device=tokens.device).bool()
-            collapse = collapse.reshape(tokens.shape[0], -1) if unbatched else collapse
-            collapse = collapse.t() if (self.batch_first and not unbatched) else collapse
-            if collapse.shape != tokens.shape:
-                raise ValueError(f"collapse must have the shape of tokens; got {tuple(collapse.shape)}")
+        tokens, targets, collapse, unbatched = self._sequence_inputs(tokens, targets, collapse)
         state = self._check_state(state, tokens.shape[1], unbatched)
 
         inputs = F.one_hot(tokens, self.vocabulary_size).to(self.input_weights.dtype)

@@ -65,7 +65,8 @@ def _run_native(program, device, shots):
     return np.asarray(samples, dtype=np.uint8).reshape(shots, len(program.records))
 
 
-def _run_deferred(program, device, shots):
+def _run_deferred(program, device, shots, decorate=None):
+    """Deferred execution; ``decorate`` may rewrite the operation list (e.g. add noise)."""
     device_wires = getattr(device, "wires", None)
     if device_wires is not None and len(device_wires) < program.deferred_wires:
         raise ValueError(
@@ -75,7 +76,8 @@ def _run_deferred(program, device, shots):
     record_wires = [program.n_wires + r.index for r in program.records]
 
     def circuit():
-        for op in program.deferred_operations():
+        operations = program.deferred_operations()
+        for op in decorate(operations) if decorate else operations:
             qml.apply(op)
         return qml.counts(wires=record_wires)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
-from .execution import analyse_shots, run_program
+from .execution import _run_deferred, analyse_shots, run_program
 from .program import Record, SequenceProgram
 
 __all__ = ["ShotAccuracy", "shot_accuracy", "depolarizing_aer", "with_depolarizing", "run_noisy_deferred"]
@@ -103,18 +103,7 @@ def with_depolarizing(operations, probability: float) -> list:
 def run_noisy_deferred(program: SequenceProgram, device, shots: int, probability: float) -> np.ndarray:
     """Run ``program`` with deferred measurements and depolarizing noise on a mixed-state device
     (e.g. ``braket.local.qubit`` with ``backend="braket_dm"``); records ``(shots, n_records)``."""
-    record_wires = [program.n_wires + r.index for r in program.records]
-
-    def circuit():
-        for op in with_depolarizing(program.deferred_operations(), probability):
-            qml.apply(op)
-        return qml.counts(wires=record_wires)
-
-    counts = qml.QNode(circuit, device, shots=shots)()
-    rows = []
-    for bitstring, count in counts.items():
-        rows.extend([[int(b) for b in bitstring]] * int(count))
-    return np.asarray(rows, dtype=np.uint8).reshape(-1, len(record_wires))
+    return _run_deferred(program, device, shots, decorate=lambda ops: with_depolarizing(ops, probability))
 
 
 def noiseless(device, method, seed=None):

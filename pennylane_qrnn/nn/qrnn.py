@@ -17,6 +17,7 @@ from .. import engine
 from ..devices.capabilities import device_name
 from ..devices.circuit_path import CircuitRunner, make_device
 from ..templates import QRNNCell as _CellTemplate
+from .inputs import SequenceInputs
 
 __all__ = ["QRNN", "QRNNCell", "PostselectionStats", "sequence_nll"]
 
@@ -108,7 +109,7 @@ def _check_int(name, value, minimum):
         raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
 
 
-class _QRNNBase(nn.Module):
+class _QRNNBase(SequenceInputs, nn.Module):
     """Parameters and execution shared by :class:`QRNN` and :class:`QRNNCell`."""
 
     def __init__(
@@ -280,6 +281,10 @@ class _QRNNBase(nn.Module):
         """The cell's transfer matrices for the current weights (exact engine)."""
         return engine.build_operators(self.layout, *self.weights())
 
+    @property
+    def _input_device(self):
+        return self.input_weights.device
+
     def extra_repr(self) -> str:
         parts = [f"io_bits={self.io_bits}", f"workspace={self.workspace}"]
         defaults = {"stages": 1, "degree": 2, "order": 2, "mode": "postselect"}
@@ -290,18 +295,6 @@ class _QRNNBase(nn.Module):
         if self.backend is not None:
             parts.append(f"backend={self.backend!r}")
         return ", ".join(parts)
-
-    def _check_tokens(self, name, tokens):
-        if not isinstance(tokens, torch.Tensor):
-            tokens = torch.as_tensor(tokens)
-        if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
-            raise TypeError(f"{name} must be an integer tensor; got dtype {tokens.dtype}")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocabulary_size):
-            raise ValueError(
-                f"{name} must lie in [0, {self.vocabulary_size - 1}] for io_bits={self.io_bits}; "
-                f"got values in [{int(tokens.min())}, {int(tokens.max())}]"
-            )
-        return tokens.long().to(self.input_weights.device)
 
     def _check_state(self, state, batch):
         if state is None:
@@ -426,35 +419,11 @@ class QRNN(_QRNNBase):
         text = super().extra_repr()
         return text + (", batch_first=True" if self.batch_first else "")
 
-    def _to_time_major(self, name, tokens):
-        tokens = self._check_tokens(name, tokens)
-        if tokens.dim() == 1:
-            return tokens.unsqueeze(1), True
-        if tokens.dim() != 2:
-            layout = "(N, L)" if self.batch_first else "(L, N)"
-            raise ValueError(f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}")
-        return (tokens.t() if self.batch_first else tokens), False
-
     def forward(self, tokens, targets=None, state=None, generator=None, collapse=None):
-        tokens, unbatched = self._to_time_major("tokens", tokens)
-        if targets is not None:
-            targets, _ = self._to_time_major("targets", targets)
-            if targets.shape != tokens.shape:
-                raise ValueError(
-                    f"targets must have the shape of tokens {tuple(tokens.shape)}; "
-                    f"got {tuple(targets.shape)}"
-                )
-        if collapse is not None:
-            collapse = torch.as_tensor(collapse, device=tokens.device).bool()
-            collapse = collapse.reshape(tokens.shape[0], -1) if unbatched else collapse
-            collapse = collapse.t() if (self.batch_first and not unbatched) else collapse
-            if collapse.shape != tokens.shape:
-                raise ValueError(f"collapse must have the shape of tokens; got {tuple(collapse.shape)}")
+        tokens, targets, collapse, unbatched = self._sequence_inputs(tokens, targets, collapse)
         if state is not None and unbatched:
             state = state.unsqueeze(0)
         state = self._check_state(state, tokens.shape[1])
-        if tokens.shape[0] == 0:
-            raise ValueError("tokens must hold at least one step; got length 0")
         log_probs, final, outcomes = self._run(tokens, targets, state, generator, collapse)
         if unbatched:
             self.last_outcomes = outcomes.squeeze(1)

@@ -3,11 +3,11 @@ r"""One step of Bausch's QRNN as a PennyLane template."""
 from __future__ import annotations
 
 import pennylane as qml
-from pennylane.operation import Operation
 from pennylane.wires import Wires
 
 from .. import neuron
-from .quantum_neuron import QuantumNeuron, check_mode
+from .base import MeasuringTemplate
+from .quantum_neuron import QuantumNeuron, check_ancillas, check_mode, distinct_wires
 
 __all__ = ["QRNNCell", "neuron_controls"]
 
@@ -18,7 +18,7 @@ def neuron_controls(target, io_wires, workspace_wires) -> list:
     return [w for w in list(workspace_wires) + list(io_wires) if w != target]
 
 
-class QRNNCell(Operation):
+class QRNNCell(MeasuringTemplate):
     r"""One step of a recurrent quantum neural network (Bausch, NeurIPS 2020).
 
     With the input token already written onto the i/o lanes (:func:`write_token`), the cell
@@ -80,6 +80,7 @@ class QRNNCell(Operation):
     """
 
     grad_method = None
+    _wire_keys = ("io_wires", "workspace_wires", "ancilla_wires")
     ndim_params = (2, 2, 3, 2)
 
     def __init__(
@@ -108,21 +109,8 @@ class QRNNCell(Operation):
             raise ValueError(
                 f"workspace_wires must hold at least one wire; got {workspace_wires.tolist()}"
             )
-        if mode == "postselect" and len(ancilla_wires) != order:
-            raise ValueError(
-                f"ancilla_wires must hold order={order} wires for mode='postselect'; "
-                f"got {len(ancilla_wires)}"
-            )
-        if mode == "amplified" and len(ancilla_wires) > 0:
-            raise ValueError(
-                f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}"
-            )
-        all_wires = io_wires.tolist() + workspace_wires.tolist() + ancilla_wires.tolist()
-        if len(set(all_wires)) != len(all_wires):
-            raise ValueError(
-                "io_wires, workspace_wires and ancilla_wires must be distinct; got "
-                f"{io_wires.tolist()}, {workspace_wires.tolist()}, {ancilla_wires.tolist()}"
-            )
+        check_ancillas(mode, order, ancilla_wires)
+        all_wires = distinct_wires(io_wires=io_wires, workspace_wires=workspace_wires, ancilla_wires=ancilla_wires)
         from .tokens import token_bits  # pylint: disable=import-outside-toplevel
 
         token_bits(token, len(io_wires))
@@ -187,28 +175,6 @@ class QRNNCell(Operation):
                 count *= size
             total += count
         return total
-
-    @classmethod
-    def _unflatten(cls, data, metadata):
-        return cls(*data, **dict(metadata[1]))
-
-    def map_wires(self, wire_map):
-        new_op = super().map_wires(wire_map)
-        for key in ("io_wires", "workspace_wires", "ancilla_wires"):
-            new_op._hyperparameters[key] = Wires(
-                [wire_map.get(w, w) for w in self._hyperparameters[key]]
-            )
-        return new_op
-
-    def queue(self, context=qml.QueuingManager):
-        if self.hyperparameters["mode"] == "postselect":
-            # mid-circuit measurements must sit on the tape itself (see QuantumNeuron.queue)
-            with qml.QueuingManager.stop_recording():
-                ops = self.decomposition()
-            for op in ops:
-                context.append(op)
-            return self
-        return super().queue(context)
 
     @staticmethod
     def compute_decomposition(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pennylane as qml
-from pennylane.operation import Operation
 from pennylane.wires import Wires
 
 from .. import neuron
+from .base import MeasuringTemplate
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
 
 __all__ = ["QuantumNeuron", "MODES", "check_mode"]
@@ -22,6 +22,27 @@ def check_mode(mode) -> str:
     return mode
 
 
+def check_ancillas(mode: str, order: int, ancilla_wires: Wires) -> None:
+    """``order`` ancillas for ``"postselect"``, none for ``"amplified"``."""
+    if mode == "postselect" and len(ancilla_wires) != order:
+        raise ValueError(
+            f"ancilla_wires must hold order={order} wires for mode='postselect'; got {len(ancilla_wires)}"
+        )
+    if mode == "amplified" and len(ancilla_wires) > 0:
+        raise ValueError(f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}")
+
+
+def distinct_wires(**groups: Wires) -> list:
+    """All wires of the named groups, in order; raises unless no wire appears twice."""
+    all_wires = [w for wires in groups.values() for w in wires.tolist()]
+    if len(set(all_wires)) != len(all_wires):
+        names = ", ".join(groups)
+        names = " and ".join(names.rsplit(", ", 1))
+        values = ", ".join(str(wires.tolist()) for wires in groups.values())
+        raise ValueError(f"{names} must be distinct; got {values}")
+    return all_wires
+
+
 def _controlled_minus_i_y(control, target, sign: int) -> list:
     """Controlled ``RY(sign * pi)`` (``-iY`` for ``sign=+1``, ``+iY`` for ``-1``) with one CNOT:
     ``Y = S X S^dagger`` and the phase ``-/+ i`` moved onto the control as a phase shift."""
@@ -33,7 +54,7 @@ def _controlled_minus_i_y(control, target, sign: int) -> list:
     ]
 
 
-class QuantumNeuron(Operation):
+class QuantumNeuron(MeasuringTemplate):
     r"""A quantum neuron: rotates a target qubit by a nonlinear function of a polynomial in
     control qubits, by nested repeat-until-success circuits (Cao et al. 2017; Bausch 2020).
 
@@ -107,6 +128,7 @@ class QuantumNeuron(Operation):
     """
 
     grad_method = None
+    _wire_keys = ("control_wires", "target_wire", "ancilla_wires")
     ndim_params = (1,)
 
     def __init__(
@@ -128,21 +150,8 @@ class QuantumNeuron(Operation):
         ancilla_wires = Wires([] if ancilla_wires is None else ancilla_wires)
         if len(target_wire) != 1:
             raise ValueError(f"target_wire must be a single wire; got {target_wire.tolist()}")
-        if mode == "postselect" and len(ancilla_wires) != order:
-            raise ValueError(
-                f"ancilla_wires must hold order={order} wires for mode='postselect'; "
-                f"got {len(ancilla_wires)}"
-            )
-        if mode == "amplified" and len(ancilla_wires) > 0:
-            raise ValueError(
-                f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}"
-            )
-        all_wires = control_wires.tolist() + target_wire.tolist() + ancilla_wires.tolist()
-        if len(set(all_wires)) != len(all_wires):
-            raise ValueError(
-                "control_wires, target_wire and ancilla_wires must be distinct; "
-                f"got {control_wires.tolist()}, {target_wire.tolist()}, {ancilla_wires.tolist()}"
-            )
+        check_ancillas(mode, order, ancilla_wires)
+        all_wires = distinct_wires(control_wires=control_wires, target_wire=target_wire, ancilla_wires=ancilla_wires)
         expected = self.shape(len(control_wires), degree)
         shape = qml.math.shape(weights)
         if len(shape) not in (1, 2) or tuple(shape[-1:]) != expected:
@@ -168,29 +177,6 @@ class QuantumNeuron(Operation):
     def shape(n_controls, degree):
         """Shape of the weights of a neuron with ``n_controls`` controls and the given degree."""
         return (neuron.num_weights(int(n_controls), neuron.check_degree(degree)),)
-
-    def queue(self, context=qml.QueuingManager):
-        if self.hyperparameters["mode"] == "postselect":
-            # PennyLane's mid-circuit-measurement transforms run before templates are
-            # decomposed, so the measurements must be on the tape itself.
-            with qml.QueuingManager.stop_recording():
-                ops = self.decomposition()
-            for op in ops:
-                context.append(op)
-            return self
-        return super().queue(context)
-
-    @classmethod
-    def _unflatten(cls, data, metadata):
-        return cls(*data, **dict(metadata[1]))
-
-    def map_wires(self, wire_map):
-        new_op = super().map_wires(wire_map)
-        for key in ("control_wires", "target_wire", "ancilla_wires"):
-            new_op._hyperparameters[key] = Wires(
-                [wire_map.get(w, w) for w in self._hyperparameters[key]]
-            )
-        return new_op
 
     def resources(self) -> dict:
         """Gate counts of this neuron's decomposition (see :func:`neuron_resources`)."""

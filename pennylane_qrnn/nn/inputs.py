@@ -1,0 +1,55 @@
+"""Checking and laying out token sequences, shared by every sequence model of the package (the
+QRNN and the classical baselines), so they take inputs the same way and fail the same way."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SequenceInputs"]
+
+
+class SequenceInputs:
+    """Mixin for modules with ``io_bits``, ``vocabulary_size``, ``batch_first`` and a
+    ``_input_device`` (where token tensors go)."""
+
+    batch_first = False
+
+    def _check_tokens(self, name, tokens):
+        if not isinstance(tokens, torch.Tensor):
+            tokens = torch.as_tensor(tokens)
+        if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+            raise TypeError(f"{name} must be an integer tensor; got dtype {tokens.dtype}")
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocabulary_size):
+            raise ValueError(
+                f"{name} must lie in [0, {self.vocabulary_size - 1}] for io_bits={self.io_bits}; "
+                f"got values in [{int(tokens.min())}, {int(tokens.max())}]"
+            )
+        return tokens.long().to(self._input_device)
+
+    def _to_time_major(self, name, tokens):
+        tokens = self._check_tokens(name, tokens)
+        if tokens.dim() == 1:
+            return tokens.unsqueeze(1), True
+        if tokens.dim() != 2:
+            layout = "(N, L)" if self.batch_first else "(L, N)"
+            raise ValueError(f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}")
+        return (tokens.t() if self.batch_first else tokens), False
+
+    def _sequence_inputs(self, tokens, targets=None, collapse=None):
+        """``(tokens, targets, collapse, unbatched)``, all time-major ``(L, N)``, checked."""
+        tokens, unbatched = self._to_time_major("tokens", tokens)
+        if tokens.shape[0] == 0:
+            raise ValueError("tokens must hold at least one step; got length 0")
+        if targets is not None:
+            targets, _ = self._to_time_major("targets", targets)
+            if targets.shape != tokens.shape:
+                raise ValueError(
+                    f"targets must have the shape of tokens {tuple(tokens.shape)}; got {tuple(targets.shape)}"
+                )
+        if collapse is not None:
+            collapse = torch.as_tensor(collapse, device=tokens.device).bool()
+            collapse = collapse.reshape(tokens.shape[0], -1) if unbatched else collapse
+            collapse = collapse.t() if (self.batch_first and not unbatched) else collapse
+            if collapse.shape != tokens.shape:
+                raise ValueError(f"collapse must have the shape of tokens; got {tuple(collapse.shape)}")
+        return tokens, targets, collapse, unbatched
