@@ -115,6 +115,16 @@ def test_lightning_gpu_exact():
     assert torch.allclose(model(TOKENS, TARGETS)[0], _model()(TOKENS, TARGETS)[0], atol=1e-8)
 
 
+@pytest.mark.skipif(
+    "lightning.kokkos" not in {ep.name for ep in __import__("importlib.metadata").metadata.entry_points(group="pennylane.plugins")},
+    reason="lightning.kokkos needs pennylane-lightning-kokkos (extra 'kokkos')",
+)
+def test_lightning_kokkos_exact():
+    model = _model(backend="lightning.kokkos")
+    model.load_state_dict(_model().state_dict())
+    assert torch.allclose(model(TOKENS, TARGETS)[0], _model()(TOKENS, TARGETS)[0], atol=1e-10)
+
+
 def test_capability_table():
     rows = {name: capabilities(name) for name in ("default.qubit", "lightning.qubit", "qiskit.aer", "qiskit.remote", "braket.local.qubit", "braket.aws.qubit")}
     assert rows["default.qubit"].path == "circuits" and rows["lightning.qubit"].mcm_method == "tree-traversal"
