@@ -20,7 +20,9 @@ from .program import SequenceProgram
 __all__ = [
     "ResourceReport",
     "resource_report",
+    "run_price",
     "check_budget",
+    "check_budget_price",
     "BudgetExceededError",
     "BRAKET_PRICES",
     "IBM_PRICE_PER_SECOND",
@@ -182,6 +184,23 @@ def resource_report(model, tokens, targets=None, device=None, device_name=None, 
     return report
 
 
+def run_price(model, tokens, name: str, device=None, measurements="deferred", shots=1024, sequences=1,
+              price_table=None) -> float | None:
+    """The price in USD of running ``sequences`` sequences like ``tokens`` with ``shots`` each on
+    the device called ``name`` (a Braket ARN in the table, or a Qiskit backend with calibrated
+    durations); ``None`` where no price is known."""
+    report = ResourceReport(device=name, measurements=measurements, length=len(tokens), qubits=0, qubits_deferred=0,
+                            step_two_qubit_gates=0, step_depth=0, sequence_two_qubit_gates=0, sequence_depth=0,
+                            mid_circuit_measurements=0, survival=1.0, precision=0.0, shots=int(shots),
+                            sequences=int(sequences))
+    backend = _qiskit_backend(device)
+    circuit = None
+    if backend is not None:
+        circuit = _transpiled(model_program(model, tokens), backend, [], measurements == "deferred")
+    _price(report, name, circuit, backend, price_table)
+    return report.price_usd
+
+
 def model_program(model, tokens) -> SequenceProgram:
     return SequenceProgram.build(model.weights(), tokens, model.io_bits, model.workspace, model.degree,
                                  model.order, model.mode)
@@ -208,15 +227,20 @@ def _price(report, name, circuit, backend, price_table):
 
 def check_budget(report: ResourceReport, budget) -> None:
     """Refuse (raise) when the report's price is above ``budget`` USD, or unknown with a budget."""
+    check_budget_price(report.device, report.price_usd, budget, report.sequences, report.shots)
+
+
+def check_budget_price(device: str, price, budget, sequences: int, shots: int) -> None:
+    """Refuse (raise :class:`BudgetExceededError`) a run priced ``price`` USD above ``budget``."""
     if budget is None:
         return
-    if report.price_usd is None:
+    if price is None:
         raise BudgetExceededError(
-            f"budget is {budget:.2f} USD but no price is known for {report.device!r}; "
+            f"budget is {budget:.2f} USD but no price is known for {device!r}; "
             "pass price_table= to price it, or budget=None for a device that does not bill"
         )
-    if report.price_usd > budget:
+    if price > budget:
         raise BudgetExceededError(
-            f"estimated price {report.price_usd:,.2f} USD exceeds the budget of {budget:,.2f} USD "
-            f"({report.sequences} sequence(s) x {report.shots:,} shots on {report.device}); nothing was run"
+            f"estimated price {price:,.2f} USD exceeds the budget of {budget:,.2f} USD "
+            f"({sequences} sequence(s) x {shots:,} shots on {device}); nothing was run"
         )

@@ -129,6 +129,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
         execution=None,
         seed=None,
         budget=None,
+        price_table=None,
     ):
         super().__init__()
         _check_int("io_bits", io_bits, 1)
@@ -140,7 +141,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         self._set_backend(backend, backend_options or {})
         self.diff_method = diff_method
-        self.shots, self.seed, self.budget = shots, seed, budget
+        self.shots, self.seed, self.budget, self.price_table = shots, seed, budget, price_table
         self._execution = execution
         if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
             raise ValueError(f"shots must be a positive int or None; got {shots!r}")
@@ -148,7 +149,6 @@ class _QRNNBase(SequenceInputs, nn.Module):
             raise ValueError(f"execution must be 'native', 'dynamic' or 'deferred'; got {execution!r}")
         self.postselection: PostselectionStats | None = None
         self.last_outcomes: torch.Tensor | None = None
-        self._price_table = None
         self.reset_parameters()
 
     # -- configuration -------------------------------------------------------------------
@@ -202,20 +202,15 @@ class _QRNNBase(SequenceInputs, nn.Module):
             plan["shots"] = self.shots or self._backend_options.get("shots") or 1024
         return plan
 
-    def _check_budget(self, plan, tokens, targets):
+    def _check_budget(self, plan, tokens):
         """Price the run before it starts; refuse it above :attr:`budget` (USD)."""
-        from ..devices.resources import check_budget, resource_report  # pylint: disable=import-outside-toplevel
+        from ..devices.resources import check_budget_price, run_price  # pylint: disable=import-outside-toplevel
 
-        name = self._backend_options.get("device_arn") or getattr(self._device, "_device_arn", None) or self.backend
-        report = resource_report(self, tokens[:, 0], None if targets is None else targets[:, 0],
-                                 device=self._device if plan["measurements"] == "dynamic" else None,
-                                 device_name=name, measurements=plan["measurements"], sequences=tokens.shape[1])
-        report.shots = plan["shots"]  # the run's own shots, not the precision-derived count
-        report.price_usd = None
-        from ..devices.resources import _price  # pylint: disable=import-outside-toplevel
-
-        _price(report, name, None, None, self._price_table)
-        check_budget(report, self.budget)
+        name = self._backend_options.get("device_arn") or self.backend
+        device = self._device if plan["measurements"] == "dynamic" else None
+        price = run_price(self, tokens[:, 0].tolist(), name, device, plan["measurements"], plan["shots"],
+                          tokens.shape[1], self.price_table)
+        check_budget_price(name, price, self.budget, tokens.shape[1], plan["shots"])
 
     def _live_device(self, n_wires):
         if self._device is None:
@@ -327,7 +322,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
         plan = self.execution_plan()
         if plan["path"] == "shots":
             if self.budget is not None:
-                self._check_budget(plan, tokens, targets)
+                self._check_budget(plan, tokens)
             runner = self._shot_runner(plan, tokens.shape[0])
             log_probs, outcomes, neuron, picked = runner.run(self.weights(), tokens.cpu(), None if targets is None else targets.cpu(),
                                                              None if collapse is None else collapse.cpu(), generator)
@@ -377,6 +372,8 @@ class QRNN(_QRNNBase):
         budget (float or None): USD; a shot run on a priced device (Braket QPU ARNs,
             :data:`~pennylane_qrnn.devices.resources.BRAKET_PRICES`) whose estimate is higher is
             refused before it starts
+        price_table (dict or None): ``{name or ARN fragment: (USD per task, USD per shot)}`` for
+            the budget check, replacing the default table
 
     Where the backend cannot postselect mid-circuit measurements (``qiskit.aer``,
     ``qiskit.remote``, ``braket.*``), each sequence runs as one circuit with shots and the shots are
@@ -410,10 +407,11 @@ class QRNN(_QRNNBase):
 
     def __init__(self, io_bits, workspace, stages=1, degree=2, order=2, mode="postselect",
                  backend=None, batch_first=False, device=None, dtype=None, diff_method=None,
-                 backend_options=None, shots=None, execution=None, seed=None, budget=None):
+                 backend_options=None, shots=None, execution=None, seed=None, budget=None,
+                 price_table=None):
         self.batch_first = bool(batch_first)
         super().__init__(io_bits, workspace, stages, degree, order, mode, backend, device,
-                         dtype, diff_method, backend_options, shots, execution, seed, budget)
+                         dtype, diff_method, backend_options, shots, execution, seed, budget, price_table)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()

@@ -99,3 +99,14 @@ def test_budget_refuses_before_running():
                  backend_options={"device_arn": ARN, "s3_destination_folder": ("amazon-braket-qrnn", "runs")})
     with pytest.raises(BudgetExceededError, match=r"estimated price 3.50 USD exceeds the budget of 1.00 USD \(2 sequence\(s\) x 1,000 shots"):
         model(torch.tensor([[1, 0], [0, 1]]), torch.tensor([[0, 1], [1, 0]]))
+
+
+def test_budget_with_own_price_table_lets_a_cheap_run_through(no_aws):
+    """Priced within budget, the run proceeds to the device, which then needs credentials."""
+    from pennylane_qrnn.devices.braket import MissingCredentialsError
+
+    model = QRNN(1, 2, mode="amplified", backend="braket.aws.qubit", shots=1000, budget=1.0,
+                 price_table={"iqm/garnet": (0.0, 0.0001)},
+                 backend_options={"device_arn": ARN, "s3_destination_folder": ("amazon-braket-qrnn", "runs")})
+    with pytest.raises(MissingCredentialsError):
+        model(torch.tensor([[1], [0]]), torch.tensor([[0], [1]]))
