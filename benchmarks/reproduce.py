@@ -211,7 +211,7 @@ def main():
     parser.add_argument("--checkpoints", type=Path, default=SHARED / "reference-checkpoints")
     parser.add_argument("--digits", choices=["01", "36"], default="01")
     parser.add_argument("--protocol", choices=["reference", "measured"], default="reference")
-    parser.add_argument("--loss", choices=["nll", "reference"], default="nll")
+    parser.add_argument("--loss", choices=["nll", "reference"], default="reference")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--batch-size", type=int, default=100)

@@ -44,8 +44,8 @@ def _parser():
     opt.add_argument("--lr", type=float)
     opt.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
     opt.add_argument("--seed", type=int, default=0)
-    opt.add_argument("--loss", choices=["nll", "reference"], default="nll",
-                     help="nll (default), or the reference implementation's cross entropy over probabilities")
+    opt.add_argument("--loss", choices=["nll", "reference"],
+                     help="nll, or the reference implementation's cross entropy over probabilities (default: the task's)")
     opt.add_argument("--protocol", choices=["reference", "measured"], default="reference",
                      help="reference: postselect every step on its target (the paper); measured: "
                           "measure the steps instead (what a QPU run can do)")

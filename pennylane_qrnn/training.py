@@ -57,7 +57,7 @@ class TrainConfig:
     order: int | None = None
     mode: str = "postselect"
     protocol: str = "reference"
-    loss: str = "nll"
+    loss: str | None = None
     steps: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -78,7 +78,7 @@ class TrainConfig:
         task = self.make_task()
         defaults = task.defaults
         values = asdict(self)
-        for key in ("workspace", "stages", "degree", "order", "steps", "batch_size", "lr", "optimizer", "target_loss"):
+        for key in ("workspace", "stages", "degree", "order", "steps", "batch_size", "lr", "optimizer", "target_loss", "loss"):
             if values[key] is None:
                 values[key] = getattr(defaults, key)
         config = TrainConfig(**values)

@@ -222,7 +222,7 @@ class MNISTPixels(_PixelClassification):
 
     name = "mnist"
     defaults = TaskDefaults(workspace=8, stages=2, degree=2, order=2, steps=1000, batch_size=100, lr=0.001,
-                            optimizer="adam", extra={"reference_lr": "adam 0.3..0.01, 50 images per digit"})
+                            optimizer="adam", loss="reference", extra={"reference_lr": "adam 0.3..0.01, 50 images per digit"})
     PAPER = {(0, 1): "99.2 +- 0.2 % test (H8 S2 d2, 1212 params)", (3, 6): "89.7 +- 0.8 % test (H8 S2 d2)"}
     PIXELS = 100
     PATTERN = "mnist-simple-D-SPLIT.csv.gz"

@@ -70,7 +70,7 @@ def test_registry_builds_without_files(monkeypatch, tmp_path):
     assert get_task("mnist-all").label_length == 2 and get_task("mnist-all").digits == tuple(range(10))
     assert repr(get_task("mnist36")) == "MNISTPixels(digits=(3, 6))"
     d = get_task("mnist01").defaults
-    assert (d.workspace, d.stages, d.degree, d.order, d.batch_size, d.lr) == (8, 2, 2, 2, 100, 0.01)
+    assert (d.workspace, d.stages, d.degree, d.order, d.batch_size, d.lr, d.loss) == (8, 2, 2, 2, 100, 0.001, "reference")
     with pytest.raises(FileNotFoundError, match="which is not a folder"):
         get_task("mnist01").batch(2)
 
