@@ -151,6 +151,7 @@ class ShotEstimate:
         surviving_fraction: shots alive after the last step, over all shots (teacher forcing and
             neurons together)
         shots: shots taken
+        alive: ``(shots,)`` bool, the shots alive after the last step
     """
 
     probs: np.ndarray
@@ -159,6 +160,7 @@ class ShotEstimate:
     outcomes: np.ndarray
     surviving_fraction: float
     shots: int
+    alive: np.ndarray
 
 
 def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forced=None) -> ShotEstimate:
@@ -188,4 +190,4 @@ def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forc
             probs[step] = np.bincount(token[alive], minlength=vocabulary) / alive.sum()
         if targets is not None and (forced is None or forced[step]):
             alive &= token == int(targets[step])
-    return ShotEstimate(probs, alive_before, neuron_survivors, outcomes, float(alive.mean()), shots)
+    return ShotEstimate(probs, alive_before, neuron_survivors, outcomes, float(alive.mean()), shots, alive)

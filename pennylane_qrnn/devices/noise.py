@@ -58,12 +58,7 @@ def shot_accuracy(model, batch, run, shots, protocol="measured") -> ShotAccuracy
         bits = run(program, shots)
         forced = batch.forced[:, item].tolist() if protocol == "reference" else [False] * len(tokens)
         estimate = analyse_shots(program, bits, targets, forced)
-        alive = np.ones(bits.shape[0], dtype=bool)
-        for step in range(len(tokens)):
-            for record in program.ancilla_records(step):
-                alive &= bits[:, record.index] == 0
-            if forced[step]:
-                alive &= estimate.outcomes[:, step] == targets[step]
+        alive = estimate.alive
         right = [(estimate.outcomes[alive, step] == targets[step]).mean() for step in range(len(tokens)) if scored[step]]
         per_sequence.append(float(np.mean(right)) if alive.any() else float("nan"))
         survival.append(float(alive.mean()))
