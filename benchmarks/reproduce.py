@@ -54,7 +54,7 @@ def _save(out: Path, row: str, payload: dict) -> None:
 
 
 def _seeds(args):
-    return list(range(args.seeds))
+    return list(range(args.first_seed, args.first_seed + args.seeds))
 
 
 def row_synthetic(args, task, **overrides):
@@ -135,7 +135,11 @@ def row_umap_reference(args):
 
 def row_mnist_train(args):
     task = {"01": "mnist01", "36": "mnist36"}[args.digits]
-    results = []
+    row = f"mnist-train-{args.digits}-{args.protocol}-{args.loss}"
+    previous = args.out / f"{row}.json"
+    # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
+    results = json.loads(previous.read_text())["results"] if previous.exists() else []
+    results = [r for r in results if r["seed"] not in _seeds(args)]
     for seed in _seeds(args):
         config = TrainConfig(task=task, seed=seed, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                              protocol=args.protocol, loss=args.loss, eval_every=25, eval_batches=2,
@@ -155,7 +159,8 @@ def row_mnist_train(args):
                                           "log_io_success_median": run.log_io_success_median}
         results.append(result)
         print(json.dumps({k: result[k] for k in ("seed", "steps", "best_step", "wall_seconds", "test_reference", "test_measured")}), flush=True)
-        _save(args.out, f"mnist-train-{args.digits}-{args.protocol}-{args.loss}", {"row": "mnist-train", "results": results, "command": " ".join(sys.argv)})
+        _save(args.out, row, {"row": "mnist-train", "results": sorted(results, key=lambda r: r["seed"]),
+                              "command": " ".join(sys.argv)})
 
 
 def _median_spread(values):
@@ -200,6 +205,7 @@ def main():
     parser.add_argument("row", choices=["memorise", "elman-xor", "elman-letters", "dna", "mnist-reference",
                                         "mnist-umap-reference", "mnist-train", "report"])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduction")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--eval-every", type=int, default=10)
