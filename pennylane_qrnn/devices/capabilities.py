@@ -33,7 +33,6 @@ class DeviceCapabilities:
         postselect: mid-circuit measurements postselected on an outcome
         mcm_method: the ``mcm_method`` to give the QNode (``None``: PennyLane's default)
         analytic: exact probabilities without shots
-        gradient: the preferred ``diff_method`` for torch
         measurements: how a sequence's measurements are realised when run with shots:
             ``"native"`` (simulated mid-circuit measurements), ``"dynamic"`` (Qiskit dynamic
             circuits: measure and reset on the backend) or ``"deferred"`` (a fresh qubit per
@@ -44,7 +43,6 @@ class DeviceCapabilities:
     postselect: bool
     mcm_method: str | None
     analytic: bool
-    gradient: str
     measurements: str = "deferred"
 
     @property
@@ -74,12 +72,9 @@ def capabilities(device, shots=None) -> DeviceCapabilities:
             method = "tree-traversal"
         else:
             method = "tree-traversal" if analytic else "one-shot"
-        gradient = "backprop" if name == "default.qubit" and analytic else "parameter-shift"
-        if name != "default.qubit" and analytic:
-            gradient = "finite-diff"
-        return DeviceCapabilities(name, True, method, analytic, gradient, "native")
+        return DeviceCapabilities(name, True, method, analytic, "native")
     measurements = "dynamic" if name.startswith("qiskit.") else "deferred"
-    return DeviceCapabilities(name, False, None, analytic, "spsa", measurements)
+    return DeviceCapabilities(name, False, None, analytic, measurements)
 
 
 def qnode_options(device, mode: str, teacher_forcing: bool = True, shots=None) -> dict:

@@ -66,21 +66,16 @@ class ShotRunner:
             if item_targets is not None and forced is None:
                 chosen = torch.tensor(item_targets)
             else:
-                chosen = self._trajectory(estimate, item_targets, forced, generator)
+                chosen = self._trajectory(estimate, generator)
             outcomes[:, item] = chosen
             picked[:, item] = probs[torch.arange(length), chosen]
         return log_probs, outcomes, neuron, picked
 
     @staticmethod
-    def _trajectory(estimate, targets, forced, generator):
-        """One surviving shot's outcomes (targets where forced): the run a QPU would report."""
-        alive = estimate.neuron_survivors > 0
-        candidates = np.arange(estimate.shots)
-        if targets is not None and forced is not None:
-            keep = np.ones(estimate.shots, dtype=bool)
-            for step, force in enumerate(forced):
-                if force:
-                    keep &= estimate.outcomes[:, step] == targets[step]
-            candidates = candidates[keep] if keep.any() else candidates
-        index = int(torch.randint(len(candidates), (1,), generator=generator)) if alive.any() else 0
+    def _trajectory(estimate, generator):
+        """One surviving shot's outcomes (every postselection passed, targets where forced):
+        the run a QPU would report. Any shot if none survived."""
+        survivors = np.flatnonzero(estimate.alive)
+        candidates = survivors if survivors.size else np.arange(estimate.shots)
+        index = int(torch.randint(len(candidates), (1,), generator=generator))
         return torch.as_tensor(estimate.outcomes[candidates[index]])

@@ -140,3 +140,15 @@ def test_bad_execution_choices():
         model(TOKENS, TARGETS)
     with pytest.raises(ValueError, match="shots must be a positive int or None; got 0"):
         QRNN(1, 2, backend="lightning.qubit", execution="native", shots=0)
+
+
+@requires_qiskit
+def test_sampled_run_reports_a_surviving_shot():
+    """Without targets the shot path reports one shot's outcomes; that shot must have passed every
+    neuron postselection (its ancillas all read 0)."""
+    model = _model("postselect", backend="qiskit.aer", shots=500, seed=4)
+    model(TOKENS, generator=torch.Generator().manual_seed(0))
+    (estimate,) = model.last_shot_estimates
+    assert estimate.alive.any() and not estimate.alive.all()  # some shots fail: the check bites
+    reported = model.last_outcomes[:, 0].numpy()
+    assert any((estimate.outcomes[shot] == reported).all() for shot in np.flatnonzero(estimate.alive))
