@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from .nn.inputs import SequenceInputs
 from .nn.qrnn import PostselectionStats, sequence_nll
+from .errors import QRNNValueError
 
 __all__ = [
     "KINDS",
@@ -56,13 +57,13 @@ _GATES = {"rnn": 1, "lstm": 4}
 
 def _check_kind(kind):
     if kind not in KINDS:
-        raise ValueError(f"kind must be 'rnn' or 'lstm'; got {kind!r}")
+        raise QRNNValueError(f"kind must be 'rnn' or 'lstm'; got {kind!r}")
     return kind
 
 
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+        raise QRNNValueError(f"{name} must be an int >= {minimum}; got {value!r}")
     return value
 
 
@@ -198,11 +199,11 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
         want = (1, self.hidden_size) if unbatched else (1, batch, self.hidden_size)
         parts = state if self.kind == "lstm" else (state,)
         if self.kind == "lstm" and not (isinstance(state, (tuple, list)) and len(state) == 2):
-            raise ValueError(f"state must be a pair (h, c) for kind 'lstm'; got {type(state).__name__}")
+            raise QRNNValueError(f"state must be a pair (h, c) for kind 'lstm'; got {type(state).__name__}")
         for part in parts:
             if not isinstance(part, torch.Tensor) or tuple(part.shape) != want:
                 got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
-                raise ValueError(f"state must have shape {want}; got {got}")
+                raise QRNNValueError(f"state must have shape {want}; got {got}")
         parts = tuple(p.to(device=self.device, dtype=self.input_weights.dtype) for p in parts)
         if unbatched:
             parts = tuple(p.unsqueeze(1) for p in parts)
@@ -301,7 +302,7 @@ def make_baseline(kind, io_bits, hidden=None, match_parameters=None, **factory):
     """
     _check_kind(kind)
     if (hidden is None) == (match_parameters is None):
-        raise ValueError(
+        raise QRNNValueError(
             "make_baseline needs exactly one of hidden and match_parameters; "
             f"got hidden={hidden!r}, match_parameters={match_parameters!r}"
         )

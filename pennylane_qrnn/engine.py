@@ -29,6 +29,7 @@ import torch
 
 from . import neuron
 from .templates.quantum_neuron import check_mode
+from .errors import QRNNValueError
 
 __all__ = ["CellLayout", "CellOperators", "SequenceResult", "build_operators", "run_sequence"]
 
@@ -52,9 +53,9 @@ class CellLayout:
         for name in ("io_bits", "workspace"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+                raise QRNNValueError(f"{name} must be a positive int; got {value!r}")
         if isinstance(self.stages, bool) or not isinstance(self.stages, (int, np.integer)) or self.stages < 0:
-            raise ValueError(f"stages must be a non-negative int; got {self.stages!r}")
+            raise QRNNValueError(f"stages must be a non-negative int; got {self.stages!r}")
         neuron.check_degree(self.degree)
         neuron.check_order(self.order)
         check_mode(self.mode)

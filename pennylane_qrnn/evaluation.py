@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+from .errors import QRNNValueError
 
 __all__ = ["Evaluation", "evaluate", "PROTOCOLS"]
 
@@ -53,7 +54,7 @@ class Evaluation:
 def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation:
     """Evaluate ``model`` (a :class:`~pennylane_qrnn.QRNN`) on an iterable of task batches."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
+        raise QRNNValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
     totals = {"loss": 0.0, "argmax": 0.0, "sampled": 0.0, "expected": 0.0, "scored": 0}
     log_success, log_io, log_neuron, min_step, sequences = [], [], [], [], 0
     for batch in batches:

@@ -29,6 +29,7 @@ from math import comb
 
 import numpy as np
 import pennylane as qml
+from .errors import QRNNTypeError, QRNNValueError
 
 __all__ = [
     "monomials",
@@ -47,18 +48,18 @@ __all__ = [
 def check_degree(degree, n_controls: int | None = None) -> int:
     """Validate a neuron degree (a positive integer; at most the number of controls if given)."""
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
-        raise TypeError(f"degree must be an int; got {type(degree).__name__}")
+        raise QRNNTypeError(f"degree must be an int; got {type(degree).__name__}")
     if degree < 1:
-        raise ValueError(f"degree must be at least 1; got {degree}")
+        raise QRNNValueError(f"degree must be at least 1; got {degree}")
     return int(degree)
 
 
 def check_order(order) -> int:
     """Validate a neuron order (the nesting depth of the repeat-until-success circuit)."""
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
-        raise TypeError(f"order must be an int; got {type(order).__name__}")
+        raise QRNNTypeError(f"order must be an int; got {type(order).__name__}")
     if order < 1:
-        raise ValueError(f"order must be at least 1; got {order}")
+        raise QRNNValueError(f"order must be at least 1; got {order}")
     return int(order)
 
 

@@ -13,18 +13,19 @@ from __future__ import annotations
 import math
 
 import torch
+from .errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["SPSA"]
 
 
 def _check_positive(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be positive; got {value!r}")
+        raise QRNNValueError(f"{name} must be positive; got {value!r}")
 
 
 def _check_non_negative(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be non-negative; got {value!r}")
+        raise QRNNValueError(f"{name} must be non-negative; got {value!r}")
 
 
 class SPSA(torch.optim.Optimizer):
@@ -95,9 +96,9 @@ class SPSA(torch.optim.Optimizer):
         _check_non_negative("gamma", gamma)
         _check_non_negative("stability", stability)
         if isinstance(resamplings, bool) or not isinstance(resamplings, int) or resamplings < 1:
-            raise ValueError(f"resamplings must be an int >= 1; got {resamplings!r}")
+            raise QRNNValueError(f"resamplings must be an int >= 1; got {resamplings!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(
+            raise QRNNTypeError(
                 f"generator must be a torch.Generator or None; got {type(generator).__name__}"
             )
         defaults = dict(lr=lr, perturbation=perturbation, alpha=alpha, gamma=gamma,
@@ -139,7 +140,7 @@ class SPSA(torch.optim.Optimizer):
         loss = closure()
         value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
         if not math.isfinite(value):
-            raise ValueError(f"closure must return a finite loss; got {value}")
+            raise QRNNValueError(f"closure must return a finite loss; got {value}")
         return value
 
     @torch.no_grad()
@@ -157,7 +158,7 @@ class SPSA(torch.optim.Optimizer):
             evaluation)
         """
         if closure is None:
-            raise ValueError("closure must be given: SPSA evaluates the loss itself; got None")
+            raise QRNNValueError("closure must be given: SPSA evaluates the loss itself; got None")
         trainable = self._trainable()
         if not trainable:
             return self._evaluate(closure)

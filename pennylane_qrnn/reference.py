@@ -20,6 +20,8 @@ paper's angles, ``R(a) = exp(i a Y)``):
 
 from __future__ import annotations
 
+from .errors import UnsafeFileError
+
 import argparse
 import pickle
 import types
@@ -32,7 +34,7 @@ from .nn import QRNN
 __all__ = ["load_reference_checkpoint", "import_reference", "reference_task", "ReferenceImportError"]
 
 
-class ReferenceImportError(ValueError):
+class ReferenceImportError(UnsafeFileError):
     """A file that is not a reference checkpoint this importer understands."""
 
 

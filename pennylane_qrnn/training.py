@@ -22,6 +22,7 @@ import torch
 from .evaluation import evaluate
 from .nn import QRNN
 from .tasks import get_task
+from .errors import QRNNValueError
 
 __all__ = ["TrainConfig", "Trainer", "atomic_save", "load_checkpoint"]
 
@@ -85,23 +86,23 @@ class TrainConfig:
         for key in ("workspace", "steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
             value = getattr(config, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key.replace('_', '-')} must be a positive integer; got {value!r}")
+                raise QRNNValueError(f"{key.replace('_', '-')} must be a positive integer; got {value!r}")
         if not isinstance(config.stages, int) or config.stages < 0:
-            raise ValueError(f"stages must be a non-negative integer; got {config.stages!r}")
+            raise QRNNValueError(f"stages must be a non-negative integer; got {config.stages!r}")
         if not config.lr > 0:
-            raise ValueError(f"lr must be positive; got {config.lr!r}")
+            raise QRNNValueError(f"lr must be positive; got {config.lr!r}")
         if config.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+            raise QRNNValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
         if config.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {config.loss!r}")
+            raise QRNNValueError(f"loss must be one of {', '.join(LOSSES)}; got {config.loss!r}")
         if config.protocol not in ("reference", "measured"):
-            raise ValueError(f"protocol must be 'reference' or 'measured'; got {config.protocol!r}")
+            raise QRNNValueError(f"protocol must be 'reference' or 'measured'; got {config.protocol!r}")
         if config.model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}; got {config.model!r}")
+            raise QRNNValueError(f"model must be one of {', '.join(MODELS)}; got {config.model!r}")
         if config.model == "qrnn" and config.hidden is not None:
-            raise ValueError(f"hidden is for the classical baselines (model 'lstm' or 'rnn'); got hidden={config.hidden} with model 'qrnn'")
+            raise QRNNValueError(f"hidden is for the classical baselines (model 'lstm' or 'rnn'); got hidden={config.hidden} with model 'qrnn'")
         if config.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64'; got {config.dtype!r}")
+            raise QRNNValueError(f"dtype must be 'float32' or 'float64'; got {config.dtype!r}")
         return config
 
     def make_task(self):

@@ -14,6 +14,7 @@ import re
 from contextlib import contextmanager
 
 from .program import SequenceProgram
+from ..errors import QRNNError, QRNNValueError
 
 __all__ = ["BraketTarget", "MissingCredentialsError", "braket_circuit", "openqasm", "aws_credentials_available"]
 
@@ -21,7 +22,7 @@ _ARN = re.compile(r"^arn:aws:braket:[a-z0-9-]*::device/(qpu|quantum-simulator)/[
 _BUCKET = re.compile(r"^(?!amzn-s3-demo-)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class MissingCredentialsError(RuntimeError):
+class MissingCredentialsError(QRNNError, RuntimeError):
     """No AWS credentials in the standard places; raised before any network call."""
 
 
@@ -103,12 +104,12 @@ class BraketTarget:
 
     def __init__(self, device_arn: str, s3_bucket: str, s3_prefix: str = "qrnn", profile: str | None = None):
         if not isinstance(device_arn, str) or not _ARN.match(device_arn):
-            raise ValueError(
+            raise QRNNValueError(
                 "device_arn must look like arn:aws:braket:REGION::device/qpu/VENDOR/NAME; "
                 f"got {device_arn!r}"
             )
         if not isinstance(s3_bucket, str) or not _BUCKET.match(s3_bucket):
-            raise ValueError(f"s3_bucket must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-'); got {s3_bucket!r}")
+            raise QRNNValueError(f"s3_bucket must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-'); got {s3_bucket!r}")
         self.device_arn, self.s3_bucket, self.s3_prefix, self.profile = device_arn, s3_bucket, s3_prefix, profile
 
     def __repr__(self):

@@ -13,6 +13,8 @@ The QRNN's circuits need mid-circuit measurements with postselection (the neuron
 
 from __future__ import annotations
 
+from ..errors import QRNNValueError
+
 from dataclasses import dataclass
 
 import pennylane as qml
@@ -20,7 +22,7 @@ import pennylane as qml
 __all__ = ["DeviceCapabilities", "capabilities", "qnode_options", "DeviceCapabilityError", "device_name"]
 
 
-class DeviceCapabilityError(ValueError):
+class DeviceCapabilityError(QRNNValueError):
     """A device cannot run a construct the model needs."""
 
 

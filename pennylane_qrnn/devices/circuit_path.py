@@ -18,6 +18,7 @@ import torch
 
 from ..templates import QRNNCell, measure_token, postselect_token, write_token
 from .capabilities import qnode_options
+from ..errors import QRNNValueError
 
 __all__ = ["CircuitRunner", "make_device"]
 
@@ -60,12 +61,12 @@ class CircuitRunner:
         n_wires = io_bits + workspace + n_anc
         device_wires = getattr(device, "wires", None)
         if device_wires is not None and len(device_wires) < n_wires:
-            raise ValueError(
+            raise QRNNValueError(
                 f"device must have at least {n_wires} wires for I={io_bits}, H={workspace}"
                 f"{f', {n_anc} ancillas' if n_anc else ''}; got {len(device_wires)}"
             )
         if diff_method == "parameter-shift" and mode == "postselect":
-            raise ValueError(
+            raise QRNNValueError(
                 "diff_method must not be 'parameter-shift' with mode='postselect': postselected "
                 "outputs are renormalised, so shift rules give wrong gradients; got "
                 "'parameter-shift' (use mode='amplified', or 'backprop'/'finite-diff')"

@@ -26,6 +26,7 @@ import numpy as np
 import pennylane as qml
 
 from .program import Record, SequenceProgram
+from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["run_program", "analyse_shots", "ShotEstimate", "to_qiskit", "METHODS"]
 
@@ -41,9 +42,9 @@ def run_program(program: SequenceProgram, device, method: str, shots: int, seed=
         method: ``"native"``, ``"dynamic"`` or ``"deferred"``
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        raise QRNNValueError(f"method must be one of {METHODS}; got {method!r}")
     if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise ValueError(f"shots must be a positive int; got {shots!r}")
+        raise QRNNValueError(f"shots must be a positive int; got {shots!r}")
     if method == "dynamic":
         return _run_dynamic(program, device, int(shots), seed)
     if method == "native":
@@ -69,7 +70,7 @@ def _run_deferred(program, device, shots, decorate=None):
     """Deferred execution; ``decorate`` may rewrite the operation list (e.g. add noise)."""
     device_wires = getattr(device, "wires", None)
     if device_wires is not None and len(device_wires) < program.deferred_wires:
-        raise ValueError(
+        raise QRNNValueError(
             f"device must have at least {program.deferred_wires} wires for this sequence with deferred "
             f"measurements ({program.n_wires} lanes + {len(program.records)} measurements); got {len(device_wires)}"
         )
@@ -111,7 +112,7 @@ def to_qiskit(program: SequenceProgram, deferred: bool = False):
         elif op.name == "PhaseShift":
             circuit.p(float(op.data[0]), wires[0])
         else:  # pragma: no cover - SequenceProgram only emits the four gates
-            raise TypeError(f"operation must be one of RY, CNOT, PauliX, PhaseShift; got {op.name}")
+            raise QRNNTypeError(f"operation must be one of RY, CNOT, PauliX, PhaseShift; got {op.name}")
     if deferred:
         for record in program.records:
             circuit.measure(program.n_wires + record.index, record.index)

@@ -15,6 +15,7 @@ import torch
 
 from .execution import METHODS, analyse_shots, run_program
 from .program import SequenceProgram
+from ..errors import QRNNValueError
 
 __all__ = ["ShotRunner"]
 
@@ -32,9 +33,9 @@ class ShotRunner:
 
     def __init__(self, device, io_bits, workspace, degree, order, mode, method, shots, seed=None):
         if method not in METHODS:
-            raise ValueError(f"execution must be one of {METHODS}; got {method!r}")
+            raise QRNNValueError(f"execution must be one of {METHODS}; got {method!r}")
         if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-            raise ValueError(f"shots must be a positive int for a shot-based backend; got {shots!r}")
+            raise QRNNValueError(f"shots must be a positive int for a shot-based backend; got {shots!r}")
         self.device, self.method, self.shots, self.seed = device, method, int(shots), seed
         self.settings = (io_bits, workspace, degree, order, mode)
         self.last_estimates = []

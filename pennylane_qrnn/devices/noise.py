@@ -14,6 +14,7 @@ import pennylane as qml
 
 from .execution import _run_deferred, analyse_shots, run_program
 from .program import Record, SequenceProgram
+from ..errors import QRNNValueError
 
 __all__ = ["ShotAccuracy", "shot_accuracy", "depolarizing_aer", "with_depolarizing", "run_noisy_deferred"]
 
@@ -47,7 +48,7 @@ def shot_accuracy(model, batch, run, shots, protocol="measured") -> ShotAccuracy
     kept only where the forced steps read their targets.
     """
     if protocol not in ("measured", "reference"):
-        raise ValueError(f"protocol must be 'measured' or 'reference'; got {protocol!r}")
+        raise QRNNValueError(f"protocol must be 'measured' or 'reference'; got {protocol!r}")
     per_sequence, survival = [], []
     for item in range(batch.size):
         tokens = batch.tokens[:, item].tolist()

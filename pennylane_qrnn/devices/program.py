@@ -18,6 +18,7 @@ import torch
 
 from ..templates import QRNNCell, QuantumNeuron
 from ..templates.tokens import token_bits, write_token
+from ..errors import QRNNTypeError
 
 __all__ = ["Record", "SequenceProgram", "GATES"]
 
@@ -141,4 +142,4 @@ def _flatten(ops):
         elif isinstance(op, qml.ops.MidMeasure) or op.name in GATES:
             yield op
         else:
-            raise TypeError(f"operation must decompose into {GATES}; got {op.name}")
+            raise QRNNTypeError(f"operation must decompose into {GATES}; got {op.name}")

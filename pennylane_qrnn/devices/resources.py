@@ -16,6 +16,7 @@ import torch
 
 from .execution import to_qiskit
 from .program import SequenceProgram
+from ..errors import QRNNError, QRNNValueError
 
 __all__ = [
     "ResourceReport",
@@ -50,7 +51,7 @@ _VENDOR_BASIS = {
 _GENERIC_BASIS = ["rz", "sx", "x", "cx"]
 
 
-class BudgetExceededError(RuntimeError):
+class BudgetExceededError(QRNNError, RuntimeError):
     """A run's estimated price is above the budget the user set."""
 
 
@@ -142,7 +143,7 @@ def resource_report(model, tokens, targets=None, device=None, device_name=None, 
         price_table: ``{name fragment: (per task, per shot)}`` replacing :data:`BRAKET_PRICES`
     """
     if not 0 < precision < 0.5:
-        raise ValueError(f"precision must be in (0, 0.5); got {precision!r}")
+        raise QRNNValueError(f"precision must be in (0, 0.5); got {precision!r}")
     tokens = [int(t) for t in torch.as_tensor(tokens).reshape(-1).tolist()]
     plan = model.execution_plan()
     measurements = measurements or plan.get("measurements", "native")

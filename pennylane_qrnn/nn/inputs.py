@@ -4,6 +4,7 @@ QRNN and the classical baselines), so they take inputs the same way and fail the
 from __future__ import annotations
 
 import torch
+from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["SequenceInputs"]
 
@@ -18,9 +19,9 @@ class SequenceInputs:
         if not isinstance(tokens, torch.Tensor):
             tokens = torch.as_tensor(tokens)
         if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
-            raise TypeError(f"{name} must be an integer tensor; got dtype {tokens.dtype}")
+            raise QRNNTypeError(f"{name} must be an integer tensor; got dtype {tokens.dtype}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocabulary_size):
-            raise ValueError(
+            raise QRNNValueError(
                 f"{name} must lie in [0, {self.vocabulary_size - 1}] for io_bits={self.io_bits}; "
                 f"got values in [{int(tokens.min())}, {int(tokens.max())}]"
             )
@@ -32,18 +33,18 @@ class SequenceInputs:
             return tokens.unsqueeze(1), True
         if tokens.dim() != 2:
             layout = "(N, L)" if self.batch_first else "(L, N)"
-            raise ValueError(f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}")
+            raise QRNNValueError(f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}")
         return (tokens.t() if self.batch_first else tokens), False
 
     def _sequence_inputs(self, tokens, targets=None, collapse=None):
         """``(tokens, targets, collapse, unbatched)``, all time-major ``(L, N)``, checked."""
         tokens, unbatched = self._to_time_major("tokens", tokens)
         if tokens.shape[0] == 0:
-            raise ValueError("tokens must hold at least one step; got length 0")
+            raise QRNNValueError("tokens must hold at least one step; got length 0")
         if targets is not None:
             targets, _ = self._to_time_major("targets", targets)
             if targets.shape != tokens.shape:
-                raise ValueError(
+                raise QRNNValueError(
                     f"targets must have the shape of tokens {tuple(tokens.shape)}; got {tuple(targets.shape)}"
                 )
         if collapse is not None:
@@ -51,5 +52,5 @@ class SequenceInputs:
             collapse = collapse.reshape(tokens.shape[0], -1) if unbatched else collapse
             collapse = collapse.t() if (self.batch_first and not unbatched) else collapse
             if collapse.shape != tokens.shape:
-                raise ValueError(f"collapse must have the shape of tokens; got {tuple(collapse.shape)}")
+                raise QRNNValueError(f"collapse must have the shape of tokens; got {tuple(collapse.shape)}")
         return tokens, targets, collapse, unbatched

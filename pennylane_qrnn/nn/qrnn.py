@@ -18,6 +18,7 @@ from ..devices.capabilities import device_name
 from ..devices.circuit_path import CircuitRunner, make_device
 from ..templates import QRNNCell as _CellTemplate
 from .inputs import SequenceInputs
+from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["QRNN", "QRNNCell", "PostselectionStats", "sequence_nll"]
 
@@ -82,14 +83,14 @@ def sequence_nll(log_probs, targets, mask=None, reduction="mean"):
         reduction: ``"mean"`` (per scored step), ``"sum"`` or ``"none"`` (per step, masked)
     """
     if targets.shape != log_probs.shape[:-1]:
-        raise ValueError(
+        raise QRNNValueError(
             f"targets must have shape {tuple(log_probs.shape[:-1])} to match log_probs; "
             f"got {tuple(targets.shape)}"
         )
     picked = -log_probs.gather(-1, targets.unsqueeze(-1).long()).squeeze(-1)
     if mask is not None:
         if mask.shape != targets.shape:
-            raise ValueError(
+            raise QRNNValueError(
                 f"mask must have shape {tuple(targets.shape)}; got {tuple(mask.shape)}"
             )
         mask = mask.to(picked.dtype)
@@ -101,12 +102,12 @@ def sequence_nll(log_probs, targets, mask=None, reduction="mean"):
     if reduction == "mean":
         count = mask.sum() if mask is not None else picked.new_tensor(picked.numel())
         return picked.sum() / count.clamp_min(1)
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
+    raise QRNNValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
 
 
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+        raise QRNNValueError(f"{name} must be an int >= {minimum}; got {value!r}")
 
 
 class _QRNNBase(SequenceInputs, nn.Module):
@@ -144,9 +145,9 @@ class _QRNNBase(SequenceInputs, nn.Module):
         self.shots, self.seed, self.budget, self.price_table = shots, seed, budget, price_table
         self._execution = execution
         if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
-            raise ValueError(f"shots must be a positive int or None; got {shots!r}")
+            raise QRNNValueError(f"shots must be a positive int or None; got {shots!r}")
         if execution is not None and execution not in ("native", "dynamic", "deferred"):
-            raise ValueError(f"execution must be 'native', 'dynamic' or 'deferred'; got {execution!r}")
+            raise QRNNValueError(f"execution must be 'native', 'dynamic' or 'deferred'; got {execution!r}")
         self.postselection: PostselectionStats | None = None
         self.last_outcomes: torch.Tensor | None = None
         self.reset_parameters()
@@ -170,7 +171,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
             self._backend_name, self._backend_options, self._device = backend, dict(options), None
             return
         if not hasattr(backend, "execute"):
-            raise TypeError(
+            raise QRNNTypeError(
                 "backend must be None, a PennyLane device or its name; "
                 f"got {type(backend).__name__}"
             )
@@ -227,7 +228,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
             per_step = self.io_bits + (2**self.order - 1) * self.layout.n_neurons * (self.mode == "postselect")
             n_wires = lanes + per_step * tokens_length
         if plan["measurements"] == "dynamic" and not (self.backend or "").startswith("qiskit."):
-            raise ValueError(
+            raise QRNNValueError(
                 "execution='dynamic' needs a Qiskit backend (qiskit.aer, qiskit.remote); "
                 f"got backend={self.backend!r} (use 'native' or 'deferred')"
             )
@@ -296,7 +297,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
             return None
         want = (batch, 2**self.workspace)
         if tuple(state.shape) != want:
-            raise ValueError(f"state must have shape {want}; got {tuple(state.shape)}")
+            raise QRNNValueError(f"state must have shape {want}; got {tuple(state.shape)}")
         return state.to(self.input_weights.dtype)
 
     def _run(self, tokens, targets, state, generator, collapse=None):
@@ -315,7 +316,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
             )
             return result.log_probs, result.state, result.outcomes
         if state is not None:
-            raise ValueError(
+            raise QRNNValueError(
                 f"state must be None on the circuit path (backend={self.backend!r}): circuits "
                 "start from |0...0>"
             )
@@ -331,7 +332,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
             dtype, device = self.input_weights.dtype, self.input_weights.device
             return log_probs.to(dtype=dtype, device=device), None, outcomes.to(device)
         if collapse is not None:
-            raise ValueError("collapse is only supported by the exact engine and the shot path; "
+            raise QRNNValueError("collapse is only supported by the exact engine and the shot path; "
                              f"got a collapse mask with backend={self.backend!r} on the circuit path")
         log_probs, outcomes = self._runner().run(self.weights(), tokens, targets, generator)
         picked = log_probs.detach().gather(2, outcomes.unsqueeze(2)).squeeze(2).exp()
@@ -457,9 +458,9 @@ class QRNN(_QRNNBase):
         _check_int("steps", steps, 0)
         tokens, unbatched = self._to_time_major("prefix", prefix)
         if tokens.shape[0] == 0:
-            raise ValueError("prefix must hold at least one token; got length 0")
+            raise QRNNValueError("prefix must hold at least one token; got length 0")
         if self.backend is not None:
-            raise ValueError(
+            raise QRNNValueError(
                 f"sample needs the exact engine (backend=None); got backend={self.backend!r}"
             )
         operators = self.operators()
@@ -497,12 +498,12 @@ class QRNNCell(_QRNNBase):
         token = self._check_tokens("token", token)
         scalar = token.dim() == 0
         if token.dim() > 1:
-            raise ValueError(f"token must have shape (N,) or (); got {tuple(token.shape)}")
+            raise QRNNValueError(f"token must have shape (N,) or (); got {tuple(token.shape)}")
         tokens = token.reshape(1, -1)
         if target is not None:
             target = self._check_tokens("target", target)
             if target.shape != token.shape:
-                raise ValueError(
+                raise QRNNValueError(
                     f"target must have the shape of token {tuple(token.shape)}; "
                     f"got {tuple(target.shape)}"
                 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .base import Batch, SequenceTask, TaskDefaults
 from .digits import MNISTUMAP, GenerativeDigits, MNISTPixels, SklearnDigits
 from .synthetic import DNA, ElmanLetters, ElmanXOR, Memorisation
+from ..errors import QRNNValueError
 
 __all__ = [
     "Batch",
@@ -49,6 +50,6 @@ TASKS = {
 def get_task(name: str, **kwargs) -> SequenceTask:
     """The task called ``name`` (see :data:`TASKS`), with e.g. ``length=...``."""
     if name not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(sorted(TASKS))}; got {name!r}")
+        raise QRNNValueError(f"task must be one of {', '.join(sorted(TASKS))}; got {name!r}")
     constructor, fixed = TASKS[name]
     return constructor(**{**fixed, **kwargs})

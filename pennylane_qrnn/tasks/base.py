@@ -6,13 +6,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
+from ..errors import QRNNValueError
 
 __all__ = ["Batch", "SequenceTask", "check_positive_int"]
 
 
 def check_positive_int(name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+        raise QRNNValueError(f"{name} must be an int >= {minimum}; got {value!r}")
     return value
 
 
@@ -39,7 +40,7 @@ class Batch:
         shape = self.tokens.shape
         for name in ("targets", "scored", "forced"):
             if getattr(self, name).shape != shape:
-                raise ValueError(f"{name} must have shape {tuple(shape)}; got {tuple(getattr(self, name).shape)}")
+                raise QRNNValueError(f"{name} must have shape {tuple(shape)}; got {tuple(getattr(self, name).shape)}")
 
     @property
     def length(self) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .base import Batch, SequenceTask, TaskDefaults, check_positive_int
+from ..errors import QRNNValueError
 
 __all__ = [
     "MNISTPixels",
@@ -62,7 +63,7 @@ def label_words(positions, classes: int, io_bits: int) -> torch.Tensor:
 
 def _check_split(split):
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}")
+        raise QRNNValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}")
     return split
 
 
@@ -74,7 +75,7 @@ def _check_digits(digits):
         or len(set(digits)) != len(digits)
         or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 9 for d in digits)
     ):
-        raise ValueError(f"digits must be at least two distinct ints 0..9; got {digits!r}")
+        raise QRNNValueError(f"digits must be at least two distinct ints 0..9; got {digits!r}")
     return digits
 
 
@@ -84,7 +85,7 @@ def _digits_name(prefix, digits):
 
 def _check_length(length, fixed):
     if length is not None and length != fixed:
-        raise ValueError(f"length is fixed at {fixed} for this task; got {length!r}")
+        raise QRNNValueError(f"length is fixed at {fixed} for this task; got {length!r}")
 
 
 def _mnist_folder(folder, pattern: str) -> Path:
@@ -117,7 +118,7 @@ def _read_table(folder: Path, name: str, pattern: str, columns: int, maximum: in
         with gzip.open(path, "rt") as handle:
             rows = np.loadtxt(handle, delimiter=",", dtype=np.int64, ndmin=2)
         if rows.shape[0] == 0 or rows.shape[1] != columns or rows.min() < 0 or rows.max() > maximum:
-            raise ValueError(
+            raise QRNNValueError(
                 f"{name} must hold rows of {columns} ints 0..{maximum}; got shape {rows.shape}"
                 + (f", values {rows.min()}..{rows.max()}" if rows.size else "")
             )
@@ -236,7 +237,7 @@ class MNISTPixels(_PixelClassification):
             or len(set(scanlines)) != len(scanlines)
             or not all(s in (0, 1, 2) and not isinstance(s, bool) for s in scanlines)
         ):
-            raise ValueError(f"scanlines must be distinct values among 0, 1, 2; got {scanlines!r}")
+            raise QRNNValueError(f"scanlines must be distinct values among 0, 1, 2; got {scanlines!r}")
         self.scanlines = scanlines
         self.io_bits = len(scanlines)
         self.length = self.PIXELS - 1
@@ -281,7 +282,7 @@ class GenerativeDigits(MNISTPixels):
         self.name = _digits_name("mnist", self.digits) + "-gen"
         self.paper_result = type(self).paper_result
         if self.label_length != 1:
-            raise ValueError(
+            raise QRNNValueError(
                 f"digits must have labels that fit one {self.io_bits}-bit word; got {len(self.digits)} digits"
             )
 
@@ -365,10 +366,10 @@ class MNISTUMAP(_DigitTask):
 
     def __init__(self, dims=3, resolution=4, digits=tuple(range(10)), folder=None, length=None):
         if dims not in (2, 3, 4) or isinstance(dims, bool):
-            raise ValueError(f"dims must be 2, 3 or 4; got {dims!r}")
+            raise QRNNValueError(f"dims must be 2, 3 or 4; got {dims!r}")
         check_positive_int("resolution", resolution, 2)
         if resolution > 8:
-            raise ValueError(f"resolution must be at most 8; got {resolution}")
+            raise QRNNValueError(f"resolution must be at most 8; got {resolution}")
         self.dims, self.resolution, self.io_bits = dims, resolution, dims
         self.digits = _check_digits(digits)
         self.folder = folder
@@ -419,16 +420,16 @@ def read_idx(path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
-        raise ValueError(f"IDX file must start with two zero bytes; got {raw[:4]!r} in {path}")
+        raise QRNNValueError(f"IDX file must start with two zero bytes; got {raw[:4]!r} in {path}")
     code, ndim = raw[2], raw[3]
     if code not in _IDX_TYPES:
-        raise ValueError(f"IDX type code must be one of {', '.join(hex(c) for c in _IDX_TYPES)}; got {hex(code)}")
+        raise QRNNValueError(f"IDX type code must be one of {', '.join(hex(c) for c in _IDX_TYPES)}; got {hex(code)}")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[code])
     expected = dtype.itemsize * math.prod(shape)
     data = raw[4 + 4 * ndim :]
     if len(data) != expected:
-        raise ValueError(f"IDX data must have {expected} bytes for shape {shape}; got {len(data)} in {path}")
+        raise QRNNValueError(f"IDX data must have {expected} bytes for shape {shape}; got {len(data)} in {path}")
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -479,7 +480,7 @@ def preprocess_images(images) -> np.ndarray:
     """
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"images must have shape (N, 28, 28); got {images.shape}")
+        raise QRNNValueError(f"images must have shape (N, 28, 28); got {images.shape}")
     crop = images[:, 4:24, 4:24].astype(np.float64)
     n = len(crop)
     s0 = _background(crop)
@@ -492,7 +493,7 @@ def preprocess_idx(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
     """Values ``(N, 100)`` (see :func:`preprocess_images`) and labels ``(N,)`` of raw IDX files."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if labels.ndim != 1 or len(labels) != len(images):
-        raise ValueError(f"labels must have shape ({len(images)},); got {labels.shape}")
+        raise QRNNValueError(f"labels must have shape ({len(images)},); got {labels.shape}")
     return preprocess_images(images), labels.astype(np.int64)
 
 
@@ -504,7 +505,7 @@ def write_preprocessed(folder, images_path, labels_path, split="train", validate
     ``MNISTPixels(folder=folder)`` reads them. Returns the paths written.
     """
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+        raise QRNNValueError(f"split must be 'train' or 'test'; got {split!r}")
     check_positive_int("validate_size", validate_size, 0)
     values, labels = preprocess_idx(images_path, labels_path)
     folder = Path(folder)
@@ -546,9 +547,9 @@ def render_digit(tokens, scanline=0, scanlines=(0, 1), first=0) -> np.ndarray:
     tokens = np.asarray(tokens.tolist() if isinstance(tokens, torch.Tensor) else tokens, dtype=np.int64).ravel()
     side = math.isqrt(len(tokens) + first + 1)
     if side * side < len(tokens) + first or side < 2:
-        raise ValueError(f"tokens must hold at most side**2 - first words of a square image; got {len(tokens)}")
+        raise QRNNValueError(f"tokens must hold at most side**2 - first words of a square image; got {len(tokens)}")
     if scanline not in scanlines:
-        raise ValueError(f"scanline must be one of scanlines {tuple(scanlines)!r}; got {scanline!r}")
+        raise QRNNValueError(f"scanline must be one of scanlines {tuple(scanlines)!r}; got {scanline!r}")
     words = np.full(side * side, 2 ** len(scanlines) - 1, dtype=np.int64)  # background in every lane
     words[first : first + len(tokens)] = tokens
     lane = len(scanlines) - 1 - list(scanlines).index(scanline)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .base import Batch, SequenceTask, TaskDefaults, check_positive_int
+from ..errors import QRNNValueError
 
 __all__ = ["Memorisation", "ElmanXOR", "ElmanLetters", "DNA"]
 
@@ -35,7 +36,7 @@ class Memorisation(SequenceTask):
     def __init__(self, length: int = 20, variant: str = "paper"):
         self.length = check_positive_int("length", length)
         if variant not in ("paper", "reference"):
-            raise ValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
+            raise QRNNValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
         self.variant = variant
         cycle = [1, 2, 3] if variant == "paper" else [0, 1, 2, 3]
         n = self.length + 1
@@ -142,9 +143,9 @@ class DNA(SequenceTask):
     def __init__(self, length: int = 100, variant: str = "paper"):
         self.length = check_positive_int("length", length, 4)
         if self.length > 1000:
-            raise ValueError(f"length must be at most 1000; got {length}")
+            raise QRNNValueError(f"length must be at most 1000; got {length}")
         if variant not in ("paper", "reference"):
-            raise ValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
+            raise QRNNValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
         self.variant = variant
 
     def batch(self, size, generator=None, split="train"):

@@ -8,6 +8,7 @@ from pennylane.wires import Wires
 from .. import neuron
 from .base import MeasuringTemplate
 from .quantum_neuron import QuantumNeuron, check_ancillas, check_mode, distinct_wires
+from ..errors import QRNNValueError
 
 __all__ = ["QRNNCell", "neuron_controls"]
 
@@ -104,9 +105,9 @@ class QRNNCell(MeasuringTemplate):
         io_wires, workspace_wires = Wires(io_wires), Wires(workspace_wires)
         ancilla_wires = Wires([] if ancilla_wires is None else ancilla_wires)
         if len(io_wires) < 1:
-            raise ValueError(f"io_wires must hold at least one wire; got {io_wires.tolist()}")
+            raise QRNNValueError(f"io_wires must hold at least one wire; got {io_wires.tolist()}")
         if len(workspace_wires) < 1:
-            raise ValueError(
+            raise QRNNValueError(
                 f"workspace_wires must hold at least one wire; got {workspace_wires.tolist()}"
             )
         check_ancillas(mode, order, ancilla_wires)
@@ -118,7 +119,7 @@ class QRNNCell(MeasuringTemplate):
         names = ("input_weights", "rotation_weights", "stage_weights", "output_weights")
         stages = qml.math.shape(rotation_weights)[-2] if len(qml.math.shape(rotation_weights)) >= 2 else None
         if stages is None:
-            raise ValueError(
+            raise QRNNValueError(
                 "rotation_weights must have shape (stages, H) (or (batch, stages, H)); "
                 f"got {tuple(qml.math.shape(rotation_weights))}"
             )
@@ -127,13 +128,13 @@ class QRNNCell(MeasuringTemplate):
         for name, tensor in zip(names, weights):
             shape, want = tuple(qml.math.shape(tensor)), expected[name]
             if shape[-len(want):] != want or len(shape) - len(want) not in (0, 1):
-                raise ValueError(
+                raise QRNNValueError(
                     f"{name} must have shape {want} (or (batch, *{want})) for I={len(io_wires)}, "
                     f"H={len(workspace_wires)}, stages={stages}, degree={degree}; got {shape}"
                 )
             this_batch = shape[0] if len(shape) > len(want) else None
             if name != names[0] and this_batch != batch:
-                raise ValueError(
+                raise QRNNValueError(
                     f"all weights must share one broadcast dimension; got {batch} for "
                     f"input_weights and {this_batch} for {name}"
                 )

@@ -9,6 +9,7 @@ from pennylane.wires import Wires
 from .. import neuron
 from .base import MeasuringTemplate
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
+from ..errors import QRNNValueError
 
 __all__ = ["QuantumNeuron", "MODES", "check_mode"]
 
@@ -18,18 +19,18 @@ MODES = ("postselect", "amplified")
 def check_mode(mode) -> str:
     """Validate a neuron mode."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        raise QRNNValueError(f"mode must be one of {MODES}; got {mode!r}")
     return mode
 
 
 def check_ancillas(mode: str, order: int, ancilla_wires: Wires) -> None:
     """``order`` ancillas for ``"postselect"``, none for ``"amplified"``."""
     if mode == "postselect" and len(ancilla_wires) != order:
-        raise ValueError(
+        raise QRNNValueError(
             f"ancilla_wires must hold order={order} wires for mode='postselect'; got {len(ancilla_wires)}"
         )
     if mode == "amplified" and len(ancilla_wires) > 0:
-        raise ValueError(f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}")
+        raise QRNNValueError(f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}")
 
 
 def distinct_wires(**groups: Wires) -> list:
@@ -39,7 +40,7 @@ def distinct_wires(**groups: Wires) -> list:
         names = ", ".join(groups)
         names = " and ".join(names.rsplit(", ", 1))
         values = ", ".join(str(wires.tolist()) for wires in groups.values())
-        raise ValueError(f"{names} must be distinct; got {values}")
+        raise QRNNValueError(f"{names} must be distinct; got {values}")
     return all_wires
 
 
@@ -149,13 +150,13 @@ class QuantumNeuron(MeasuringTemplate):
         target_wire = Wires(target_wire)
         ancilla_wires = Wires([] if ancilla_wires is None else ancilla_wires)
         if len(target_wire) != 1:
-            raise ValueError(f"target_wire must be a single wire; got {target_wire.tolist()}")
+            raise QRNNValueError(f"target_wire must be a single wire; got {target_wire.tolist()}")
         check_ancillas(mode, order, ancilla_wires)
         all_wires = distinct_wires(control_wires=control_wires, target_wire=target_wire, ancilla_wires=ancilla_wires)
         expected = self.shape(len(control_wires), degree)
         shape = qml.math.shape(weights)
         if len(shape) not in (1, 2) or tuple(shape[-1:]) != expected:
-            raise ValueError(
+            raise QRNNValueError(
                 f"weights must have shape {expected} (or (batch, {expected[0]})) for "
                 f"{len(control_wires)} controls at degree {degree}; got {tuple(shape)}"
             )

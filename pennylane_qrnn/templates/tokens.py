@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pennylane as qml
+from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["token_bits", "write_token", "postselect_token", "measure_token"]
 
@@ -15,9 +16,9 @@ __all__ = ["token_bits", "write_token", "postselect_token", "measure_token"]
 def token_bits(token, n_bits: int) -> list[int]:
     """The bits of ``token`` on ``n_bits`` lanes, most significant first."""
     if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
-        raise TypeError(f"token must be an int; got {type(token).__name__}")
+        raise QRNNTypeError(f"token must be an int; got {type(token).__name__}")
     if not 0 <= token < 2**n_bits:
-        raise ValueError(f"token must be in [0, {2**n_bits - 1}] for {n_bits} i/o lanes; got {token}")
+        raise QRNNValueError(f"token must be in [0, {2**n_bits - 1}] for {n_bits} i/o lanes; got {token}")
     return [(int(token) >> (n_bits - 1 - i)) & 1 for i in range(n_bits)]
 
 
