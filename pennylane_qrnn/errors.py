@@ -16,6 +16,8 @@ __all__ = [
     "ModelSizeError",
     "UnsafeFileError",
     "NonFiniteError",
+    "InsufficientShotsError",
+    "InsufficientShotsWarning",
 ]
 
 
@@ -42,3 +44,13 @@ class UnsafeFileError(QRNNValueError):
 
 class NonFiniteError(QRNNValueError):
     """Parameters, a loss or gradients are NaN or infinite."""
+
+
+class InsufficientShotsError(QRNNError, RuntimeError):
+    """Too few shots survived a shot run's postselections to estimate some step (raised instead
+    of :class:`InsufficientShotsWarning` with ``on_insufficient_shots="raise"``)."""
+
+
+class InsufficientShotsWarning(UserWarning):
+    """Too few shots survived a shot run's postselections to estimate some step: those steps are
+    NaN; the message gives the survivors per step and the shots needed."""

@@ -16,19 +16,29 @@ Three ways to realise the mid-circuit measurements, chosen per device
 :func:`analyse_shots` then keeps, step by step, the shots whose neuron ancillas read 0 (the
 neurons' repeat-until-success postselection) and, under teacher forcing, whose i/o outcomes equal
 the targets; the surviving shots' i/o outcomes estimate each step's distribution.
+
+A step counts as *measured* when at least ``min_survivors`` shots (default 1) reach its i/o
+readout; its estimate is their frequencies, reported with the count it rests on and a standard
+error. An unmeasured step has NaN probabilities: nothing is invented for it.
+
+Before anything runs, :func:`check_capacity` compares the circuit's width with what the device
+offers (a backend's qubit count, a local simulator's limit and memory) and refuses what cannot fit.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import pennylane as qml
 
+from .capabilities import DeviceCapabilityError, device_name
 from .program import Record, SequenceProgram
-from ..errors import QRNNTypeError, QRNNValueError
+from ..errors import ModelSizeError, QRNNTypeError, QRNNValueError
 
-__all__ = ["run_program", "analyse_shots", "ShotEstimate", "to_qiskit", "METHODS"]
+__all__ = ["run_program", "analyse_shots", "ShotEstimate", "to_qiskit", "check_capacity", "METHODS"]
 
 METHODS = ("native", "dynamic", "deferred")
 
@@ -53,6 +63,7 @@ def run_program(program: SequenceProgram, device, method: str, shots: int, seed=
 
 
 def _run_native(program, device, shots):
+    check_capacity(program, device, "native")
     def circuit():
         values = []
         for op in program.operations:
@@ -68,6 +79,7 @@ def _run_native(program, device, shots):
 
 def _run_deferred(program, device, shots, decorate=None):
     """Deferred execution; ``decorate`` may rewrite the operation list (e.g. add noise)."""
+    check_capacity(program, device, "deferred")
     device_wires = getattr(device, "wires", None)
     if device_wires is not None and len(device_wires) < program.deferred_wires:
         raise QRNNValueError(
@@ -87,6 +99,94 @@ def _run_deferred(program, device, shots, decorate=None):
     for bitstring, count in counts.items():
         rows.extend([[int(b) for b in bitstring]] * int(count))
     return np.asarray(rows, dtype=np.uint8).reshape(-1, len(record_wires))
+
+
+#: bytes per amplitude of a complex128 state (what these simulators hold)
+_AMPLITUDE_BYTES = 16
+#: simulators that run on this machine, whose state must fit in its memory
+_LOCAL_SIMULATORS = {"default.qubit", "default.mixed", "lightning.qubit", "lightning.gpu", "lightning.kokkos",
+                     "qiskit.aer", "braket.local.qubit"}
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation on this machine (``MemAvailable``)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        return 2**63
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:,.3g} GiB"
+
+
+def _device_limits(device, method):
+    """``(name, max_qubits or None, local, density_matrix)`` of the device that will run."""
+    if method == "dynamic":
+        backend = _qiskit_backend(device)
+        name = getattr(backend, "name", None) or type(backend).__name__
+        if callable(name):  # BackendV1
+            name = name()
+        module = type(backend).__module__
+        local = "qiskit_aer" in module or "fake_provider" in module
+        method_option = getattr(getattr(backend, "options", None), "method", None)
+        return str(name), getattr(backend, "num_qubits", None), local, method_option == "density_matrix"
+    name = device_name(device) if not isinstance(device, str) else device
+    simulator = getattr(device, "_device", None)  # the Braket plugin's LocalSimulator / AwsDevice
+    max_qubits, density = None, name == "default.mixed"
+    if name == "braket.local.qubit" and simulator is not None:
+        density = getattr(simulator, "name", "") == "DensityMatrixSimulator"
+        try:
+            max_qubits = int(simulator.properties.paradigm.qubitCount)
+        except (AttributeError, TypeError, ValueError):
+            max_qubits = None
+    return name, max_qubits, name in _LOCAL_SIMULATORS, density
+
+
+def check_capacity(program: SequenceProgram, device, method: str, memory: int | None = None) -> None:
+    """Refuse, before anything is sent or allocated, a program wider than ``device`` can run.
+
+    The width is :attr:`SequenceProgram.n_wires` (lanes measured and reset in place: ``native``,
+    ``dynamic``) or :attr:`SequenceProgram.deferred_wires` (a fresh qubit per measurement:
+    ``deferred``, which grows with the sequence length). It is checked against the backend's qubit
+    count (a Qiskit backend's ``num_qubits``, a Braket simulator's ``qubitCount``) and, for a
+    simulator on this machine, the memory of one state (16 bytes per amplitude, ``2**n``
+    amplitudes, ``4**n`` for a density matrix) against ``memory`` (default: what is available).
+
+    Raises:
+        DeviceCapabilityError: the backend has fewer qubits than the program needs
+        ModelSizeError: the simulator's state would not fit in memory
+    """
+    width = program.deferred_wires if method == "deferred" else program.n_wires
+    what = (f"{width} qubits ({program.n_wires} lanes + {len(program.records)} deferred measurements)"
+            if method == "deferred" else f"{width} qubits (measured lanes reset and reused)")
+    name, max_qubits, local, density = _device_limits(device, method)
+    hint = ("use execution='dynamic' on a Qiskit backend (lanes reused), shorter sequences, or a smaller model"
+            if method == "deferred" else "use a backend with more qubits, shorter sequences, or a smaller model")
+    needed = memory_text = None
+    if local:
+        memory = available_memory() if memory is None else int(memory)
+        needed = _AMPLITUDE_BYTES * 2.0 ** (2 * width if density else width)
+        fits = max(int(math.log2(max(memory, 1) / _AMPLITUDE_BYTES)) // (2 if density else 1), 0)
+        kind = "density matrix" if density else "state vector"
+        memory_text = (f"simulating it takes a {kind} of {_gib(needed)}, and {_gib(memory)} of memory is "
+                       f"available (room for {fits} qubits)")
+    if max_qubits is not None and width > max_qubits:
+        raise DeviceCapabilityError(
+            f"this {program.length}-step sequence needs {what}; {name} takes at most {max_qubits}"
+            + (f"; {memory_text}" if needed is not None and needed > memory else "") + f". Nothing was run; {hint}"
+        )
+    if needed is not None and needed > memory:
+        raise ModelSizeError(
+            f"this {program.length}-step sequence needs {what} on {name}; {memory_text}. Nothing was run; {hint}"
+        )
 
 
 def to_qiskit(program: SequenceProgram, deferred: bool = False):
@@ -128,6 +228,7 @@ def _run_dynamic(program, device, shots, seed):
     from qiskit import transpile  # pylint: disable=import-outside-toplevel
     from qiskit_ibm_runtime import SamplerV2  # pylint: disable=import-outside-toplevel
 
+    check_capacity(program, device, "dynamic")
     backend = _qiskit_backend(device)
     circuit = transpile(to_qiskit(program), backend=backend, optimization_level=1, seed_transpiler=0)
     sampler = SamplerV2(mode=backend)
@@ -144,15 +245,18 @@ class ShotEstimate:
     """What the shots say about one sequence.
 
     Attributes:
-        probs: ``(L, 2**I)`` each step's i/o distribution among the shots still alive before it
-            (NaN where none is)
+        probs: ``(L, 2**I)`` each step's i/o distribution among its :attr:`survivors`; NaN for a
+            step that was not measured (fewer than ``min_survivors`` survivors)
         alive_before: ``(L,)`` shots alive at the start of each step
-        neuron_survivors: ``(L,)`` of those, the shots whose step-``t`` ancillas all read 0
+        neuron_survivors: ``(L,)`` of those, the shots whose step-``t`` ancillas all read 0 (the
+            shots each step's estimate rests on)
         outcomes: ``(shots, L)`` each shot's i/o token per step
         surviving_fraction: shots alive after the last step, over all shots (teacher forcing and
             neurons together)
         shots: shots taken
         alive: ``(shots,)`` bool, the shots alive after the last step
+        min_survivors: the survivors a step needs to count as measured
+        completed: ``(shots,)`` how many steps each shot passed every postselection of
     """
 
     probs: np.ndarray
@@ -162,15 +266,41 @@ class ShotEstimate:
     surviving_fraction: float
     shots: int
     alive: np.ndarray
+    min_survivors: int = 1
+    completed: np.ndarray | None = None
+
+    @property
+    def survivors(self) -> np.ndarray:
+        """``(L,)`` the shots each step's distribution is estimated from."""
+        return self.neuron_survivors
+
+    @property
+    def measured(self) -> np.ndarray:
+        """``(L,)`` bool, the steps with at least ``min_survivors`` survivors (the others are NaN)."""
+        return self.neuron_survivors >= self.min_survivors
+
+    @property
+    def standard_error(self) -> np.ndarray:
+        """``(L,)`` an upper bound on each step's per-token standard error, ``0.5 / sqrt(n)`` for
+        ``n`` survivors (the binomial maximum: it does not vanish for a one-hot estimate from a
+        single shot); NaN where not measured."""
+        n = self.neuron_survivors.astype(float)
+        with np.errstate(divide="ignore"):
+            return np.where(self.measured, 0.5 / np.sqrt(n), np.nan)
 
 
-def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forced=None) -> ShotEstimate:
+def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forced=None,
+                  min_survivors: int = 1) -> ShotEstimate:
     """Filter shots step by step (see the module docstring).
 
     Args:
         targets: ``(L,)`` tokens to postselect the i/o outcomes on (teacher forcing), or ``None``
         forced: ``(L,)`` bools, the steps to postselect (default: every step when ``targets``)
+        min_survivors: the surviving shots a step needs to be estimated; below, its
+            probabilities are NaN
     """
+    if isinstance(min_survivors, bool) or not isinstance(min_survivors, (int, np.integer)) or min_survivors < 1:
+        raise QRNNValueError(f"min_survivors must be an int >= 1; got {min_survivors!r}")
     shots = bits.shape[0]
     length, vocabulary = program.length, 2**program.io_bits
     alive = np.ones(shots, dtype=bool)
@@ -178,6 +308,7 @@ def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forc
     alive_before = np.zeros(length, dtype=np.int64)
     neuron_survivors = np.zeros(length, dtype=np.int64)
     outcomes = np.zeros((shots, length), dtype=np.int64)
+    completed = np.zeros(shots, dtype=np.int64)
     for step in range(length):
         alive_before[step] = alive.sum()
         for record in program.ancilla_records(step):
@@ -187,8 +318,10 @@ def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forc
         for record in program.io_records(step):
             token = 2 * token + bits[:, record.index]
         outcomes[:, step] = token
-        if alive.any():
-            probs[step] = np.bincount(token[alive], minlength=vocabulary) / alive.sum()
+        if neuron_survivors[step] >= min_survivors:
+            probs[step] = np.bincount(token[alive], minlength=vocabulary) / neuron_survivors[step]
         if targets is not None and (forced is None or forced[step]):
             alive &= token == int(targets[step])
-    return ShotEstimate(probs, alive_before, neuron_survivors, outcomes, float(alive.mean()), shots, alive)
+        completed += alive
+    return ShotEstimate(probs, alive_before, neuron_survivors, outcomes, float(alive.mean()), shots, alive,
+                        int(min_survivors), completed)

@@ -4,21 +4,27 @@
 to the backend's native gates (a Qiskit backend's target; for other QPUs a basis per vendor,
 all-to-all), predicts from the exact engine which fraction of shots survives the postselections,
 turns a requested precision into shots, and prices the run from a table the user can override.
-A run whose estimate exceeds a budget is refused before it starts (:func:`check_budget`).
+
+A :class:`Budget` is a model's cumulative spending limit: every priced run is charged to it, and a
+run whose estimate would take the spending past the limit is refused before anything is sent
+(:class:`BudgetExceededError`). The amount spent travels with the model's ``state_dict`` (key
+``budget_spent_usd``), so a checkpoint resumes with what was already spent.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from .execution import to_qiskit
 from .program import SequenceProgram
-from ..errors import QRNNError, QRNNValueError
+from ..errors import QRNNError, QRNNTypeError, QRNNValueError
 
 __all__ = [
+    "Budget",
     "ResourceReport",
     "resource_report",
     "run_price",
@@ -55,6 +61,68 @@ class BudgetExceededError(QRNNError, RuntimeError):
     """A run's estimated price is above the budget the user set."""
 
 
+def check_budget_value(budget, name: str = "budget") -> float | None:
+    """``budget`` as a float, or ``None``; refuse anything but a finite number of USD >= 0."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
+        raise QRNNTypeError(f"{name} must be a number of USD or None; got {type(budget).__name__} {budget!r}")
+    value = float(budget)
+    if not math.isfinite(value) or value < 0:
+        raise QRNNValueError(f"{name} must be a finite number of USD >= 0 or None; got {budget!r}")
+    return value
+
+
+class Budget:
+    """A cumulative spending limit in USD (``limit=None``: no limit, spending is still counted).
+
+    Args:
+        limit (float or None): the most this model may spend, all runs together
+        spent (float): what was already spent (e.g. restored from a checkpoint)
+
+    Raises:
+        QRNNTypeError: ``limit`` or ``spent`` is not a number
+        QRNNValueError: it is NaN, infinite or negative
+    """
+
+    def __init__(self, limit=None, spent=0.0):
+        self.limit = check_budget_value(limit)
+        self.spent = check_budget_value(spent, "spent")
+
+    @property
+    def remaining(self) -> float | None:
+        return None if self.limit is None else max(self.limit - self.spent, 0.0)
+
+    def __repr__(self):
+        return f"Budget(limit={self.limit!r}, spent={self.spent!r})"
+
+    def check(self, device: str, price, sequences: int, shots: int) -> None:
+        """Refuse (raise :class:`BudgetExceededError`) a run priced ``price`` USD that would take
+        the spending past the limit, or an unpriced run under a limit. Charges nothing."""
+        if self.limit is None:
+            return
+        if price is None:
+            raise BudgetExceededError(
+                f"budget is {self.limit:.2f} USD but no price is known for {device!r}; "
+                "pass price_table= to price it, or budget=None for a device that does not bill"
+            )
+        if self.spent + price > self.limit:
+            raise BudgetExceededError(
+                f"estimated price {price:,.2f} USD exceeds the budget of {self.limit:,.2f} USD "
+                f"({self.spent:,.2f} USD already spent, {self.remaining:,.2f} USD remaining; "
+                f"{sequences} sequence(s) x {shots:,} shots on {device}); nothing was run"
+            )
+
+    def charge(self, price) -> None:
+        """Add a run's price to the spending (``None``, an unpriced run, adds nothing)."""
+        if price is not None:
+            self.spent += float(price)
+
+    def restore(self, spent) -> None:
+        """Take a checkpoint's spending; never lowers what this budget has already counted."""
+        self.spent = max(self.spent, check_budget_value(float(spent), "budget_spent_usd"))
+
+
 def native_basis(name: str) -> list[str]:
     """The gate basis used to count a non-IBM device's native gates (by vendor in its name/ARN)."""
     lowered = (name or "").lower()
@@ -85,6 +153,9 @@ class ResourceReport:
     price_usd: float | None = None
     qpu_seconds: float | None = None
     notes: list = field(default_factory=list)
+    budget_usd: float | None = None
+    spent_usd: float | None = None
+    remaining_usd: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +174,11 @@ class ResourceReport:
             lines.append(f"  QPU time: about {self.qpu_seconds:,.1f} s")
         if self.price_usd is not None:
             lines.append(f"  estimated price: {self.price_usd:,.2f} USD")
+        if self.budget_usd is not None:
+            lines.append(f"  budget: {self.budget_usd:,.2f} USD, spent {self.spent_usd:,.2f} USD, "
+                         f"remaining {self.remaining_usd:,.2f} USD")
+        elif self.spent_usd:
+            lines.append(f"  spent so far: {self.spent_usd:,.2f} USD (no budget set)")
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -160,7 +236,7 @@ def resource_report(model, tokens, targets=None, device=None, device_name=None, 
         tokens_tensor = torch.tensor(tokens).unsqueeze(1)
         engine_model = model.__class__(model.io_bits, model.workspace, model.stages, model.degree, model.order,
                                        model.mode, dtype=torch.float64)
-        engine_model.load_state_dict({k: v.detach().double().cpu() for k, v in model.state_dict().items()})
+        engine_model.load_state_dict({name: value.detach().double().cpu() for name, value in model.named_parameters()})
         targets_tensor = None if targets is None else torch.as_tensor(targets).reshape(-1, 1)
         engine_model(tokens_tensor, targets_tensor, generator=torch.Generator().manual_seed(0))
         stats = engine_model.postselection
@@ -182,6 +258,12 @@ def resource_report(model, tokens, targets=None, device=None, device_name=None, 
         precision=precision, shots=shots, sequences=int(sequences), notes=notes,
     )
     _price(report, name, whole, backend, price_table)
+    budget = getattr(model, "spending", None)
+    if budget is not None:
+        report.budget_usd, report.spent_usd, report.remaining_usd = budget.limit, budget.spent, budget.remaining
+        if budget.limit is not None and report.price_usd is not None and budget.spent + report.price_usd > budget.limit:
+            report.notes.append(f"this run ({report.price_usd:,.2f} USD) would exceed the remaining budget "
+                                f"({budget.remaining:,.2f} USD): the model would refuse it")
     return report
 
 
@@ -227,21 +309,13 @@ def _price(report, name, circuit, backend, price_table):
 
 
 def check_budget(report: ResourceReport, budget) -> None:
-    """Refuse (raise) when the report's price is above ``budget`` USD, or unknown with a budget."""
+    """Refuse (raise) when the report's price is above ``budget`` USD (a number or a
+    :class:`Budget`, whose spending counts), or unknown with a budget."""
     check_budget_price(report.device, report.price_usd, budget, report.sequences, report.shots)
 
 
 def check_budget_price(device: str, price, budget, sequences: int, shots: int) -> None:
-    """Refuse (raise :class:`BudgetExceededError`) a run priced ``price`` USD above ``budget``."""
-    if budget is None:
-        return
-    if price is None:
-        raise BudgetExceededError(
-            f"budget is {budget:.2f} USD but no price is known for {device!r}; "
-            "pass price_table= to price it, or budget=None for a device that does not bill"
-        )
-    if price > budget:
-        raise BudgetExceededError(
-            f"estimated price {price:,.2f} USD exceeds the budget of {budget:,.2f} USD "
-            f"({sequences} sequence(s) x {shots:,} shots on {device}); nothing was run"
-        )
+    """Refuse (raise :class:`BudgetExceededError`) a run priced ``price`` USD above ``budget``
+    (USD, validated: a finite number >= 0, or ``None``; or a :class:`Budget`)."""
+    budget = budget if isinstance(budget, Budget) else Budget(budget)
+    budget.check(device, price, sequences, shots)

@@ -65,7 +65,7 @@ def multiplexed_rotation_cost(n_controls: int, degree: int | None = None) -> dic
     return {"cnot": _walk_length(walk), "ry": len(walk)}
 
 
-def multiplexed_ry(angles, control_wires, target_wire, degree: int | None = None) -> list:
+def multiplexed_ry(angles, control_wires, target_wire, degree: int | None = None, rotation=qml.RY) -> list:
     """Operations applying ``RY(angles[..., x])`` to ``target_wire`` for each control state ``x``.
 
     Args:
@@ -76,6 +76,8 @@ def multiplexed_ry(angles, control_wires, target_wire, degree: int | None = None
         target_wire: the target
         degree (int or None): the table's polynomial degree in the control bits, if known; a
             smaller degree gives fewer gates. ``None`` treats the table as arbitrary.
+        rotation: the ``RY`` class to use (the postselecting neuron passes a subclass that
+            refuses gradient transforms; see :class:`~pennylane_qrnn.QuantumNeuron`)
 
     Returns:
         list[Operation]: ``CNOT`` and ``RY`` gates, exact for any table of at most that degree
@@ -94,7 +96,7 @@ def multiplexed_ry(angles, control_wires, target_wire, degree: int | None = None
     current = 0
     for step, mask in enumerate(list(walk)):
         ops.extend(_toggle(current ^ mask, control_wires, target_wire))
-        ops.append(qml.RY(coefficients[..., step], wires=target_wire))
+        ops.append(rotation(coefficients[..., step], wires=target_wire))
         current = mask
     ops.extend(_toggle(current, control_wires, target_wire))
     return ops

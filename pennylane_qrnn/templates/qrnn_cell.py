@@ -6,7 +6,7 @@ import pennylane as qml
 from pennylane.wires import Wires
 
 from .. import neuron
-from .base import MeasuringTemplate
+from .base import MeasuringTemplate, PostselectedRY
 from .quantum_neuron import QuantumNeuron, check_ancillas, check_mode, distinct_wires
 from ..errors import QRNNValueError
 
@@ -53,8 +53,16 @@ class QRNNCell(MeasuringTemplate):
 
     All four weight tensors may carry one leading broadcast dimension (the same for all).
 
+    In ``mode="postselect"`` the QNode must postselect mid-circuit measurements: give it
+    ``mcm_method="tree-traversal"`` (or use ``default.qubit`` without fixed wires), and
+    differentiate it with ``diff_method="backprop"``; gradient transforms are refused, see
+    :class:`QuantumNeuron`. :class:`~pennylane_qrnn.QRNN` with a ``backend`` runs cells on any
+    of these devices with right gradients.
+
     Raises:
         ValueError: for inconsistent shapes, overlapping wires, a bad token or mode
+        DeviceCapabilityError: in ``mode="postselect"``, when queued in a QNode whose
+            mid-circuit measurement method cannot postselect (see :class:`QuantumNeuron`)
 
     **Example**
 
@@ -217,9 +225,11 @@ class QRNNCell(MeasuringTemplate):
 
         for lane, target in enumerate(workspace_wires):
             add_neuron(input_weights[..., lane, :], target)
+        # in a postselected cell every angle acts through renormalised states: guard them all
+        rotation = PostselectedRY if mode == "postselect" else qml.RY
         for stage in range(qml.math.shape(rotation_weights)[-2]):
             for lane, target in enumerate(workspace_wires):
-                ops.append(qml.RY(2 * rotation_weights[..., stage, lane], wires=target))
+                ops.append(rotation(2 * rotation_weights[..., stage, lane], wires=target))
             for lane, target in enumerate(workspace_wires):
                 add_neuron(stage_weights[..., stage, lane, :], target)
         ops.extend(write_token(token, io_wires))

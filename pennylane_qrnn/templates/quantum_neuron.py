@@ -7,7 +7,7 @@ import pennylane as qml
 from pennylane.wires import Wires
 
 from .. import neuron
-from .base import MeasuringTemplate
+from .base import MeasuringTemplate, PostselectedRY
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
 from ..errors import QRNNValueError
 
@@ -84,6 +84,22 @@ class QuantumNeuron(MeasuringTemplate):
 
     Because PennyLane handles mid-circuit measurements before it decomposes templates, in
     ``"postselect"`` mode the neuron queues its decomposition instead of itself.
+
+    **QNode settings for** ``"postselect"``: give the QNode ``mcm_method="tree-traversal"``
+    (``default.qubit``, ``lightning.*``), or use ``default.qubit`` without fixed wires. PennyLane's
+    default method for an analytic device defers every mid-circuit measurement onto a fresh wire:
+    a device with exactly the template's wires then fails, and Lightning refuses postselection
+    there. Queuing the neuron in such a QNode raises
+    :class:`~pennylane_qrnn.devices.capabilities.DeviceCapabilityError` saying so.
+
+    **Gradients in** ``"postselect"`` **mode**: only ``diff_method="backprop"`` (``default.qubit``)
+    is right. Postselection renormalises the state, so outputs are not linear in it (shift rules
+    are wrong), and PennyLane's gradient transforms drop angles whose only effect on the measured
+    wires is through a postselection (finite differences come out ``2**order`` too small). The
+    neuron's rotations therefore refuse parameter-shift, finite-diff, SPSA and Hadamard gradients
+    with a ``QRNNValueError`` when the gradient is taken. ``"amplified"`` neurons are unitary:
+    every method works. :class:`~pennylane_qrnn.QRNN` on the circuit path handles both effects
+    (joint probabilities for shift rules, all wires measured for finite differences).
 
     Args:
         weights (tensor_like): angles of shape ``(..., n_weights)`` (see :meth:`shape`): the bias,
@@ -199,7 +215,8 @@ class QuantumNeuron(MeasuringTemplate):
         def prepare(level, qubit, sign):
             # level 0: the multiplexed rotation itself; level j: an order-j block on `qubit`
             if level == 0:
-                return multiplexed_ry(sign * 2 * eta, control_wires, qubit, degree=degree)
+                return multiplexed_ry(sign * 2 * eta, control_wires, qubit, degree=degree,
+                                      rotation=PostselectedRY)
             return block(level, qubit, sign)
 
         def block(level, qubit, sign):

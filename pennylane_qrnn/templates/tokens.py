@@ -13,6 +13,14 @@ from ..errors import QRNNTypeError, QRNNValueError
 __all__ = ["token_bits", "write_token", "postselect_token", "measure_token"]
 
 
+def _io_wires(io_wires) -> list:
+    """The i/o lanes as a list; refuses a lane named twice (its gates would cancel or clash)."""
+    wires = list(io_wires)
+    if len(set(wires)) != len(wires):
+        raise QRNNValueError(f"io_wires must be distinct; got {wires}")
+    return wires
+
+
 def token_bits(token, n_bits: int) -> list[int]:
     """The bits of ``token`` on ``n_bits`` lanes, most significant first."""
     if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
@@ -27,14 +35,14 @@ def write_token(token, io_wires) -> list:
 
     The same gates applied again reset the lanes, as long as they were used only as controls.
     """
-    io_wires = list(io_wires)
+    io_wires = _io_wires(io_wires)
     return [qml.X(w) for w, bit in zip(io_wires, token_bits(token, len(io_wires))) if bit]
 
 
 def postselect_token(token, io_wires) -> list:
     """Queue mid-circuit measurements of the i/o lanes postselected on ``token``, each followed by
     a reset to ``|0>``: teacher forcing, the quantum way. Returns the measurement values."""
-    io_wires = list(io_wires)
+    io_wires = _io_wires(io_wires)
     bits = token_bits(token, len(io_wires))
     return [qml.measure(w, reset=True, postselect=bit) for w, bit in zip(io_wires, bits)]
 
@@ -45,4 +53,4 @@ def measure_token(io_wires) -> list:
     Returns the measurement values, most significant lane first; the sampled token is
     ``sum(m * 2**(I-1-i))``.
     """
-    return [qml.measure(w, reset=True) for w in io_wires]
+    return [qml.measure(w, reset=True) for w in _io_wires(io_wires)]

@@ -97,8 +97,10 @@ def test_budget_refuses_before_running():
 
     model = QRNN(1, 2, mode="amplified", backend="braket.aws.qubit", shots=1000, budget=1.0,
                  backend_options={"device_arn": ARN, "s3_destination_folder": ("amazon-braket-qrnn", "runs")})
-    with pytest.raises(BudgetExceededError, match=r"estimated price 3.50 USD exceeds the budget of 1.00 USD \(2 sequence\(s\) x 1,000 shots"):
+    with pytest.raises(BudgetExceededError, match=r"estimated price 3.50 USD exceeds the budget of 1.00 USD "
+                                                  r"\(0.00 USD already spent, 1.00 USD remaining; 2 sequence\(s\) x 1,000 shots"):
         model(torch.tensor([[1, 0], [0, 1]]), torch.tensor([[0, 1], [1, 0]]))
+    assert model.spending.spent == 0.0
 
 
 def test_budget_with_own_price_table_lets_a_cheap_run_through(no_aws):
@@ -110,3 +112,34 @@ def test_budget_with_own_price_table_lets_a_cheap_run_through(no_aws):
                  backend_options={"device_arn": ARN, "s3_destination_folder": ("amazon-braket-qrnn", "runs")})
     with pytest.raises(MissingCredentialsError):
         model(torch.tensor([[1], [0]]), torch.tensor([[0], [1]]))
+
+
+def test_budget_charges_nothing_when_nothing_is_sent(no_aws):
+    """Within budget, the run is charged only once it is submitted: missing credentials stop it
+    before, so nothing is spent; the spending limit is per model, across calls."""
+    from pennylane_qrnn.devices.braket import MissingCredentialsError
+
+    model = QRNN(1, 2, mode="amplified", backend="braket.aws.qubit", shots=1000, budget=1.0,
+                 price_table={"iqm/garnet": (0.0, 0.0001)},
+                 backend_options={"device_arn": ARN, "s3_destination_folder": ("amazon-braket-qrnn", "runs")})
+    for _ in range(3):
+        with pytest.raises(MissingCredentialsError):
+            model(torch.tensor([[1], [0]]), torch.tensor([[0], [1]]))
+    assert model.spending.spent == 0.0 and no_aws == []
+
+
+def test_deferred_width_checked_against_the_simulator():
+    """braket.local.qubit (state vector) simulates at most 26 qubits; a 3-step postselect
+    sequence of QRNN(2, 2, 1, 1, 2) needs 66 with deferred measurements: refused before running."""
+    import pennylane as qml
+
+    from pennylane_qrnn.devices.capabilities import DeviceCapabilityError
+    from pennylane_qrnn.devices.execution import run_program
+
+    torch.manual_seed(0)
+    model = QRNN(2, 2, 1, 1, 2)
+    program = SequenceProgram.build(model.weights(), [1, 2, 3], 2, 2, 1, 2, "postselect")
+    assert program.deferred_wires == 66
+    device = qml.device("braket.local.qubit", wires=66, shots=10)
+    with pytest.raises(DeviceCapabilityError, match="needs 66 qubits .* braket.local.qubit takes at most 26"):
+        run_program(program, device, "deferred", 10)

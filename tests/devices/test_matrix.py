@@ -152,3 +152,140 @@ def test_sampled_run_reports_a_surviving_shot():
     assert estimate.alive.any() and not estimate.alive.all()  # some shots fail: the check bites
     reported = model.last_outcomes[:, 0].numpy()
     assert any((estimate.outcomes[shot] == reported).all() for shot in np.flatnonzero(estimate.alive))
+
+
+# -- the differential matrix: every exact device x gradient method x mode x (1, 3 steps) -------
+#
+# Forward and the gradient of two log-probabilities (first and last step) on the circuit path,
+# against the exact engine with the same weights. Exact methods must agree to 1e-8; the circuit
+# path's finite differences (central, h=1e-6, every wire measured) to 1e-6 relative (seen: 2e-9).
+# Anything else is refused with DeviceCapabilityError naming the methods that work.
+
+import importlib.metadata  # noqa: E402
+
+from pennylane_qrnn.devices.capabilities import DeviceCapabilityError  # noqa: E402
+
+_INSTALLED = {ep.name for ep in importlib.metadata.entry_points(group="pennylane.plugins")}
+EXACT_DEVICES = [
+    pytest.param(name, marks=pytest.mark.skipif(name not in _INSTALLED, reason=f"{name} not installed"))
+    for name in ("default.qubit", "lightning.qubit", "lightning.kokkos")
+]
+METHODS = [None, "backprop", "adjoint", "parameter-shift", "finite-diff"]
+SEQUENCES = {1: (torch.tensor([[1]]), torch.tensor([[0]])),
+             3: (torch.tensor([[1], [0], [1]]), torch.tensor([[0], [1], [1]]))}
+
+
+def expected_outcome(device, method, mode, steps):
+    """``"exact"``, ``"finite-diff"`` or the regex of the refusal."""
+    lightning = device.startswith("lightning.")
+    if method is None:
+        if not lightning:
+            return "exact"  # backprop
+        return "exact" if mode == "amplified" else "finite-diff"  # joint shift rule / central FD
+    if method == "backprop":
+        return r"got 'backprop': lightning\.\w+ does not simulate in torch" if lightning else "exact"
+    if method == "adjoint":
+        if lightning or mode == "postselect":
+            return "got 'adjoint': the adjoint method cannot differentiate mid-circuit measurements"
+        return "exact" if steps == 1 else "got 'adjoint': teacher forcing postselects"
+    if method == "parameter-shift":
+        return "exact" if mode == "amplified" else "diff_method must not be 'parameter-shift' with mode='postselect'"
+    return "finite-diff"
+
+
+def _small(mode, order, **kwargs):
+    model = QRNN(1, 1, stages=1, degree=1, order=order, mode=mode, dtype=torch.float64, **kwargs)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_((torch.rand(p.shape, generator=generator, dtype=p.dtype) * 2 - 1) * 0.9 + 0.3)
+    return model
+
+
+def _objective_gradient(model, tokens, targets):
+    log_probs, _ = model(tokens, targets)
+    objective = log_probs[0, 0, 1] + log_probs[-1, 0, 0]
+    grads = torch.autograd.grad(objective, list(model.parameters()))
+    return log_probs.detach(), torch.cat([g.flatten() for g in grads])
+
+
+def _slow_if(condition):
+    return [pytest.mark.slow] if condition else []
+
+
+MATRIX = [
+    pytest.param(device.values[0], method, mode, steps, order,
+                 marks=list(device.marks) + _slow_if(steps == 3 and (order == 2 or expected_outcome(device.values[0], method, mode, steps) == "finite-diff")),
+                 id=f"{device.values[0]}-{method}-{mode}-{steps}step-order{order}")
+    for device in EXACT_DEVICES for method in METHODS for mode in ("postselect", "amplified")
+    for steps in (1, 3) for order in (1, 2)
+]
+
+
+@pytest.mark.parametrize("device, method, mode, steps, order", MATRIX)
+def test_differential_matrix(device, method, mode, steps, order):
+    tokens, targets = SEQUENCES[steps]
+    exact = _small(mode, order)
+    expected_log_probs, expected_grad = _objective_gradient(exact, tokens, targets)
+    assert expected_grad.abs().max() > 1e-3  # not a flat point
+    model = _small(mode, order, backend=device, diff_method=method)
+    model.load_state_dict(exact.state_dict())
+    outcome = expected_outcome(device, method, mode, steps)
+    if outcome not in ("exact", "finite-diff"):
+        with pytest.raises(DeviceCapabilityError, match=outcome):
+            _objective_gradient(model, tokens, targets)
+        return
+    log_probs, grad = _objective_gradient(model, tokens, targets)
+    assert torch.allclose(log_probs, expected_log_probs, atol=1e-10, rtol=0)
+    if outcome == "exact":
+        assert torch.allclose(grad, expected_grad, atol=1e-8, rtol=0)
+    else:
+        assert torch.allclose(grad, expected_grad, atol=1e-6 * expected_grad.abs().max(), rtol=0)
+
+
+@pytest.mark.parametrize("device", ["default.qubit", "lightning.qubit"])
+@pytest.mark.filterwarnings("ignore:Setting shots on device is deprecated")
+def test_refused_methods_still_run_forward_without_gradient(device):
+    """The default never refuses a forward pass: only gradients that would be wrong are refused."""
+    tokens, targets = SEQUENCES[1]
+    exact = _small("postselect", 1)
+    model = _small("postselect", 1, backend=qml.device(device, shots=2000))
+    model.load_state_dict(exact.state_dict())
+    with pytest.raises(DeviceCapabilityError, match="no gradient method is right for postselected neurons on a sampling device"):
+        model(tokens, targets)
+    with torch.no_grad():
+        log_probs, _ = model(tokens, targets)
+    assert log_probs.shape == (1, 1, 2) and torch.isfinite(log_probs).all()
+
+
+@pytest.mark.parametrize("method", ["spsa", "hadamard", "device", "best-ever"])
+def test_unknown_or_unsupported_methods_refused(method):
+    model = _small("amplified", 1, backend="default.qubit", diff_method=method)
+    with pytest.raises(DeviceCapabilityError, match=rf"got '{method}': the circuit path supports"):
+        model(*SEQUENCES[1])
+
+
+@pytest.mark.parametrize("backend", ["default.qubit", "lightning.qubit"])
+@pytest.mark.parametrize("method", [None, "finite-diff"])
+def test_float32_in_float32_out(backend, method):
+    """A float32 model returns float32 on the circuit path (the circuits run in float64)."""
+    model = QRNN(1, 1, 1, 1, 1, backend=backend, diff_method=method)
+    reference = QRNN(1, 1, 1, 1, 1)
+    reference.load_state_dict(model.state_dict())
+    log_probs, _ = model(*SEQUENCES[3])
+    assert log_probs.dtype == torch.float32
+    assert torch.allclose(log_probs, reference(*SEQUENCES[3])[0], atol=1e-6)
+
+
+def test_unknown_backend_name_refused_at_construction():
+    with pytest.raises(ValueError, match=r"backend must be the name of an installed PennyLane device \(.*default\.qubit.*\); got 'no\.such\.device'"):
+        QRNN(1, 2, backend="no.such.device")
+
+
+@requires_qiskit
+def test_shot_devices_offer_no_gradient():
+    """Sampling devices run on the shot path: estimates without gradient (no plausible wrong
+    gradient can leave it), within shot noise forward (checked above)."""
+    model = _model("amplified", backend="qiskit.aer", shots=500, seed=2)
+    log_probs, _ = model(TOKENS, TARGETS)
+    assert not log_probs.requires_grad

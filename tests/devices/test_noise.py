@@ -80,3 +80,21 @@ def test_protocol_error(trained):
     model, batch, _ = trained
     with pytest.raises(ValueError, match="protocol must be 'measured' or 'reference'; got 'x'"):
         shot_accuracy(model, batch, None, 10, protocol="x")
+
+
+@requires_braket
+def test_density_matrix_width_refused_before_running(trained):
+    """Braket's density-matrix simulator takes at most 13 qubits; two steps of a postselect
+    model with deferred measurements need more, refused with what they need (before: numpy)."""
+    import pennylane as qml
+
+    from pennylane_qrnn.devices.capabilities import DeviceCapabilityError
+    from pennylane_qrnn.devices.noise import run_noisy_deferred
+    from pennylane_qrnn.devices.program import SequenceProgram
+
+    model, _, _ = trained
+    program = SequenceProgram.build(model.weights(), [1, 2], 2, 2, 2, 2, "postselect")
+    assert program.deferred_wires > 13
+    device = qml.device("braket.local.qubit", wires=program.deferred_wires, backend="braket_dm", shots=10)
+    with pytest.raises(DeviceCapabilityError, match=f"needs {program.deferred_wires} qubits .* takes at most 13"):
+        run_noisy_deferred(program, device, 10, 0.01)

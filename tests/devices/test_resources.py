@@ -91,3 +91,104 @@ def test_unknown_price_with_budget_refuses():
 def test_precision_error():
     with pytest.raises(ValueError, match=r"precision must be in \(0, 0.5\); got 0"):
         resource_report(_model(), [1], precision=0)
+
+
+# -- the budget: a validated, cumulative spending limit per model, carried by checkpoints --------
+from pennylane_qrnn.devices.resources import check_budget_price  # noqa: E402
+from pennylane_qrnn.errors import QRNNTypeError, QRNNValueError  # noqa: E402
+
+#: a local shot device priced by the user's table: 0.01 USD a task + 0.001 USD a shot, so one
+#: sequence of 40 shots costs 0.05 USD
+PRICED = dict(backend="default.qubit", execution="native", shots=40, seed=0, mode="amplified",
+              price_table={"default.qubit": (0.01, 0.001)})
+RUN = (torch.tensor([1]), torch.tensor([0]))
+
+
+def _priced(budget, **kwargs):
+    torch.manual_seed(3)
+    return QRNN(1, 2, stages=1, degree=2, order=1, budget=budget, **{**PRICED, **kwargs})
+
+
+@pytest.mark.parametrize("budget, error, message", [
+    (float("nan"), QRNNValueError, "budget must be a finite number of USD >= 0 or None; got nan"),
+    (float("inf"), QRNNValueError, "budget must be a finite number of USD >= 0 or None; got inf"),
+    (-1.0, QRNNValueError, "budget must be a finite number of USD >= 0 or None; got -1.0"),
+    ("5", QRNNTypeError, "budget must be a number of USD or None; got str '5'"),
+    (True, QRNNTypeError, "budget must be a number of USD or None; got bool True"),
+    ([5], QRNNTypeError, r"budget must be a number of USD or None; got list \[5\]"),
+])
+def test_budget_validated_at_construction(budget, error, message):
+    with pytest.raises(error, match=message):
+        QRNN(1, 2, backend="braket.aws.qubit", shots=10, budget=budget)
+    with pytest.raises(error, match=message):
+        check_budget_price("dev", 1.0, budget, 1, 10)  # a NaN budget used to let every run through
+
+
+def test_budget_is_cumulative_and_refuses_before_sending(monkeypatch):
+    """0.05 USD a run against 0.12 USD: two runs go, the third is refused before it is sent
+    (before: the budget was compared with each run alone, and every run went)."""
+    import pennylane_qrnn.devices.hardware as hardware
+
+    sent = []
+    original = hardware.run_program
+    monkeypatch.setattr(hardware, "run_program", lambda *a, **k: sent.append(1) or original(*a, **k))
+    model = _priced(0.12)
+    model(*RUN)
+    model(*RUN)
+    assert model.spending.spent == pytest.approx(0.10) and len(sent) == 2
+    with pytest.raises(BudgetExceededError, match=r"estimated price 0.05 USD exceeds the budget of 0.12 USD "
+                                                  r"\(0.10 USD already spent, 0.02 USD remaining"):
+        model(*RUN)
+    assert len(sent) == 2 and model.spending.spent == pytest.approx(0.10)
+    model.budget = 1.0  # raising the limit lets the next run through, and counts it
+    model(*RUN)
+    assert model.spending.spent == pytest.approx(0.15)
+    model.budget = float("nan")
+    with pytest.raises(QRNNValueError, match="budget must be a finite number"):
+        model(*RUN)
+
+
+def test_spent_amount_travels_with_the_checkpoint():
+    model = _priced(0.12)
+    model(*RUN)
+    model(*RUN)
+    state = model.state_dict()
+    assert float(state["budget_spent_usd"]) == pytest.approx(0.10)
+    resumed = _priced(0.12)
+    resumed.load_state_dict(state)
+    assert resumed.spending.spent == pytest.approx(0.10)
+    with pytest.raises(BudgetExceededError, match="0.10 USD already spent"):
+        resumed(*RUN)  # a resumed run cannot spend the budget a second time
+    # loading never lowers what was counted
+    resumed.load_state_dict(_priced(0.12).state_dict())
+    assert resumed.spending.spent == pytest.approx(0.10)
+
+
+def test_models_without_budget_and_old_checkpoints_unaffected():
+    plain = _model()
+    names = {name for name, _ in plain.named_parameters()}
+    assert set(plain.state_dict()) == names  # no extra key without a budget
+    old = {name: value.clone() for name, value in plain.state_dict().items()}  # a checkpoint from before
+    budgeted = _priced(1.0)
+    budgeted.load_state_dict(old)  # strict: the missing key is fine
+    assert budgeted.spending.spent == 0.0 and "budget_spent_usd" in budgeted.state_dict()
+    spent = _priced(1.0)
+    spent(*RUN)
+    plain.load_state_dict(spent.state_dict())  # a budget checkpoint into a model without budget
+    assert plain.spending.spent == pytest.approx(0.05)
+    torch.testing.assert_close(plain.input_weights, spent.input_weights)
+
+
+def test_report_shows_budget_spent_and_remaining():
+    model = _priced(0.12)
+    model(*RUN)
+    report = resource_report(model, [1, 0], None, device_name="default.qubit", measurements="native",
+                             price_table={"default.qubit": (0.01, 0.001)})
+    assert (report.budget_usd, report.spent_usd) == (0.12, pytest.approx(0.05))
+    assert report.remaining_usd == pytest.approx(0.07)
+    text = str(report)
+    assert "budget: 0.12 USD, spent 0.05 USD, remaining 0.07 USD" in text
+    assert "would exceed the remaining budget" in text  # 0.01 + 0.001 x shots for 0.05 precision
+    from pennylane_qrnn.devices.resources import Budget
+
+    assert Budget(2.0, 0.5).remaining == 1.5 and Budget().remaining is None

@@ -252,3 +252,38 @@ class TestInterfaces:
         batched = circuit(weights)
         for i in range(3):
             assert np.allclose(batched[i], circuit({k: v[i] for k, v in weights.items()}))
+
+
+class TestDuplicateWires:
+    """Issue 8 item 11: ``write_token(3, wires=[0, 0])`` queued two cancelling X gates."""
+
+    @pytest.mark.parametrize("function, args", [
+        ("write_token", (3,)), ("postselect_token", (1,)), ("measure_token", ()),
+    ])
+    def test_refused(self, function, args):
+        import pennylane_qrnn.templates as templates
+
+        with qml.queuing.AnnotatedQueue() as queue:
+            with pytest.raises(ValueError, match=r"io_wires must be distinct; got \[0, 0\]"):
+                getattr(templates, function)(*args, [0, 0])
+        assert len(queue.queue) == 0
+
+    def test_distinct_still_work(self):
+        from pennylane_qrnn.templates import write_token
+
+        assert [op.wires.tolist() for op in write_token(3, [0, 1])] == [[0], [1]]
+
+
+class TestCellGradientsRefused:
+    def test_postselect_cell_parameter_shift_refused(self, rng):
+        weights = {k: torch.tensor(v, requires_grad=True) for k, v in _weights(rng, 1, 1, 1, 1).items()}
+
+        @qml.qnode(qml.device("default.qubit"), interface="torch", diff_method="parameter-shift",
+                   mcm_method="tree-traversal")
+        def circuit():
+            QRNNCell(**weights, token=0, io_wires=[0], workspace_wires=[1], ancilla_wires=[2],
+                     degree=1, order=1)
+            return qml.probs(wires=0)
+
+        with pytest.raises(ValueError, match="diff_method must be 'backprop'"):
+            torch.autograd.grad(circuit()[1], list(weights.values()))

@@ -238,7 +238,7 @@ class TestAttributes:
         op = _neuron(rng.normal(size=QuantumNeuron.shape(4, 2)), 4, 2, 2)
         from collections import Counter
 
-        counts = Counter(type(o).__name__ for o in op.decomposition())
+        counts = Counter("MidMeasure" if isinstance(o, qml.ops.MidMeasure) else o.name for o in op.decomposition())
         res = op.resources()
         assert counts["CNOT"] == res["cnot"]
         assert counts["RY"] == res["ry"]
@@ -329,3 +329,107 @@ class TestInterfaces:
         batched = circuit(weights)
         for i in range(3):
             assert np.allclose(batched[i], circuit(weights[i]))
+
+
+class TestPostselectGradientsInUserQNodes:
+    """Issue 8 item 12: a postselected neuron in a user's QNode gave three different gradients
+    (backprop right; parameter-shift and finite-diff wrong, finite-diff by exactly 2**order) with
+    no warning. Backprop stays; every gradient transform is now refused with what works."""
+
+    WEIGHTS = (0.3, 0.5, -0.2)
+
+    def _circuit(self, device, diff_method, order):
+        @qml.qnode(device, interface="torch", diff_method=diff_method, mcm_method="tree-traversal")
+        def circuit(w):
+            qml.RY(0.7, wires=0)
+            qml.RY(1.1, wires=1)
+            QuantumNeuron(w, control_wires=[0, 1], target_wire=2, ancilla_wires=list(range(3, 3 + order)),
+                          degree=1, order=order)
+            return qml.probs(wires=2)
+
+        return circuit
+
+    @staticmethod
+    def _closed_form(w, order):
+        """P(target = 1) on the product state RY(0.7) x RY(1.1): the renormalised mixture of the
+        four control branches, each rotated by [[C, -S], [S, C]] (C = cos**(2**k) eta, ...)."""
+        p0, p1 = np.sin(0.35) ** 2, np.sin(0.55) ** 2
+        num = den = 0
+        for x0, q0 in ((0, 1 - p0), (1, p0)):
+            for x1, q1 in ((0, 1 - p1), (1, p1)):
+                eta = w[0] + w[1] * x0 + w[2] * x1
+                c, s = torch.cos(eta) ** (2**order), torch.sin(eta) ** (2**order)
+                num, den = num + q0 * q1 * s**2, den + q0 * q1 * (c**2 + s**2)
+        return num / den
+
+    @pytest.mark.parametrize("order", [1, 2])
+    def test_backprop_is_right(self, order):
+        w = torch.tensor(self.WEIGHTS, dtype=torch.float64, requires_grad=True)
+        got = torch.autograd.grad(self._circuit(DQ, "backprop", order)(w)[1], w)[0]
+        want = torch.autograd.grad(self._closed_form(w, order), w)[0]
+        assert torch.allclose(got, want, atol=1e-12)
+
+    @pytest.mark.parametrize("device", ["default.qubit", "lightning.qubit"])
+    @pytest.mark.parametrize("method", ["parameter-shift", "finite-diff", "spsa", "best"])
+    def test_gradient_transforms_refused(self, device, method):
+        if device == "default.qubit" and method == "best":
+            pytest.skip("best is backprop on default.qubit")
+        w = torch.tensor(self.WEIGHTS, dtype=torch.float64, requires_grad=True)
+        probs = self._circuit(qml.device(device), method, 2)(w)
+        with torch.no_grad():
+            assert float(probs[1]) == pytest.approx(float(self._closed_form(w, 2)), abs=1e-12)  # forward fine
+        with pytest.raises(ValueError, match="diff_method must be 'backprop' .* to differentiate a QuantumNeuron"):
+            torch.autograd.grad(probs[1], w)
+
+    def test_amplified_parameter_shift_still_works(self):
+        w = torch.tensor(self.WEIGHTS, dtype=torch.float64, requires_grad=True)
+
+        def grad(method):
+            @qml.qnode(DQ, interface="torch", diff_method=method)
+            def circuit(w):
+                qml.RY(0.7, wires=0)
+                qml.RY(1.1, wires=1)
+                QuantumNeuron(w, control_wires=[0, 1], target_wire=2, degree=1, order=2, mode="amplified")
+                return qml.probs(wires=2)
+
+            return torch.autograd.grad(circuit(w)[1], w)[0]
+
+        assert torch.allclose(grad("parameter-shift"), grad("backprop"), atol=1e-10)
+
+    def test_rotations_stay_plain_ry_for_devices(self, rng):
+        ops = _neuron(rng.normal(size=3), 2, 1, 2).decomposition()
+        rotations = [op for op in ops if isinstance(op, qml.RY)]
+        assert rotations and all(op.name == "RY" for op in rotations)
+
+
+class TestQNodeMeasurementMethod:
+    """Issue 8 item 11: PennyLane's default mcm method defers measurements onto fresh wires."""
+
+    W = np.array([0.3, 0.5, -0.2, 0.4])
+
+    def _run(self, device, **kwargs):
+        @qml.qnode(device, **kwargs)
+        def circuit():
+            QuantumNeuron(self.W, control_wires=[0, 1], target_wire=2, ancilla_wires=[3, 4], degree=2, order=2)
+            return qml.probs(wires=2)
+
+        return circuit()
+
+    def test_fixed_wires_default_method_refused_with_what_works(self):
+        with pytest.raises(DeviceCapabilityError, match=r"device wires must number at least 8 .* got 5 .*"
+                           r"mcm_method='tree-traversal'.*a device without fixed wires"):
+            self._run(qml.device("default.qubit", wires=5))
+
+    def test_lightning_default_method_refused(self):
+        with pytest.raises(DeviceCapabilityError, match="mcm_method must be 'tree-traversal' .* on lightning.qubit; got None"):
+            self._run(qml.device("lightning.qubit", wires=5))
+
+    @pytest.mark.parametrize("device, kwargs", [
+        (qml.device("default.qubit", wires=5), {"mcm_method": "tree-traversal"}),
+        (qml.device("lightning.qubit", wires=5), {"mcm_method": "tree-traversal"}),
+        (qml.device("default.qubit", wires=8), {}),
+        (qml.device("default.qubit"), {}),
+    ])
+    def test_what_works(self, device, kwargs):
+        reference = self._run(DQ, mcm_method="tree-traversal")
+        assert np.allclose(self._run(device, **kwargs), reference, atol=1e-12)
