@@ -9,22 +9,53 @@
     python benchmarks/reproduce.py mnist-train --digits 01 --protocol reference
     python benchmarks/reproduce.py report              # markdown tables of everything measured
 
-Each row writes ``OUT/<row>.json`` (default ``runs/reproduction``): the configuration, every
-seed's result and its wall time. MNIST rows read the paper's preprocessed files and the reference
-checkpoints from ``../shared/data`` (or ``QRNN_MNIST_DIR`` / ``--checkpoints``).
+Each row writes ``OUT/<name>.json`` (default ``runs/reproduction/<row>.json``; ``--name`` sets the
+name): the configuration, every seed's result, its wall time and the numerical environment.
+Training runs go to a new folder under ``--work`` each time (never over an earlier run). MNIST
+rows read the paper's preprocessed files and the reference checkpoints from ``../shared/data``
+(or ``QRNN_MNIST_DIR`` / ``--checkpoints``).
+
+Seed for seed: training in float32 is chaotic, so the steps to converge change with the last bit
+of any product. Which bits those are depends on the instruction set the math libraries pick on
+the machine at hand (MKL's GEMM kernels, ATen's vectorised loops): the same code gave 120, 100 or
+130 steps for elman-xor seed 0 on one machine by that choice alone. So this script pins them
+before torch is imported: ``MKL_CBWR=COMPATIBLE`` (MKL's conditional numerical reproducibility,
+one code path on every x86 processor) and ``ATEN_CPU_CAPABILITY=default`` (ATen's unvectorised
+kernels), one torch thread by default, and deterministic algorithms. Runs should then be the
+same seed for seed on any x86 machine with the same torch build and code, whatever its vector
+units (checked on one machine: with MKL restricted to its AVX-512, AVX2 or SSE4.2 kernels, and
+with 1 or 2 threads, elman-xor gave the same losses bit for bit). elman-xor ran no slower so;
+ATen's unvectorised kernels may cost more on the larger MNIST models.
+``--native-numerics`` skips the pinning (numbers then depend on the machine).
+A code change that moves any rounding still moves the numbers: ``tests/test_reproduction.py``
+pins one row so that such a change is noticed and the tables are regenerated.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
+import os
 import sys
-import time
-from dataclasses import asdict
-from pathlib import Path
 
-import torch
+#: the environment that makes float32 runs the same on every x86 machine (see the module docstring)
+PINNED_NUMERICS = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"}
+#: whether this process pinned them (it can only if torch was not imported yet)
+PINNED = False
+if __name__ == "__main__" and "--native-numerics" not in sys.argv:
+    if "torch" in sys.modules:  # pragma: no cover - a script's first import
+        raise SystemExit("reproduce.py: torch was imported before the numerics could be pinned")
+    os.environ.update(PINNED_NUMERICS)
+    PINNED = True
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,20 +68,59 @@ from pennylane_qrnn.training import TrainConfig, Trainer  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def _train(config: TrainConfig, out: Path) -> dict:
+def environment() -> dict:
+    """What decides the numbers besides the code and the seed, for the JSON."""
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    return {
+        "pinned_numerics": PINNED,
+        "MKL_CBWR": os.environ.get("MKL_CBWR"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "commit": commit,
+        "uncommitted_changes": dirty,
+    }
+
+
+def _train(config: TrainConfig, out: Path, stop_after: int | None = None, curves: bool = False) -> dict:
+    """Train one seed and return its summary.
+
+    ``curves``: add every step's training loss and every validation loss (``train_loss``,
+    ``val_loss_curve``), which ``tests/test_reproduction.py`` compares with a rerun.
+    ``stop_after``: train only that many steps (a prefix; ``finished`` is then false)."""
     start = time.perf_counter()
     trainer = Trainer(config, out)
-    summary = trainer.run(progress=False)
+    summary = trainer.run(progress=False, stop_after=stop_after)
+    if not summary.get("finished", True) or "steps" not in summary:
+        summary.update(steps=trainer.step, converged=False, finished=False)
     summary["wall_seconds"] = time.perf_counter() - start
     summary["seed"] = config.seed
+    if curves:
+        summary["train_loss"] = [h["loss"] for h in trainer.history]
+        summary["val_loss_curve"] = [[h["step"], h["val_loss"]] for h in trainer.history if "val_loss" in h]
     return summary
 
 
-def _save(out: Path, row: str, payload: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{row}.json"
+def _save(args, row: str, payload: dict) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.name or row}.json"
+    payload = {**payload, "environment": args.environment}
     path.write_text(json.dumps(payload, indent=2, default=str))
     print(f"wrote {path}")
+
+
+def _work(args, row: str) -> Path:
+    """A new folder for this invocation's training runs."""
+    args.work.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{row}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=args.work))
 
 
 def _seeds(args):
@@ -58,18 +128,19 @@ def _seeds(args):
 
 
 def row_synthetic(args, task, **overrides):
-    results = []
+    results, work = [], _work(args, task)
     for seed in _seeds(args):
         config = TrainConfig(task=task, seed=seed, eval_every=args.eval_every, **overrides)
-        results.append(_train(config, args.out / "runs" / f"{task}-s{seed}"))
-        print(f"{task} seed {seed}: {results[-1]['steps']} steps, converged {results[-1]['converged']}, "
-              f"val loss {results[-1]['val_loss']:.3g}, accuracy {results[-1]['val_accuracy_sampled']:.3f}, "
-              f"{results[-1]['wall_seconds']:.1f} s", flush=True)
-    _save(args.out, task, {"row": task, "results": results, "command": " ".join(sys.argv)})
+        results.append(_train(config, work / f"{task}-s{seed}", args.stop_after, curves=True))
+        last = results[-1]
+        val = last["val_loss_curve"][-1][1] if last["val_loss_curve"] else float("nan")
+        print(f"{task} seed {seed}: {last['steps']} steps, converged {last['converged']}, "
+              f"val loss {val:.3g}, {last['wall_seconds']:.1f} s", flush=True)
+    _save(args, task, {"row": task, "results": results, "command": " ".join(sys.argv)})
 
 
 def row_dna(args):
-    rows = []
+    rows, work = [], _work(args, "dna")
     for variant in args.variants.split(","):
         task = "dna" if variant == "paper" else "dna-reference"
         for length in [int(v) for v in args.lengths.split(",")]:
@@ -78,13 +149,13 @@ def row_dna(args):
                 for seed in _seeds(args):
                     config = TrainConfig(task=task, model=model, length=length, seed=seed, steps=cap,
                                          eval_every=10, eval_batches=2, checkpoint_every=50)
-                    result = _train(config, args.out / "runs" / f"{task}-{length}-{model}-s{seed}")
+                    result = _train(config, work / f"{task}-{length}-{model}-s{seed}")
                     result.update(variant=variant, length=length)
                     rows.append(result)
                     print(f"dna {variant} L={length} {model} seed {seed}: {'reached' if result['converged'] else 'NOT reached'} "
                           f"val loss 1e-3 after {result['steps']} steps (val loss {result['val_loss']:.3g}, "
                           f"accuracy {result['val_accuracy_argmax']:.3f}), {result['wall_seconds']:.0f} s", flush=True)
-                    _save(args.out, "dna", {"row": "dna", "results": rows, "command": " ".join(sys.argv)})
+                    _save(args, "dna", {"row": "dna", "results": rows, "command": " ".join(sys.argv)})
 
 
 def _full(task, split):
@@ -113,7 +184,7 @@ def row_mnist_reference(args):
             }
         results.append(entry)
         print(json.dumps(entry), flush=True)
-    _save(args.out, "mnist-reference", {"row": "mnist-reference", "results": results, "command": " ".join(sys.argv)})
+    _save(args, "mnist-reference", {"row": "mnist-reference", "results": results, "command": " ".join(sys.argv)})
 
 
 def row_umap_reference(args):
@@ -130,21 +201,22 @@ def row_umap_reference(args):
                  "accuracy_sampled": run.accuracy_sampled, "sequences": run.sequences}
         results.append(entry)
         print(json.dumps(entry), flush=True)
-    _save(args.out, "mnist-umap-reference", {"row": "mnist-umap-reference", "results": results, "command": " ".join(sys.argv)})
+    _save(args, "mnist-umap-reference", {"row": "mnist-umap-reference", "results": results, "command": " ".join(sys.argv)})
 
 
 def row_mnist_train(args):
     task = {"01": "mnist01", "36": "mnist36"}[args.digits]
     row = f"mnist-train-{args.digits}-{args.protocol}-{args.loss}"
-    previous = args.out / f"{row}.json"
+    previous = args.out / f"{args.name or row}.json"
     # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
     results = json.loads(previous.read_text())["results"] if previous.exists() else []
     results = [r for r in results if r["seed"] not in _seeds(args)]
+    work = _work(args, row)
     for seed in _seeds(args):
         config = TrainConfig(task=task, seed=seed, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                              protocol=args.protocol, loss=args.loss, eval_every=25, eval_batches=2,
                              checkpoint_every=50)
-        out = args.out / "runs" / f"{task}-{args.protocol}-{args.loss}-s{seed}"
+        out = work / f"{task}-{args.protocol}-{args.loss}-s{seed}"
         result = _train(config, out)
         # evaluate the weights with the best validation loss, as the reference kept them
         trainer_model = Trainer(TrainConfig(**json.loads((out / "config.json").read_text())), out, resume=True).model
@@ -159,7 +231,7 @@ def row_mnist_train(args):
                                           "log_io_success_median": run.log_io_success_median}
         results.append(result)
         print(json.dumps({k: result[k] for k in ("seed", "steps", "best_step", "wall_seconds", "test_reference", "test_measured")}), flush=True)
-        _save(args.out, row, {"row": "mnist-train", "results": sorted(results, key=lambda r: r["seed"]),
+        _save(args, row, {"row": "mnist-train", "results": sorted(results, key=lambda r: r["seed"]),
                               "command": " ".join(sys.argv)})
 
 
@@ -206,8 +278,15 @@ def main():
                                         "mnist-umap-reference", "mnist-train", "report"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduction")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduction", help="folder of the JSON")
+    parser.add_argument("--name", default=None, help="the JSON's name without .json (default: the row's)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where training runs go, a new folder each time (default runs/reproduction/runs)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="memorise/elman rows: train each seed only this many steps (a prefix, for tests)")
+    parser.add_argument("--native-numerics", action="store_true",
+                        help="do not pin MKL and ATen to one code path (the numbers then depend on the machine)")
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--lengths", default="10,100,1000")
     parser.add_argument("--variants", default="paper,reference")
@@ -222,8 +301,16 @@ def main():
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
+    if args.stop_after is not None and args.stop_after < 1:
+        parser.error(f"--stop-after must be >= 1; got {args.stop_after}")
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0; got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if PINNED:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    args.work = args.work or ROOT / "runs" / "reproduction" / "runs"
+    args.environment = environment()
     if args.row == "report":
         return report(args)
     if args.row in ("memorise", "elman-xor", "elman-letters"):

@@ -2,8 +2,12 @@
 
 Two protocols:
 
-* ``"reference"`` (the reference implementation's validation): unscored steps are postselected
-  on their targets, scored steps are measured (sampled, and the state collapses on the sample).
+* ``"reference"`` (the reference implementation's validation): the steps a task forces are
+  postselected on their targets unless they are scored; scored steps are always measured
+  (sampled, and the state collapses on the sample), so that the sampled accuracy counts real
+  samples. A task may mark a scored step as forced (Elman letters forces its unpredictable
+  steps and scores every step); such a step is sampled, as the reference implementation's
+  evaluation does.
 * ``"measured"`` (hardware-honest): every step is measured; nothing is postselected on the i/o
   lanes, so the only postselection left is the neurons' own.
 
@@ -13,7 +17,8 @@ neurons' repeat-until-success circuits alone.
 
 Accuracies over scored steps: ``argmax`` (the most likely token is right) and ``sampled`` (the
 fraction of sampled outcomes that are right), plus ``expected`` (the mean probability of the right
-token, the sampled accuracy's expectation).
+token, the sampled accuracy's expectation over the sampled histories: the two agree within
+binomial noise).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 from .errors import QRNNValueError
 
-__all__ = ["Evaluation", "evaluate", "PROTOCOLS"]
+__all__ = ["Evaluation", "evaluate", "collapse_mask", "PROTOCOLS"]
 
 PROTOCOLS = ("reference", "measured")
 
@@ -50,18 +55,57 @@ class Evaluation:
         return asdict(self)
 
 
-@torch.no_grad()
-def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation:
-    """Evaluate ``model`` (a :class:`~pennylane_qrnn.QRNN`) on an iterable of task batches."""
+def _check_protocol(protocol):
     if protocol not in PROTOCOLS:
         raise QRNNValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
+
+
+def collapse_mask(batch, protocol="reference") -> torch.Tensor:
+    """The steps of ``batch`` that an evaluation under ``protocol`` postselects on their target.
+
+    ``"reference"``: the forced steps that are not scored; ``"measured"``: none. A scored step
+    is never postselected: its outcome is what the sampled accuracy counts, and an outcome
+    postselected on the target would be right by construction.
+
+    Returns:
+        torch.Tensor: ``(L, N)`` bool, on the device of ``batch.forced``
+    """
+    _check_protocol(protocol)
+    if protocol == "measured":
+        return torch.zeros_like(batch.scored, dtype=torch.bool)
+    return batch.forced.bool() & ~batch.scored.bool()
+
+
+@torch.no_grad()
+def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation:
+    """Evaluate ``model`` (a :class:`~pennylane_qrnn.QRNN`) on an iterable of task batches.
+
+    Each batch runs once: the steps of :func:`collapse_mask` are postselected on their targets,
+    every other step (every scored one included) is sampled from the model's distribution with
+    ``generator`` and the state collapses on the sample. All accuracies and the loss are over
+    the scored steps of that run.
+
+    Example::
+
+        >>> import torch
+        >>> from pennylane_qrnn import QRNN
+        >>> from pennylane_qrnn.tasks import get_task
+        >>> task = get_task("elman-xor")
+        >>> batches = [task.batch(8, torch.Generator().manual_seed(0))]
+        >>> result = evaluate(QRNN(2, 4), batches, generator=torch.Generator().manual_seed(1))
+        >>> result.sequences
+        8
+        >>> 0 <= result.accuracy_sampled <= 1 and 0 <= result.accuracy_expected <= 1
+        True
+    """
+    _check_protocol(protocol)
     totals = {"loss": 0.0, "argmax": 0.0, "sampled": 0.0, "expected": 0.0, "scored": 0}
     log_success, log_io, log_neuron, min_step, sequences = [], [], [], [], 0
     for batch in batches:
         device = model.input_weights.device
         tokens, targets = batch.tokens.to(device), batch.targets.to(device)
         scored = batch.scored.to(device)
-        collapse = batch.forced.to(device) if protocol == "reference" else torch.zeros_like(scored)
+        collapse = collapse_mask(batch, protocol).to(device)
         log_probs, _ = model(tokens, targets, collapse=collapse, generator=generator)
         outcomes = model.last_outcomes
         picked = log_probs.gather(2, targets.unsqueeze(2)).squeeze(2)

@@ -75,10 +75,17 @@ class SPSA(torch.optim.Optimizer):
     they stopped. The generator is not part of the state; pass one in the same state to replay a
     run.
 
-    Example::
+    Example (the exact engine, so that it runs in a second; on a QPU give the model a shot
+    device, e.g. ``backend=qml.device("qiskit.aer", wires=20, shots=1000)``, and take
+    ``perturbation`` around the loss's shot noise)::
 
-        >>> model = QRNN(io_bits=1, workspace=2, backend="default.qubit",
-        ...              backend_options={"shots": 1000})
+        >>> import torch
+        >>> from pennylane_qrnn import QRNN
+        >>> from pennylane_qrnn.optim import SPSA
+        >>> _ = torch.manual_seed(0)
+        >>> model = QRNN(io_bits=1, workspace=2, dtype=torch.float64)
+        >>> tokens = torch.tensor([[0], [1], [0], [1]])   # (L, N): one sequence 0101
+        >>> targets = torch.tensor([[1], [0], [1], [0]])  # each step predicts the next token
         >>> optimizer = SPSA(model.parameters(), lr=0.05, perturbation=0.1,
         ...                  generator=torch.Generator().manual_seed(0))
         >>> def closure():
@@ -86,6 +93,10 @@ class SPSA(torch.optim.Optimizer):
         ...     return model.loss(log_probs, targets)
         >>> for _ in range(100):
         ...     loss = optimizer.step(closure)   # 2 loss evaluations, no backward
+        >>> optimizer.step_count
+        100
+        >>> closure().item() < 0.1   # from about 0.7 (log 2) at initialisation
+        True
     """
 
     def __init__(self, params, lr=0.1, perturbation=0.1, alpha=0.602, gamma=0.101,

@@ -57,7 +57,10 @@ def shot_accuracy(model, batch, run, shots, protocol="measured") -> ShotAccuracy
         program = SequenceProgram.build(model.weights(), tokens, model.io_bits, model.workspace,
                                         model.degree, model.order, model.mode)
         bits = run(program, shots)
-        forced = batch.forced[:, item].tolist() if protocol == "reference" else [False] * len(tokens)
+        # the same rule as pennylane_qrnn.evaluation.collapse_mask: a scored step is sampled,
+        # never postselected on its target (else it reads as right by construction)
+        reference = protocol == "reference"
+        forced = [bool(f and not s) and reference for f, s in zip(batch.forced[:, item].tolist(), scored)]
         estimate = analyse_shots(program, bits, targets, forced)
         alive = estimate.alive
         right = [(estimate.outcomes[alive, step] == targets[step]).mean() for step in range(len(tokens)) if scored[step]]

@@ -98,3 +98,25 @@ def test_density_matrix_width_refused_before_running(trained):
     device = qml.device("braket.local.qubit", wires=program.deferred_wires, backend="braket_dm", shots=10)
     with pytest.raises(DeviceCapabilityError, match=f"needs {program.deferred_wires} qubits .* takes at most 13"):
         run_noisy_deferred(program, device, 10, 0.01)
+
+
+@requires_qiskit
+def test_reference_protocol_samples_scored_steps_even_where_forced():
+    """A step that is both forced and scored is sampled (as in pennylane_qrnn.evaluation), not
+    postselected on its target: postselected, it would read as right in every surviving shot."""
+    from qiskit_aer import AerSimulator
+
+    from pennylane_qrnn.devices.noise import noiseless, shot_accuracy
+    from pennylane_qrnn.tasks import Batch
+
+    torch.manual_seed(3)
+    model = QRNN(2, 1, stages=1, degree=1, order=1, mode="amplified", dtype=torch.float64)
+    batch = ElmanXOR(length=3).batch(2, torch.Generator().manual_seed(5))
+    everything = torch.ones_like(batch.scored)
+    forced_and_scored = Batch(batch.tokens, batch.targets, everything, everything)
+    result = shot_accuracy(model, forced_and_scored, noiseless(AerSimulator(), "dynamic", seed=2), 2000,
+                           protocol="reference")
+    expected = evaluate(model, [forced_and_scored], "reference").accuracy_expected
+    # 2 sequences x 2000 shots: the shot accuracy's standard error is below 0.01
+    assert result.accuracy < 0.9
+    assert abs(result.accuracy - expected) < 0.05

@@ -1,0 +1,78 @@
+"""The numbers in docs/results are what today's code computes, seed for seed (issue 8, item 13).
+
+One cheap row is rerun by the reproduction script itself, in its own process (it pins MKL and
+ATen to one code path before torch is imported, which this process cannot do any more), and
+compared with the JSON kept in ``docs/results``. A code change that moves the numbers fails
+here until the tables are regenerated (the commands are in docs/reproduction.md).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "reproduce.py"
+ROW, SEED = "elman-xor", 0  # the cheapest row: 264 parameters, ~0.1 s per step
+STORED = ROOT / "docs" / "results" / f"{ROW}.json"
+MAX_STEPS = 120  # at most this many steps are rerun (about 12 s)
+REGENERATE = f".venv/bin/python benchmarks/reproduce.py {ROW} --out docs/results"
+
+
+def _stored_seed():
+    payload = json.loads(STORED.read_text())
+    (result,) = [r for r in payload["results"] if r["seed"] == SEED]
+    environment = payload.get("environment")
+    if not environment or "train_loss" not in result:
+        pytest.fail(f"{STORED.relative_to(ROOT)} predates pinned numerics and stored curves: regenerate it "
+                    f"(`{REGENERATE}`, see docs/reproduction.md)")
+    if environment["torch"] != torch.__version__ or environment["machine"] != "x86_64":
+        pytest.skip(f"{STORED.name} was computed with torch {environment['torch']} on {environment['machine']}; "
+                    f"this is torch {torch.__version__}: numbers are pinned for one torch build")
+    if not environment["pinned_numerics"]:
+        pytest.fail(f"{STORED.name} was computed with --native-numerics (machine-dependent): regenerate with `{REGENERATE}`")
+    return result
+
+
+def _rerun(tmp_path, *extra):
+    command = [sys.executable, str(SCRIPT), ROW, "--seeds", "1", "--first-seed", str(SEED),
+               "--out", str(tmp_path), "--name", "rerun", "--work", str(tmp_path / "runs"), *extra]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads((tmp_path / "rerun.json").read_text())
+    assert payload["environment"]["pinned_numerics"] and payload["environment"]["cpu_capability"] == "DEFAULT"
+    return payload["results"][0]
+
+
+def test_seed_zero_matches_docs_step_for_step(tmp_path):
+    # rerun as many steps as the stored run took to converge (at most MAX_STEPS, to stay fast):
+    # every training loss bit for bit, every validation loss, and the steps to converge
+    stored = _stored_seed()
+    steps = min(stored["steps"], MAX_STEPS)
+    rerun = _rerun(tmp_path, "--stop-after", str(steps))
+    moved = (f"{ROW} seed {SEED} moved ({rerun['steps']} steps, converged {rerun['converged']}, today; "
+             f"{stored['steps']} steps, converged {stored['converged']}, in {STORED.name}): the code changed the "
+             f"numbers; regenerate docs/results (`{REGENERATE}`, and the other rows: docs/reproduction.md)")
+    assert rerun["train_loss"] == stored["train_loss"][:steps], moved
+    assert rerun["val_loss_curve"] == [v for v in stored["val_loss_curve"] if v[0] <= steps], moved
+    if stored["steps"] <= MAX_STEPS:
+        assert (rerun["steps"], rerun["converged"]) == (stored["steps"], stored["converged"]), moved
+        assert rerun["val_loss"] == stored["val_loss"], moved
+
+
+def test_pinning_is_what_makes_runs_machine_independent():
+    # the script pins before torch is imported, and records what it ran with
+    source = SCRIPT.read_text()
+    assert source.index("os.environ.update(PINNED_NUMERICS)") < source.index("import torch")
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import reproduce  # pylint: disable=import-outside-toplevel
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    assert reproduce.PINNED_NUMERICS == {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"}
+    assert not reproduce.PINNED  # imported, not run: this process's torch was already loaded
+    environment = reproduce.environment()
+    assert {"torch", "cpu_capability", "threads", "commit", "pinned_numerics"} <= set(environment)
