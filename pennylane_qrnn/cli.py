@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import sys
-from dataclasses import asdict
 from pathlib import Path
+
+from .errors import QRNNError
 
 __all__ = ["main"]
 
@@ -15,13 +18,18 @@ class UsageError(Exception):
     """A bad flag value or path: reported in one line, no traceback."""
 
 
+def _positive(flag, value):
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be a positive integer; got {value}")
+
+
 def _add_model_flags(parser):
     group = parser.add_argument_group("model (default: the task's paper configuration)")
     group.add_argument("--workspace", type=int, help="workspace qubits H")
     group.add_argument("--stages", type=int, help="work stages per cell")
     group.add_argument("--degree", type=int, help="neuron degree")
     group.add_argument("--order", type=int, help="neuron order")
-    group.add_argument("--mode", choices=["postselect", "amplified"], default="postselect")
+    group.add_argument("--mode", choices=["postselect", "amplified"], help="neuron mode (default postselect)")
 
 
 def _parser():
@@ -31,11 +39,12 @@ def _parser():
     train = sub.add_parser("train", help="train a QRNN on a task")
     train.add_argument("--task", help="task name (see `qrnn tasks`); not needed with --resume")
     train.add_argument("--length", type=int, help="sequence length (tasks that have one)")
-    train.add_argument("--device", default="exact",
-                       help="'exact' (the embedded exact simulator, default) or a PennyLane device name (circuit path)")
-    train.add_argument("--torch-device", default="cpu", help="torch device of the exact engine, e.g. cuda")
+    train.add_argument("--device",
+                       help="'exact' (the embedded exact simulator, default) or a PennyLane device that postselects "
+                            "(circuit path: default.qubit, lightning.qubit)")
+    train.add_argument("--torch-device", help="torch device of the exact engine, e.g. cuda (default cpu)")
     _add_model_flags(train)
-    train.add_argument("--model", choices=["qrnn", "lstm", "rnn"], default="qrnn",
+    train.add_argument("--model", choices=["qrnn", "lstm", "rnn"],
                        help="the QRNN, or a classical baseline with as many parameters (default qrnn)")
     train.add_argument("--hidden", type=int, help="hidden size of a classical baseline (default: matched)")
     opt = train.add_argument_group("optimisation (default: the task's)")
@@ -43,17 +52,20 @@ def _parser():
     opt.add_argument("--batch-size", type=int)
     opt.add_argument("--lr", type=float)
     opt.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
-    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--seed", type=int, help="default 0")
     opt.add_argument("--loss", choices=["nll", "reference"],
                      help="nll, or the reference implementation's cross entropy over probabilities (default: the task's)")
-    opt.add_argument("--protocol", choices=["reference", "measured"], default="reference",
-                     help="reference: postselect every step on its target (the paper); measured: "
+    opt.add_argument("--protocol", choices=["reference", "measured"],
+                     help="reference (default): postselect every step on its target (the paper); measured: "
                           "measure the steps instead (what a QPU run can do)")
-    opt.add_argument("--eval-every", type=int, default=25)
-    opt.add_argument("--checkpoint-every", type=int, default=25)
-    opt.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    opt.add_argument("--eval-every", type=int, help="default 25")
+    opt.add_argument("--checkpoint-every", type=int, help="default 25")
+    opt.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
+    train.add_argument("--out", help="output folder; default: a new folder runs/TASK-N. An existing run is never "
+                                     "overwritten: continue it with --resume, or pick another folder")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in OUT from OUT/checkpoint.pt; --steps and the eval/checkpoint "
+                            "intervals may change, every other flag must match the run")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = sub.add_parser("eval", help="evaluate a trained model")
@@ -85,50 +97,86 @@ def _parser():
 
 
 def _load_model(path):
-    import torch  # pylint: disable=import-outside-toplevel
+    from .training import load_trained_model  # pylint: disable=import-outside-toplevel
 
-    from .training import TrainConfig, build_model  # pylint: disable=import-outside-toplevel
+    return load_trained_model(path)
 
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"model must be a model.pt file written by `qrnn train`; got {str(path)!r} (no such file)")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        config = TrainConfig(**saved["config"]).resolved()
-    except Exception as error:  # a file of another format
-        raise UsageError(f"model must be a model.pt file written by `qrnn train`; could not read {str(path)!r}: {error}") from error
-    task = config.make_task()
-    config.backend = None
-    model = build_model(config, task)
-    model.load_state_dict(saved["model"])
-    return model, task, config
+
+# flag -> TrainConfig field, for the flags of `qrnn train` that define or steer a run
+_TRAIN_FIELDS = {
+    "task": "task", "model": "model", "hidden": "hidden", "protocol": "protocol", "loss": "loss", "length": "length",
+    "workspace": "workspace", "stages": "stages", "degree": "degree", "order": "order", "mode": "mode",
+    "steps": "steps", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
+    "eval_every": "eval_every", "checkpoint_every": "checkpoint_every", "torch_device": "torch_device",
+    "dtype": "dtype",
+}
+
+
+def _new_run_folder(task: str) -> Path:
+    """Claim a new folder runs/TASK-N (the first N not taken; mkdir is the claim, so two runs
+    started together get different folders)."""
+    base = Path("runs")
+    base.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        candidate = base / f"{task}-{number}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")
 
 
 def _train(args):
-    from .training import TrainConfig, Trainer  # pylint: disable=import-outside-toplevel
+    from dataclasses import replace  # pylint: disable=import-outside-toplevel
+
+    from .training import TrainConfig, Trainer, config_from_file, load_checkpoint  # pylint: disable=import-outside-toplevel
 
     if args.task is None and not args.resume:
         raise UsageError("--task is required (one of the names `qrnn tasks` lists), unless --resume")
-    backend = None if args.device == "exact" else args.device
-    if backend is not None:
-        from .devices.catalogue import installed_devices  # pylint: disable=import-outside-toplevel
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out must name a folder; got an empty string")
+    if args.resume and args.out is None:
+        raise UsageError("--resume needs --out, the folder of the run to continue")
+    given = {field: getattr(args, flag) for flag, field in _TRAIN_FIELDS.items() if getattr(args, flag) is not None}
+    if args.device is not None:
+        backend = None if args.device == "exact" else args.device
+        if backend is not None:
+            from .devices.catalogue import installed_devices  # pylint: disable=import-outside-toplevel
 
-        if backend not in installed_devices():
-            raise UsageError(f"--device must be 'exact' or an installed PennyLane device ({', '.join(sorted(installed_devices()))}); got {backend!r}")
-    config = TrainConfig(
-        task=args.task or "", model=args.model, hidden=args.hidden, protocol=args.protocol, loss=args.loss, length=args.length, workspace=args.workspace, stages=args.stages,
-        degree=args.degree, order=args.order, mode=args.mode, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
-        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, backend=backend, torch_device=args.torch_device, dtype=args.dtype,
-    )
-    trainer = Trainer(config, args.out, resume=args.resume)
+            if backend not in installed_devices():
+                raise UsageError(f"--device must be 'exact' or an installed PennyLane device ({', '.join(sorted(installed_devices()))}); got {backend!r}")
+        given["backend"] = backend
+    if args.resume:
+        out = Path(args.out)
+        checkpoint = out / "checkpoint.pt"
+        if not checkpoint.is_file():
+            raise UsageError(f"--resume needs a checkpoint at {str(checkpoint)!r}; none found")
+        config = replace(config_from_file(load_checkpoint(checkpoint), checkpoint), **given)
+    else:
+        config = TrainConfig(**given).resolved()  # refuse bad values before a folder is made
+    claimed = not args.resume and args.out is None
+    if claimed:
+        out = _new_run_folder(config.task)
+        args.out = str(out)
+    elif not args.resume:
+        out = Path(args.out)
+        _refuse_existing_run(out)
+    try:
+        trainer = Trainer(config, out, resume=args.resume)
+    except BaseException:
+        if claimed and not any(out.iterdir()):
+            out.rmdir()  # refused before anything was written: leave no empty folder behind
+        raise
+    if claimed:
+        print(f"qrnn: writing to {out} (a new folder; --out chooses another)", file=sys.stderr)
     c = trainer.config
     kind = "QRNN" if c.model == "qrnn" else f"{c.model.upper()} baseline, matched to the QRNN's size:"
-    print(f"qrnn: training a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length {getattr(trainer.task, 'length', '-')}) "
+    verb = f"resuming at step {trainer.step} of {c.steps}" if args.resume else "training"
+    print(f"qrnn: {verb} a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length {getattr(trainer.task, 'length', '-')}) "
           f"with H{c.workspace} S{c.stages} d{c.degree} order {c.order} {c.mode}, "
-          f"{sum(p.numel() for p in trainer.model.parameters())} parameters, on {args.device}", file=sys.stderr)
+          f"{sum(p.numel() for p in trainer.model.parameters())} parameters, on {c.backend or 'exact'}", file=sys.stderr)
     summary = trainer.run(progress=not args.quiet)
-    out = Path(args.out)
     print(f"qrnn: {'converged' if summary['converged'] else 'finished'} after {summary['steps']} steps: "
           f"validation loss {summary['val_loss']:.4g}, accuracy {100 * summary['val_accuracy_argmax']:.1f}% (argmax), "
           f"{100 * summary['val_accuracy_sampled']:.1f}% (sampled), min postselection probability {summary['val_min_postselection']:.3g}")
@@ -136,18 +184,32 @@ def _train(args):
     return 0
 
 
+def _refuse_existing_run(out: Path):
+    from .training import RESULT_FILES  # pylint: disable=import-outside-toplevel
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder; got {str(out)!r}, which is a file")
+    present = [name for name in RESULT_FILES if (out / name).exists()]
+    if present:
+        raise UsageError(f"--out {str(out)!r} already holds a run ({', '.join(present)}); continue it with --resume, "
+                         "or give another --out (without --out, each run gets a new folder runs/TASK-N)")
+
+
 def _eval(args):
     import torch  # pylint: disable=import-outside-toplevel
 
     from .evaluation import evaluate, mean_and_error  # pylint: disable=import-outside-toplevel
 
+    _positive("--seeds", args.seeds)
+    _positive("--batches", args.batches)
+    _positive("--batch-size", args.batch_size)
     model, task, config = _load_model(args.model)
-    size = args.batch_size or config.batch_size
+    size = args.batch_size if args.batch_size is not None else config.batch_size
     if args.full:
         if not hasattr(task, "dataset"):
             raise UsageError(f"--full needs a task with a fixed dataset (MNIST, digits); {task.name} draws fresh sequences, use --batches")
         whole = task.dataset(args.split)
-        chunk = args.batch_size or 512
+        chunk = args.batch_size if args.batch_size is not None else 512
         batches = [_columns(whole, start, start + chunk) for start in range(0, whole.size, chunk)]
     else:
         data = torch.Generator().manual_seed(config.seed + 2_000_029)
@@ -172,18 +234,31 @@ def _eval(args):
         "wrong_argmax": round((1 - runs[0].accuracy_argmax) * _scored_count(batches)),
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        # JSON has no NaN: a value that was not measured (or an error bar of one seed) is null
+        print(json.dumps(_json_safe(result), indent=2, allow_nan=False))
     else:
+        if math.isfinite(sampled[1]):
+            spread = f"+- {100 * sampled[1]:.2f} % over {args.seeds} seeds"
+        else:
+            spread = f"% ({args.seeds} seed{'s' if args.seeds != 1 else ''}: no error bar)"
         print(f"{task.name}: {result['sequences']} sequences, protocol {args.protocol}")
         print(f"  accuracy (argmax)   {100 * result['accuracy_argmax']:.2f} %")
         print(f"  accuracy (expected) {100 * result['accuracy_expected']:.2f} %")
-        print(f"  accuracy (sampled)  {100 * sampled[0]:.2f} +- {100 * sampled[1]:.2f} % over {args.seeds} seeds")
+        print(f"  accuracy (sampled)  {100 * sampled[0]:.2f} {spread}")
         print(f"  NLL per scored step {result['loss']:.4g}")
         print(f"  wrong (argmax)      {result['wrong_argmax']} of {_scored_count(batches)} scored steps")
         print(f"  log postselection success per sequence: median {result['log_success_median']:.4g}, min {result['log_success_min']:.4g}")
         print(f"    of which i/o teacher forcing: median {result['log_io_success_median']:.4g}, min {result['log_io_success_min']:.4g}; "
               f"neurons: median {result['log_neuron_success_median']:.4g}")
     return 0
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
 
 
 def _columns(batch, start, stop):
@@ -198,17 +273,21 @@ def _scored_count(batches):
 
 
 def _import_reference(args):
-    from dataclasses import asdict as _asdict  # pylint: disable=import-outside-toplevel
+    from dataclasses import asdict  # pylint: disable=import-outside-toplevel
 
+    from .checkpoints import atomic_save  # pylint: disable=import-outside-toplevel
     from .reference import import_reference, reference_task  # pylint: disable=import-outside-toplevel
-    from .training import TrainConfig, atomic_save  # pylint: disable=import-outside-toplevel
+    from .training import TrainConfig  # pylint: disable=import-outside-toplevel
 
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out must be a model file to write; got {str(out)!r}, which is a folder")
     model, info = import_reference(args.checkpoint)
     task, options = reference_task(info["dataset"])
     config = TrainConfig(task=task, task_options=options, workspace=info["workspace"], stages=info["stages"],
                          degree=info["degree"], order=info["order"], dtype="float64")
     config.resolved()  # the task must exist here (e.g. its data folder)
-    atomic_save({"config": _asdict(config), "model": model.state_dict(), "reference": {k: (float(v) if hasattr(v, "item") else v) for k, v in info.items()}}, Path(args.out))
+    atomic_save({"config": asdict(config), "model": model.state_dict(), "reference": info}, out)
     print(f"qrnn: imported {info['tag']} (dataset {info['dataset']}, epoch {info['epoch']}): "
           f"H{info['workspace']} S{info['stages']} d{info['degree']} order {info['order']}, "
           f"{sum(p.numel() for p in model.parameters())} parameters -> {args.out}")
@@ -218,6 +297,9 @@ def _import_reference(args):
 def _sample(args):
     import torch  # pylint: disable=import-outside-toplevel
 
+    _positive("--count", args.count)
+    if args.png is not None and not Path(args.png).parent.resolve().is_dir():
+        raise UsageError(f"--png must be a file in an existing folder; got {args.png!r}")
     model, task, _ = _load_model(args.model)
     try:
         prefix = [int(t) for t in args.prefix.split(",") if t.strip()]
@@ -233,6 +315,8 @@ def _sample(args):
 
     if isinstance(task, (MNISTPixels, SklearnDigits)):
         return _show_digits(generated, task, args)
+    if args.png is not None:
+        raise UsageError(f"--png is for the digit tasks (images); {task.name} samples token sequences")
     for column in generated.T.tolist():
         print(" ".join(str(t) for t in column))
     return 0
@@ -292,14 +376,22 @@ COMMANDS = {"train": _train, "eval": _eval, "sample": _sample, "tasks": _tasks, 
 
 
 def main(argv=None) -> int:
+    """Run the ``qrnn`` command line; returns the exit status.
+
+    A deliberate refusal (:class:`~pennylane_qrnn.errors.QRNNError`, a bad flag, a file that
+    cannot be read or written) is one line on stderr and status 2; anything else is a bug and
+    keeps its traceback.
+    """
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as error:
-        print(f"qrnn {args.command}: error: {error}", file=sys.stderr)
+    except (UsageError, QRNNError, OSError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"qrnn {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"qrnn {args.command}: interrupted; resume with --resume", file=sys.stderr)
+        hint = f"; continue with `qrnn train --resume --out {args.out}`" if args.command == "train" and args.out else ""
+        print(f"qrnn {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 
 

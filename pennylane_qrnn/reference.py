@@ -3,9 +3,12 @@
 Its checkpoints are legacy (non-zip) ``torch.save`` files of a dict that also holds an
 ``argparse.Namespace`` with a reference to a function of its ``main`` script, so
 ``torch.load(weights_only=True)`` refuses them and ``weights_only=False`` would execute whatever
-the file names. :func:`load_reference_checkpoint` unpickles them with a restricted unpickler:
-tensors, ``OrderedDict`` and ``Namespace`` are rebuilt, every other global becomes an inert
-placeholder that runs nothing.
+the file names. :func:`load_reference_checkpoint` reads them through
+:func:`pennylane_qrnn.checkpoints.load_file`, which accepts only that legacy pickle format (a zip
+archive, TorchScript above all, is refused before torch sees it: ``torch.load`` would hand a
+TorchScript archive to ``torch.jit.load``, which runs its code), and unpickles them with a
+restricted unpickler: tensors, ``OrderedDict`` and ``Namespace`` are rebuilt, every other global
+becomes an inert placeholder that runs nothing.
 
 Weight mapping (the reference uses ``RY(a) = exp(-i a Y / 2)`` and a fixed bias offset
 ``initial_bias``, so its ``eta = (sum phi + theta + initial_bias) / 2``; this package uses the
@@ -20,15 +23,14 @@ paper's angles, ``R(a) = exp(i a Y)``):
 
 from __future__ import annotations
 
-from .errors import UnsafeFileError
-
 import argparse
 import pickle
 import types
-from pathlib import Path
 
 import torch
 
+from .checkpoints import check_finite_state, load_file
+from .errors import UnsafeFileError
 from .nn import QRNN
 
 __all__ = ["load_reference_checkpoint", "import_reference", "reference_task", "ReferenceImportError"]
@@ -85,21 +87,26 @@ def load_reference_checkpoint(path) -> dict:
 
     Raises:
         FileNotFoundError: if ``path`` is not a file
-        ReferenceImportError: if it is not a readable reference checkpoint
+        ReferenceImportError: if it is not a readable reference checkpoint (a TorchScript or other
+            zip archive, an empty, truncated or foreign file)
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint must be an existing file; got {str(path)!r}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", pickle_module=_restricted_pickle, weights_only=False)
-    except Exception as error:  # pickle, zip and format errors alike
-        raise ReferenceImportError(f"checkpoint must be a reference (RVQE) torch.save file; could not read {str(path)!r}: {error}") from error
+        checkpoint = load_file(path, "a reference (RVQE) checkpoint, a legacy torch.save file", what="checkpoint",
+                               formats=("legacy-pickle",), pickle_module=_restricted_pickle)
+    except UnsafeFileError as error:
+        raise ReferenceImportError(str(error)) from error
     if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint or "_original_args" not in checkpoint:
         raise ReferenceImportError(
             f"checkpoint must hold 'model_state_dict' and '_original_args' (an RVQE training checkpoint); "
-            f"got {sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__}"
+            f"{str(path)!r} holds {sorted(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__}"
         )
     return checkpoint
+
+
+def _kind(value) -> str:
+    if isinstance(value, _Inert):
+        return "an object the file names (not loaded: only tensors and plain data are)"
+    return type(value).__name__
 
 
 def _neuron(state, prefix, initial_bias):
@@ -114,15 +121,34 @@ def import_reference(path, dtype=torch.float64) -> tuple[QRNN, dict]:
     ``order``, ``degree``, ``io_bits``, ``dataset``, ``initial_bias``, ``epoch``, ...).
     """
     checkpoint = load_reference_checkpoint(path)
+    try:
+        return _import(checkpoint, dtype)
+    except ReferenceImportError as error:
+        raise ReferenceImportError(f"checkpoint must be a reference checkpoint this importer reads; {str(path)!r}: {error}") from error
+
+
+def _import(checkpoint, dtype):
     args = checkpoint["_original_args"]
     if not isinstance(args, argparse.Namespace):
-        raise ReferenceImportError(f"_original_args must be an argparse.Namespace; got {type(args).__name__}")
-    state = {key.removeprefix("module."): value for key, value in checkpoint["model_state_dict"].items()}
-    workspace, stages, order, degree = (int(getattr(args, k)) for k in ("workspace", "stages", "order", "degree"))
+        raise ReferenceImportError(f"_original_args must be an argparse.Namespace; got {_kind(args)}")
+    states = checkpoint["model_state_dict"]
+    if not isinstance(states, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in states.items()):
+        raise ReferenceImportError("model_state_dict must map names to tensors; got other objects")
+    state = {key.removeprefix("module."): value for key, value in states.items()}
+    settings = {}
+    for key in ("workspace", "stages", "order", "degree"):
+        value = getattr(args, key, None)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ReferenceImportError(f"_original_args.{key} must be an int; got {_kind(value)}")
+        settings[key] = value
+    workspace, stages, order, degree = (settings[k] for k in ("workspace", "stages", "order", "degree"))
     io_bits = sum(1 for key in state if key.startswith("cell.output_layer.") and key.endswith(".θ"))
     if io_bits == 0:
         raise ReferenceImportError("model_state_dict must hold cell.output_layer.*; none found")
-    bias = float(getattr(args, "initial_bias", torch.pi / 2))
+    bias = getattr(args, "initial_bias", torch.pi / 2)
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)):
+        raise ReferenceImportError(f"_original_args.initial_bias must be a number; got {_kind(bias)}")
+    bias = float(bias)
     model = QRNN(io_bits, workspace, stages, degree, order, dtype=dtype)
     try:
         weights = {
@@ -138,22 +164,31 @@ def import_reference(path, dtype=torch.float64) -> tuple[QRNN, dict]:
     except (KeyError, RuntimeError) as error:
         raise ReferenceImportError(
             f"model_state_dict does not match a workspace={workspace}, stages={stages}, degree={degree} "
-            f"QRNN with {io_bits} i/o bits: {error}"
+            f"QRNN with {io_bits} i/o bits: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
         ) from error
+    check_finite_state(model.state_dict(), "the reference checkpoint")
     info = {
         "io_bits": io_bits,
         "workspace": workspace,
         "stages": stages,
         "order": order,
         "degree": degree,
-        "dataset": getattr(args, "dataset", None),
+        "dataset": _plain(getattr(args, "dataset", None)),
         "initial_bias": bias,
-        "epoch": checkpoint.get("epoch"),
-        "best_validation_loss": checkpoint.get("best_validation_loss"),
-        "seed": getattr(args, "seed", None),
-        "tag": getattr(args, "tag", None),
+        "epoch": _plain(checkpoint.get("epoch")),
+        "best_validation_loss": _plain(checkpoint.get("best_validation_loss")),
+        "seed": _plain(getattr(args, "seed", None)),
+        "tag": _plain(getattr(args, "tag", None)),
     }
     return model, info
+
+
+def _plain(value):
+    """``value`` as plain data (a 0-d tensor becomes its number); anything else becomes None, so
+    that no object a checkpoint names travels on into the files written from it."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return value if value is None or isinstance(value, (str, int, float, bool)) else None
 
 
 def reference_task(dataset: str) -> tuple[str, dict]:
@@ -165,11 +200,16 @@ def reference_task(dataset: str) -> tuple[str, dict]:
     fixed = {"mnist01": "mnist01", "mnist36": "mnist36", "mnist01-gen": "mnist-gen",
              "simple-seq": "memorise-reference", "elman-xor": "elman-xor", "elman-letter": "elman-letters",
              "dna": "dna-reference"}
+    if not isinstance(dataset, str):
+        raise ReferenceImportError(f"dataset must be a reference dataset name (a str); got {_kind(dataset)}")
     if dataset in fixed:
         return fixed[dataset], {}
     if dataset and dataset.startswith("mnist-umap-d"):
-        dims, resolution = dataset.removeprefix("mnist-umap-d").split("-r")
-        return "mnist-umap", {"dims": int(dims), "resolution": int(resolution)}
+        try:
+            dims, resolution = dataset.removeprefix("mnist-umap-d").split("-r")
+            return "mnist-umap", {"dims": int(dims), "resolution": int(resolution)}
+        except ValueError:
+            pass  # refused below
     raise ReferenceImportError(
         f"dataset must be one this package provides (mnist01, mnist36, mnist01-gen, mnist-umap-dD-rR, "
         f"simple-seq, elman-xor, elman-letter, dna); got {dataset!r}"

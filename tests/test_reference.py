@@ -2,12 +2,12 @@
 the reference code's own numbers (measured by running it; QRNN.md), and its errors."""
 
 import os
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
 
+from pennylane_qrnn import QRNN
 from pennylane_qrnn.cli import main
 from pennylane_qrnn.reference import ReferenceImportError, import_reference, load_reference_checkpoint, reference_task
 from pennylane_qrnn.tasks import MNISTPixels
@@ -42,22 +42,74 @@ def test_restricted_loader_runs_nothing(tmp_path):
         import_reference(path)
 
 
+def test_torchscript_archive_runs_nothing(tmp_path, capsys):
+    """torch.load hands a TorchScript archive to torch.jit.load, which runs its __setstate__ (here:
+    writing a file); the importer refuses the archive before torch sees it."""
+    from tests.planted_files import torchscript_archive
+
+    sentinel = tmp_path / "sentinel"
+    path = torchscript_archive(tmp_path / "model.tar", sentinel)
+    with pytest.raises(ReferenceImportError, match="is a TorchScript archive .*: refused"):
+        load_reference_checkpoint(path)
+    assert not sentinel.exists()
+    assert main(["import-reference", str(path), "--out", str(tmp_path / "out.pt")]) == 2
+    err = capsys.readouterr().err
+    assert not sentinel.exists() and not (tmp_path / "out.pt").exists()
+    assert err.count("\n") == 1 and "TorchScript archive" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "content, error, match",
     [
-        (None, FileNotFoundError, "checkpoint must be an existing file"),
-        (b"not a checkpoint", ReferenceImportError, "checkpoint must be a reference \\(RVQE\\) torch.save file"),
+        (None, FileNotFoundError, "checkpoint must be a reference \\(RVQE\\) checkpoint.*\\(no such file\\)"),
+        (b"not a checkpoint", ReferenceImportError, "checkpoint must be a reference \\(RVQE\\) checkpoint, a legacy torch.save file; .* is not a torch.save file"),
         ({"epoch": 1}, ReferenceImportError, "checkpoint must hold 'model_state_dict' and '_original_args'"),
+        ("zip", ReferenceImportError, "is a torch.save zip archive: refused"),
     ],
 )
 def test_errors(tmp_path, content, error, match):
     path = tmp_path / "file.tar"
     if isinstance(content, bytes):
         path.write_bytes(content)
+    elif content == "zip":
+        torch.save({"model_state_dict": {}, "_original_args": {}}, path)
     elif content is not None:
-        torch.save(content, path)
+        torch.save(content, path, _use_new_zipfile_serialization=False)
     with pytest.raises(error, match=match):
         load_reference_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "args, state, match",
+    [
+        ({"workspace": "2"}, {}, "_original_args.workspace must be an int; got str"),
+        ({}, {"cell.output_layer.0.θ": "x"}, "model_state_dict must map names to tensors"),
+        ({"dataset": 5}, None, "dataset must be a reference dataset name"),
+        ({"initial_bias": float("nan")}, None, "must hold finite weights"),
+    ],
+)
+def test_malformed_contents_refused(tmp_path, args, state, match):
+    """A legacy file with the right keys but wrong contents: refused, no traceback-prone
+    arithmetic on placeholders."""
+    import argparse
+
+    values = {"workspace": 1, "stages": 1, "order": 1, "degree": 1, "dataset": "elman-xor", "initial_bias": 0.5}
+    values.update(args)
+    if state is None:
+        model = QRNN(2, 1, 1, 1, 1)
+        state = {f"cell.output_layer.{i}.θ": torch.zeros(()) for i in range(2)}
+        state.update({f"cell.output_layer.{i}.φ": torch.zeros(model.output_weights.shape[1] - 1) for i in range(2)})
+        state.update({f"cell.input_layer.0.{k}": v for k, v in (("θ", torch.zeros(())), ("φ", torch.zeros(model.input_weights.shape[1] - 1)))})
+        state.update({"cell.kernel_layer.0.0.θs": torch.zeros(1)})
+        state.update({f"cell.kernel_layer.0.1.{k}": v for k, v in (("θ", torch.zeros(())), ("φ", torch.zeros(model.stage_weights.shape[2] - 1)))})
+    path = tmp_path / "ref.tar"
+    torch.save({"model_state_dict": state, "_original_args": argparse.Namespace(**values)}, path,
+               _use_new_zipfile_serialization=False)
+    from pennylane_qrnn.errors import NonFiniteError
+
+    with pytest.raises(NonFiniteError if "finite" in match else ReferenceImportError, match=match):
+        model, info = import_reference(path)
+        reference_task(info["dataset"])
 
 
 def test_reference_task_names():

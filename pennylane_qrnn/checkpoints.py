@@ -1,0 +1,214 @@
+"""Reading and writing the files a user hands the program, without ever running code from them.
+
+Every file this package reads back (``model.pt``, ``checkpoint.pt``, ``best.pt``, a reference
+checkpoint) goes through :func:`load_file`, which looks at the container before anything
+unpickles it:
+
+* ``torch.load`` hands a zip archive holding ``constants.pkl`` or ``code/`` (TorchScript) to
+  ``torch.jit.load``, which runs the archive's ``__setstate__``: such archives are refused here,
+  whatever the caller asked for, and so is any zip that is not a ``torch.save`` archive;
+* this package's own files are ``torch.save`` zip archives, read with ``weights_only=True``
+  (tensors and plain containers only);
+* the reference implementation's checkpoints are legacy (pre-zip) pickles, read with a
+  restricted unpickler supplied by the caller (:mod:`pennylane_qrnn.reference`);
+* empty, truncated and foreign files are refused.
+
+Every refusal is an :class:`~pennylane_qrnn.errors.UnsafeFileError` with one line saying what the
+file was expected to be and what it is.
+
+Writes are atomic (a temporary file beside the target, renamed into place), with the permissions
+an ordinary ``open`` would give (``0666`` less the umask), and :func:`remove_stale_temporaries`
+deletes what a killed write left behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import re
+import secrets
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import NonFiniteError, UnsafeFileError
+
+__all__ = [
+    "file_format",
+    "load_file",
+    "atomic_save",
+    "atomic_write_text",
+    "remove_stale_temporaries",
+    "check_finite_state",
+]
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_TORCHSCRIPT_MARKERS = ("constants.pkl", ".debug_pkl")
+
+
+def _zip_format(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        return "corrupt-zip"
+    parts = [name.split("/") for name in names]
+    if any(p[-1] in _TORCHSCRIPT_MARKERS or "code" in p[1:-1] for p in parts):
+        return "torchscript"
+    roots = {p[0] for p in parts}
+    data = [name for name in names if name.count("/") == 1 and name.endswith("/data.pkl")]
+    if len(roots) != 1 or len(data) != 1:
+        return "zip"
+    return "torch-zip"
+
+
+def file_format(path) -> str:
+    """The container format of ``path``, read from its first bytes and (for zips) its listing.
+
+    Returns one of ``"torch-zip"`` (a ``torch.save`` archive), ``"torchscript"`` (a
+    ``torch.jit.save`` archive: loading it runs code), ``"zip"`` (any other zip archive),
+    ``"corrupt-zip"`` (a zip archive too damaged to list, e.g. truncated), ``"legacy-pickle"``
+    (a pre-1.6 ``torch.save`` file or another pickle of protocol 2 to 5), ``"empty"`` or
+    ``"unknown"``.
+
+    Raises:
+        OSError: if the file cannot be read
+    """
+    path = Path(path)
+    with open(path, "rb") as stream:
+        head = stream.read(4)
+    if not head:
+        return "empty"
+    if head.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
+        return _zip_format(path)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "legacy-pickle"
+    return "unknown"
+
+
+_FORMAT_WORDS = {
+    "torchscript": "a TorchScript archive (loading it would run the code it holds)",
+    "zip": "a zip archive that torch.save did not write",
+    "corrupt-zip": "a truncated or corrupt zip archive",
+    "torch-zip": "a torch.save zip archive",
+    "legacy-pickle": "a legacy pickle (torch.save before version 1.6, or plain pickle)",
+    "empty": "empty",
+    "unknown": "not a torch.save file",
+}
+
+
+def load_file(path, expected: str, *, what: str = "file", formats=("torch-zip",), pickle_module=None):
+    """Load ``path`` without running code from it.
+
+    Args:
+        path: the file
+        expected (str): what the file should be, for the error message (e.g. ``"a model.pt file
+            written by `qrnn train`"``)
+        what (str): the file's name in the error message (``"model"``, ``"checkpoint"``)
+        formats (tuple): the container formats accepted, among ``"torch-zip"`` (read with
+            ``weights_only=True``) and ``"legacy-pickle"`` (read with ``pickle_module``, which must
+            then be a restricted unpickler that builds no arbitrary globals)
+        pickle_module: the restricted pickle module for ``"legacy-pickle"``
+
+    Returns:
+        the unpickled object
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file
+        UnsafeFileError: if its format is not one of ``formats``, or it cannot be read as one
+    """
+    path = Path(path)
+    if not path.is_file():
+        found = "a folder" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"{what} must be {expected}; got {str(path)!r} ({found})")
+    kind = file_format(path)
+    if kind not in formats:
+        raise UnsafeFileError(f"{what} must be {expected}; {str(path)!r} is {_FORMAT_WORDS[kind]}: refused")
+    if kind == "legacy-pickle" and pickle_module is None:
+        raise UnsafeFileError(f"{what} must be {expected}; {str(path)!r} is {_FORMAT_WORDS[kind]}: refused")
+    try:
+        if kind == "torch-zip":
+            # weights_only=True: tensors and plain containers only; torch itself refuses TorchScript
+            # here too, a second guard behind the listing check above
+            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", pickle_module=pickle_module, weights_only=False)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError,
+            AttributeError, IndexError, OSError, zipfile.BadZipFile) as error:
+        raise UnsafeFileError(f"{what} must be {expected}; could not read {str(path)!r}: {_reason(error)}") from error
+
+
+def _reason(error) -> str:
+    """One line on why torch could not read a file (not torch's advice to load it unsafely)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        named = re.search(r"GLOBAL (\S+)", line)
+        if named:
+            return f"it names Python objects other than tensors and plain data ({named.group(1)})"
+    if any("Weights only load failed" in line for line in lines):
+        return "it holds Python objects other than tensors and plain data"
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+def check_finite_state(state: dict, where: str) -> None:
+    """Raise :class:`NonFiniteError` if a floating tensor of ``state`` holds NaN or infinity."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise NonFiniteError(f"{where} must hold finite weights; {key} holds NaN or infinity")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NonFiniteError(f"{where} must hold finite values; {key} is {value}")
+
+
+def _temporary_beside(path: Path):
+    """Open a new temporary file beside ``path``; its mode is ``0666`` less the umask."""
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        return handle, temporary
+    raise FileExistsError(f"could not create a temporary file beside {str(path)!r}")
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = _temporary_beside(path)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_save(obj, path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    _atomic_write(Path(path), lambda stream: torch.save(obj, stream))
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    _atomic_write(Path(path), lambda stream: stream.write(text.encode("utf-8")))
+
+
+def remove_stale_temporaries(folder, names) -> list[Path]:
+    """Delete the temporary files that a killed :func:`atomic_save` of one of ``names`` left in
+    ``folder`` (``.NAME.*.tmp``); returns those removed."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for name in names:
+        for stale in folder.glob(f".{name}.*.tmp"):
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
+                removed.append(stale)
+    return removed
