@@ -32,11 +32,13 @@ naming the choices that work.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pennylane as qml
 import torch
 
-from ..errors import QRNNValueError
+from ..errors import InsufficientShotsError, InsufficientShotsWarning, QRNNValueError
 from ..templates import QRNNCell, measure_token, postselect_token, write_token
 from ..templates.base import renormalisation_handled
 from .capabilities import DeviceCapabilityError, device_name, qnode_options
@@ -235,8 +237,20 @@ class CircuitRunner:
             prefix = joint[tuple(outcomes)]
             return prefix / prefix.sum()
         qnode = self._qnode(teacher_forcing=len(outcomes) > 0)
-        with renormalisation_handled():
-            probs = qnode(weights, inputs, outcomes)
+        try:
+            with renormalisation_handled():
+                probs = qnode(weights, inputs, outcomes)
+        except ZeroDivisionError:
+            # with shots, PennyLane divides by the shots that passed the postselections: none did
+            # here, so this step was not measured; say so instead of inventing a distribution
+            warnings.warn(
+                f"no shot of {device_name(self.device)} survived the postselections up to step "
+                f"{len(inputs)} (inputs {inputs}, postselected on {outcomes}): its probabilities "
+                "are NaN; give the device more shots, or run it analytically (shots=None)",
+                InsufficientShotsWarning,
+                stacklevel=2,
+            )
+            return torch.full((2 ** len(self.io_wires),), float("nan"), dtype=torch.float64)
         if self.all_wires:  # i/o lanes first: their token is the leading index
             probs = probs.reshape(2 ** len(self.io_wires), -1).sum(dim=1)
         return probs
@@ -279,6 +293,12 @@ class CircuitRunner:
                     outcomes.append(int(targets[step, item]))
                 else:
                     p = probs.detach().to(torch.float64).clamp_min(0)
+                    if not torch.isfinite(p).all():
+                        raise InsufficientShotsError(
+                            f"step {step} of sequence {item} was not measured (no shot survived "
+                            "its postselections), so no outcome can be sampled from it; give the "
+                            "device more shots, or run it analytically (shots=None)"
+                        )
                     outcomes.append(int(torch.multinomial(p / p.sum(), 1, generator=generator)))
             rows.append(torch.stack(per_step))
             outcome_rows.append(outcomes)
