@@ -16,6 +16,12 @@ once. Conventions, after Bausch (NeurIPS 2020) and Cao, Guerreschi & Aspuru-Guzi
   ``S = sin(eta)**(2**k)`` (:func:`neuron_amplitudes`); renormalised this is a rotation by
   ``f(eta) = arctan(tan(eta)**(2**k))`` (:func:`activation`), and on a basis input all its
   ancilla postselections succeed with probability ``C**2 + S**2`` (:func:`success_probability`).
+* ``C`` and ``S`` fall like ``2**(-2**k / 2)`` near ``eta = pi/4``: in float32 they underflow from
+  order 5 or so, and products of them over a cell long before. The functions here therefore work
+  with ratios that stay in ``[0, 1]``: :func:`activation` compares ``cos`` and ``sin`` to the larger
+  of the two before taking powers, and :func:`scaled_amplitudes` divides both by a reference
+  (the engine passes the largest ``max(|cos|, |sin|)`` of a neuron's table) whose power is kept as a
+  logarithm (:func:`log_success_probability` is the logarithm of the success probability).
 
 The functions accept numpy arrays, torch tensors (differentiably) and anything else
 ``pennylane.math`` dispatches on; angle tables carry any leading batch dimensions.
@@ -37,8 +43,11 @@ __all__ = [
     "monomial_matrix",
     "eta_table",
     "activation",
+    "activation_rotation",
     "neuron_amplitudes",
+    "scaled_amplitudes",
     "success_probability",
+    "log_success_probability",
     "walsh_matrix",
     "check_order",
     "check_degree",
@@ -71,14 +80,24 @@ def monomials(n_controls: int, degree: int) -> tuple[tuple[int, ...], ...]:
     >>> monomials(3, 2)
     ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2))
     """
+    n_controls, degree = _check_controls(n_controls), check_degree(degree)
     top = min(degree, n_controls)
     return tuple(
         subset for k in range(top + 1) for subset in itertools.combinations(range(n_controls), k)
     )
 
 
+def _check_controls(n_controls) -> int:
+    if isinstance(n_controls, bool) or not isinstance(n_controls, (int, np.integer)):
+        raise QRNNTypeError(f"n_controls must be an int; got {type(n_controls).__name__}")
+    if n_controls < 0:
+        raise QRNNValueError(f"n_controls must be at least 0; got {n_controls}")
+    return int(n_controls)
+
+
 def num_weights(n_controls: int, degree: int) -> int:
     """Number of angles of a neuron: ``sum_{k=0..degree} C(n_controls, k)``."""
+    n_controls, degree = _check_controls(n_controls), check_degree(degree)
     return sum(comb(n_controls, k) for k in range(min(degree, n_controls) + 1))
 
 
@@ -109,6 +128,12 @@ def eta_table(weights, n_controls: int, degree: int):
         tensor_like: shape ``(..., 2**n_controls)``, same interface and dtype as ``weights``
     """
     matrix = monomial_matrix(n_controls, degree)
+    shape = tuple(qml.math.shape(weights))
+    if not shape or shape[-1] != matrix.shape[1]:
+        raise QRNNValueError(
+            f"weights must have shape (..., {matrix.shape[1]}) for {n_controls} controls at degree "
+            f"{degree}; got {shape}"
+        )
     matrix = qml.math.cast_like(qml.math.convert_like(np.array(matrix), weights), weights)
     if qml.math.get_interface(weights) == "torch":
         matrix = matrix.to(weights.device)
@@ -117,25 +142,88 @@ def eta_table(weights, n_controls: int, degree: int):
 
 def neuron_amplitudes(eta, order: int):
     """Unnormalised amplitudes ``(cos(eta)**(2**order), sin(eta)**(2**order))`` of the target
-    after a successful order-``order`` repeat-until-success circuit from ``|0>``."""
-    power = 2**order
+    after a successful order-``order`` repeat-until-success circuit from ``|0>``.
+
+    These underflow at high order (``0.7**64`` is ``1e-10``; ``0.7**256`` is 0 in float32);
+    use :func:`scaled_amplitudes` to compute with them and :func:`log_success_probability` for
+    their size.
+    """
+    power = 2 ** check_order(order)
     return qml.math.cos(eta) ** power, qml.math.sin(eta) ** power
+
+
+def _magnitudes(eta):
+    """``|cos eta|``, ``|sin eta|`` and the larger of the two (at least ``1/sqrt(2)``)."""
+    cos, sin = qml.math.abs(qml.math.cos(eta)), qml.math.abs(qml.math.sin(eta))
+    return cos, sin, qml.math.maximum(cos, sin)
+
+
+def scaled_amplitudes(eta, order: int, reference):
+    """:func:`neuron_amplitudes` divided by ``reference**(2**order)``, without forming either.
+
+    Computed as ``(|cos eta| / reference)**(2**order)`` (the power is even), so with ``reference``
+    at least ``max(|cos eta|, |sin eta|)`` both lie in ``[0, 1]`` and nothing overflows; an entry
+    underflows only where it is below float precision relative to ``reference**(2**order)``.
+    Differentiable in ``eta`` (``reference`` is usually held constant: it only scales the map).
+
+    Args:
+        eta (tensor_like): pre-activations, any shape
+        order (int): the neuron's order
+        reference (tensor_like): positive, broadcastable against ``eta``
+
+    Returns:
+        tuple: ``(C / reference**p, S / reference**p)`` with ``p = 2**order``
+    """
+    power = 2 ** check_order(order)
+    cos, sin, _ = _magnitudes(eta)
+    return (cos / reference) ** power, (sin / reference) ** power
 
 
 def activation(eta, order: int):
     """The neuron's activation ``f(eta) = arctan(tan(eta)**(2**order))``, in ``[0, pi/2]``.
 
-    Computed as ``atan2(sin**p, cos**p)``, which is exact where ``tan`` overflows.
+    Computed as ``atan2((|sin|/m)**p, (|cos|/m)**p)`` with ``m = max(|cos|, |sin|)``: one argument
+    is 1, so it is exact where ``tan`` overflows (``eta = pi/2``) and where ``cos**p`` and
+    ``sin**p`` both underflow (high order), and so is its gradient.
     """
-    cos_p, sin_p = neuron_amplitudes(eta, order)
-    return qml.math.arctan2(sin_p, cos_p)
+    cos, sin, top = _magnitudes(eta)
+    power = 2 ** check_order(order)
+    return qml.math.arctan2((sin / top) ** power, (cos / top) ** power)
+
+
+def activation_rotation(eta, order: int):
+    """``(cos f(eta), sin f(eta))`` of the :func:`activation`, each to relative precision.
+
+    ``cos(activation(eta))`` is not: at high order ``f`` is within float spacing of ``pi/2``
+    wherever ``|tan eta| > 1``, and the cosine of a rounded ``pi/2`` is ``1e-8`` in float32 whatever
+    the true value. Here ``cos f = C' / sqrt(C'**2 + S'**2)`` with the ratios of
+    :func:`activation` (one of them 1, so the root lies in ``[1, sqrt 2]``).
+    """
+    cos, sin, top = _magnitudes(eta)
+    power = 2 ** check_order(order)
+    cos_p, sin_p = (cos / top) ** power, (sin / top) ** power
+    norm = qml.math.sqrt(cos_p**2 + sin_p**2)
+    return cos_p / norm, sin_p / norm
 
 
 def success_probability(eta, order: int):
     """Probability that all ancilla postselections of one neuron succeed on a basis input:
-    ``cos(eta)**(2**(order+1)) + sin(eta)**(2**(order+1))``."""
+    ``cos(eta)**(2**(order+1)) + sin(eta)**(2**(order+1))``.
+
+    At high order this underflows to 0 in float32 where the true value is below the smallest
+    float; :func:`log_success_probability` does not.
+    """
     cos_p, sin_p = neuron_amplitudes(eta, order)
     return cos_p**2 + sin_p**2
+
+
+def log_success_probability(eta, order: int):
+    """``log`` of :func:`success_probability`, finite at every order:
+    ``2p log m + log((|cos|/m)**2p + (|sin|/m)**2p)`` with ``m = max(|cos|, |sin|)``,
+    ``p = 2**order`` (the second term lies in ``[0, log 2]``)."""
+    cos, sin, top = _magnitudes(eta)
+    power = 2 * 2 ** check_order(order)
+    return power * qml.math.log(top) + qml.math.log((cos / top) ** power + (sin / top) ** power)
 
 
 @functools.lru_cache(maxsize=None)

@@ -98,3 +98,55 @@ def test_monomial_matrix_rows_are_bits():
     for x, subset_row in itertools.product(range(8), [0]):
         bits = [(x >> (2 - i)) & 1 for i in range(3)]
         assert list(m[x, 1:4]) == bits
+
+
+# -- numerical range (issue 8, item 7) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [1, 3, 5, 6, 8, 10])
+def test_activation_float32_at_high_order(order):
+    """Before: atan2(sin**p, cos**p) was atan2(0, 0) = 0 in float32 once both powers underflow
+    (order 8 near pi/4), and its gradient NaN from order 4."""
+    eta64 = torch.linspace(-3, 3, 301, dtype=torch.float64)
+    eta32 = eta64.float().requires_grad_(True)
+    f32 = neuron.activation(eta32, order)
+    f32.sum().backward()
+    eta = eta32.detach().double().requires_grad_(True)
+    f64 = neuron.activation(eta, order)
+    f64.sum().backward()
+    assert torch.isfinite(eta32.grad).all()
+    assert torch.allclose(f32.double(), f64, atol=1e-6)
+    # the gradient is 2**order at pi/4: compare relative to that scale
+    assert torch.allclose(eta32.grad.double(), eta.grad, atol=1e-5 * 2**order, rtol=1e-4)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_stable_forms_equal_the_closed_forms(order):
+    eta = np.linspace(-3, 3, 41)
+    c, s = neuron.neuron_amplitudes(eta, order)
+    f = neuron.activation(eta, order)
+    cos_f, sin_f = neuron.activation_rotation(eta, order)
+    assert np.allclose(cos_f, np.cos(f), atol=1e-14) and np.allclose(sin_f, np.sin(f), atol=1e-14)
+    reference = 0.9
+    scaled = neuron.scaled_amplitudes(eta, order, reference)
+    assert np.allclose(scaled[0], c / reference ** (2**order), rtol=1e-12)
+    assert np.allclose(scaled[1], s / reference ** (2**order), rtol=1e-12)
+    assert np.allclose(neuron.log_success_probability(eta, order),
+                       np.log(neuron.success_probability(eta, order)), atol=1e-12)
+
+
+def test_activation_rotation_keeps_tiny_amplitudes():
+    """cos(f) of an f that rounds to pi/2 is 1e-8 in float32 whatever the truth; the rotation
+    form keeps relative precision."""
+    eta = torch.tensor([1.2], dtype=torch.float32)
+    cos_f, _ = neuron.activation_rotation(eta, 6)
+    truth = np.abs(1 / np.tan(1.2)) ** 64  # cos f = 1/sqrt(1 + tan**128) ~ cot**64
+    assert cos_f.item() == pytest.approx(truth, rel=1e-4)
+    assert abs(torch.cos(neuron.activation(eta, 6)).item() - truth) > 1e-9  # the naive form
+
+
+def test_log_success_probability_finite_where_the_probability_underflows():
+    eta = torch.tensor([np.pi / 4], dtype=torch.float32)
+    assert neuron.success_probability(eta, 8).item() == 0.0
+    expected = 2 * 2**8 * np.log(np.sqrt(0.5)) + np.log(2)  # 2 * (1/2)**(2**8)
+    assert neuron.log_success_probability(eta, 8).item() == pytest.approx(expected, rel=1e-6)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .. import engine
+from .. import engine, memory
 from ..devices.capabilities import device_name
 from ..devices.circuit_path import CircuitRunner, make_device
 from ..templates import QRNNCell as _CellTemplate
@@ -131,18 +131,33 @@ class _QRNNBase(SequenceInputs, nn.Module):
         seed=None,
         budget=None,
         price_table=None,
+        min_survivors=1,
+        on_insufficient_shots="warn",
     ):
         super().__init__()
         _check_int("io_bits", io_bits, 1)
         _check_int("workspace", workspace, 1)
         _check_int("stages", stages, 0)
         self.layout = engine.CellLayout(io_bits, workspace, stages, degree, order, mode)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise QRNNTypeError(f"dtype must be a floating-point torch dtype or None; got {dtype!r}")
+        # refuse a size that cannot fit before allocating anything (pennylane_qrnn.memory)
+        memory.check_model(io_bits, workspace, stages, degree, order, mode,
+                           None if backend is None else getattr(backend, "short_name", None)
+                           or getattr(backend, "name", backend),
+                           torch.empty((), dtype=dtype).element_size(), device=device)
         factory = {"device": device, "dtype": dtype}
         for name, shape in _CellTemplate.shape(io_bits, workspace, stages, degree).items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         self._set_backend(backend, backend_options or {})
         self.diff_method = diff_method
-        self.shots, self.seed, self.budget, self.price_table = shots, seed, budget, price_table
+        from ..devices.hardware import check_shot_policy  # pylint: disable=import-outside-toplevel
+        from ..devices.resources import Budget  # pylint: disable=import-outside-toplevel
+
+        self.spending = Budget(budget)  # validates: a finite number of USD >= 0, or None
+        self.shots, self.seed, self.budget, self.price_table = shots, seed, self.spending.limit, price_table
+        check_shot_policy(min_survivors, on_insufficient_shots)
+        self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
         self._execution = execution
         if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
             raise QRNNValueError(f"shots must be a positive int or None; got {shots!r}")
@@ -168,6 +183,14 @@ class _QRNNBase(SequenceInputs, nn.Module):
             self._backend_name, self._backend_options, self._device = None, {}, None
             return
         if isinstance(backend, str):
+            from ..devices.catalogue import installed_devices  # pylint: disable=import-outside-toplevel
+
+            installed = installed_devices()
+            if backend not in installed:
+                raise QRNNValueError(
+                    f"backend must be the name of an installed PennyLane device ({', '.join(installed)}); "
+                    f"got {backend!r}"
+                )
             self._backend_name, self._backend_options, self._device = backend, dict(options), None
             return
         if not hasattr(backend, "execute"):
@@ -204,14 +227,38 @@ class _QRNNBase(SequenceInputs, nn.Module):
         return plan
 
     def _check_budget(self, plan, tokens):
-        """Price the run before it starts; refuse it above :attr:`budget` (USD)."""
-        from ..devices.resources import check_budget_price, run_price  # pylint: disable=import-outside-toplevel
+        """Price the run before it starts and refuse it if it would take this model's spending
+        (:attr:`spending`, all runs together) past :attr:`budget` (USD). Returns the price, to
+        be charged once the run is submitted; ``None`` without a budget."""
+        from ..devices.resources import check_budget_value, run_price  # pylint: disable=import-outside-toplevel
 
+        self.spending.limit = check_budget_value(self.budget)  # budget may have been reassigned
+        if self.spending.limit is None:
+            return None
         name = self._backend_options.get("device_arn") or self.backend
         device = self._device if plan["measurements"] == "dynamic" else None
         price = run_price(self, tokens[:, 0].tolist(), name, device, plan["measurements"], plan["shots"],
                           tokens.shape[1], self.price_table)
-        check_budget_price(name, price, self.budget, tokens.shape[1], plan["shots"])
+        self.spending.check(name, price, tokens.shape[1], plan["shots"])
+        return price
+
+    # The USD spent is part of the model's state (key ``budget_spent_usd``, present once a budget is
+    # set or money spent), so checkpoints carry it; a checkpoint without it (older, or of a model
+    # without budget) loads as before and leaves the spending as it is.
+    _SPENT_KEY = "budget_spent_usd"
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.budget is not None or self.spending.spent:
+            destination[prefix + self._SPENT_KEY] = torch.tensor(self.spending.spent, dtype=torch.float64)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        spent = state_dict.pop(prefix + self._SPENT_KEY, None)
+        if spent is not None:
+            self.spending.restore(float(spent))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def _live_device(self, n_wires):
         if self._device is None:
@@ -234,7 +281,8 @@ class _QRNNBase(SequenceInputs, nn.Module):
             )
         device = self._live_device(n_wires)
         return ShotRunner(device, self.io_bits, self.workspace, self.degree, self.order, self.mode,
-                          plan["measurements"], plan["shots"], seed=self.seed)
+                          plan["measurements"], plan["shots"], seed=self.seed, min_survivors=self.min_survivors,
+                          on_insufficient_shots=self.on_insufficient_shots)
 
     def _runner(self) -> CircuitRunner:
         n_wires = self.io_bits + self.workspace + (self.order if self.mode == "postselect" else 0)
@@ -311,9 +359,17 @@ class _QRNNBase(SequenceInputs, nn.Module):
                 self.operators(), tokens, targets, state=state, generator=generator,
                 collapse=collapse,
             )
-            self.postselection = PostselectionStats.from_probabilities(
+            stats = PostselectionStats.from_probabilities(
                 result.neuron_success, result.outcome_probability, forced
             )
+            # the sums of logs from the engine's logs: the probabilities underflow in float32 at
+            # high order (a step of 1e-50 is 0 there), their logs do not
+            log_neuron = result.log_neuron_success.detach()
+            log_forced = torch.where(forced, result.log_outcome_probability.detach(), 0.0)
+            stats.log_neuron, stats.log_teacher_forcing = log_neuron.sum(0), log_forced.sum(0)
+            stats.log_total = stats.log_neuron + stats.log_teacher_forcing
+            stats.amplification_rounds = torch.exp(-0.5 * (log_neuron + log_forced)).sum(0)
+            self.postselection = stats
             return result.log_probs, result.state, result.outcomes
         if state is not None:
             raise QRNNValueError(
@@ -322,9 +378,9 @@ class _QRNNBase(SequenceInputs, nn.Module):
             )
         plan = self.execution_plan()
         if plan["path"] == "shots":
-            if self.budget is not None:
-                self._check_budget(plan, tokens)
+            price = self._check_budget(plan, tokens)
             runner = self._shot_runner(plan, tokens.shape[0])
+            self.spending.charge(price)  # submitted now; a run that fails midway stays charged
             log_probs, outcomes, neuron, picked = runner.run(self.weights(), tokens.cpu(), None if targets is None else targets.cpu(),
                                                              None if collapse is None else collapse.cpu(), generator)
             self.last_shot_estimates = runner.last_estimates
@@ -370,11 +426,19 @@ class QRNN(_QRNNBase):
             ``"native"``, ``"dynamic"`` (Qiskit dynamic circuits) or ``"deferred"``; ``None``
             lets the device's capabilities decide (:meth:`execution_plan`)
         seed (int or None): simulator seed on the shot path
-        budget (float or None): USD; a shot run on a priced device (Braket QPU ARNs,
-            :data:`~pennylane_qrnn.devices.resources.BRAKET_PRICES`) whose estimate is higher is
-            refused before it starts
+        budget (float or None): USD, a cumulative spending limit for this model: every shot run
+            on a priced device (Braket QPU ARNs,
+            :data:`~pennylane_qrnn.devices.resources.BRAKET_PRICES`; IBM backends with calibrated
+            durations) is charged to :attr:`spending`, and a run whose estimate would take the
+            spending past ``budget`` is refused before anything is sent. The amount spent is
+            saved in ``state_dict`` (``budget_spent_usd``)
         price_table (dict or None): ``{name or ARN fragment: (USD per task, USD per shot)}`` for
             the budget check, replacing the default table
+        min_survivors (int): on the shot path, the surviving shots a step needs to be estimated;
+            a step with fewer is not measured and its log-probabilities are NaN (default 1)
+        on_insufficient_shots (str): ``"warn"`` (default: NaN and an
+            :class:`~pennylane_qrnn.errors.InsufficientShotsWarning`) or ``"raise"`` (an
+            :class:`~pennylane_qrnn.errors.InsufficientShotsError`) when a step is not measured
 
     Where the backend cannot postselect mid-circuit measurements (``qiskit.aer``,
     ``qiskit.remote``, ``braket.*``), each sequence runs as one circuit with shots and the shots are
@@ -409,10 +473,11 @@ class QRNN(_QRNNBase):
     def __init__(self, io_bits, workspace, stages=1, degree=2, order=2, mode="postselect",
                  backend=None, batch_first=False, device=None, dtype=None, diff_method=None,
                  backend_options=None, shots=None, execution=None, seed=None, budget=None,
-                 price_table=None):
+                 price_table=None, min_survivors=1, on_insufficient_shots="warn"):
         self.batch_first = bool(batch_first)
         super().__init__(io_bits, workspace, stages, degree, order, mode, backend, device,
-                         dtype, diff_method, backend_options, shots, execution, seed, budget, price_table)
+                         dtype, diff_method, backend_options, shots, execution, seed, budget, price_table,
+                         min_survivors, on_insufficient_shots)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()

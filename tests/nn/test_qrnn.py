@@ -314,3 +314,44 @@ class TestRoundTrips:
         fresh = QRNN(1, 2, dtype=torch.float64)
         fresh.load_state_dict(torch.load(buffer, weights_only=True))
         assert torch.allclose(fresh(tokens, tokens)[0], expected, atol=1e-10)
+
+
+class TestSizeAndRange:
+    """Issue 8, items 7 and 8: refusals before allocating; postselection logs that do not underflow."""
+
+    @pytest.mark.parametrize("args, kwargs", [((1, 16), dict(degree=1)), ((1, 20), {}), ((1, 40), {}), ((30, 1), {}), ((64, 1), {})])
+    def test_too_large_refused_at_construction(self, args, kwargs):
+        from pennylane_qrnn.errors import ModelSizeError
+
+        with pytest.raises(ModelSizeError, match=r"must be at most .*; got an estimate of"):
+            QRNN(*args, **kwargs)
+
+    def test_limit_from_the_environment(self, monkeypatch):
+        from pennylane_qrnn.errors import ModelSizeError
+
+        monkeypatch.setenv("QRNN_MEMORY_LIMIT", "2M")
+        QRNN(1, 6)
+        with pytest.raises(ModelSizeError, match=r"at most 2.0 MiB \(QRNN_MEMORY_LIMIT\)"):
+            QRNN(1, 9)
+
+    def test_postselection_logs_survive_float32(self):
+        import warnings
+
+        from pennylane_qrnn.engine import NumericalRangeWarning
+
+        exact = _randomise(QRNN(2, 3, order=5, dtype=torch.float64), scale=1.0)
+        with torch.no_grad():
+            for p in exact.parameters():
+                p.copy_(p.float().double())
+        single = QRNN(2, 3, order=5)
+        single.load_state_dict({k: v.float() for k, v in exact.state_dict().items()})
+        tokens = torch.randint(0, 4, (6, 3))
+        exact(tokens, tokens)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", NumericalRangeWarning)
+            single(tokens, tokens)
+        a, b = exact.postselection, single.postselection
+        assert a.log_total.min() < -104  # whole sequences are below the smallest float32 ...
+        assert torch.isfinite(b.log_total).all()  # ... their logs do not
+        assert torch.allclose(b.log_total.double(), a.log_total, rtol=1e-4)
+        assert torch.allclose(b.log_neuron.double(), a.log_neuron, rtol=1e-4)
