@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import engine, memory
-from ..devices.capabilities import device_name
+from ..devices.capabilities import DeviceCapabilityError, device_name
 from ..devices.circuit_path import CircuitRunner, make_device
 from ..templates import QRNNCell as _CellTemplate
 from .inputs import SequenceInputs
@@ -378,6 +378,13 @@ class _QRNNBase(SequenceInputs, nn.Module):
             )
         plan = self.execution_plan()
         if plan["path"] == "shots":
+            if self.diff_method is not None:
+                raise DeviceCapabilityError(
+                    f"diff_method must be None on the shot path ({self.backend!r} runs whole "
+                    "sequences with shots and filters them: the estimates have no gradient); got "
+                    f"{self.diff_method!r} (fine-tune with pennylane_qrnn.optim.SPSA, or train on "
+                    "the exact engine and load the weights)"
+                )
             price = self._check_budget(plan, tokens)
             runner = self._shot_runner(plan, tokens.shape[0])
             self.spending.charge(price)  # submitted now; a run that fails midway stays charged

@@ -12,9 +12,20 @@ import pennylane as qml
 from pennylane.operation import Operation
 from pennylane.wires import Wires
 
-from ..errors import QRNNValueError
+from ..errors import NonFiniteError, QRNNValueError
 
-__all__ = ["MeasuringTemplate", "PostselectedRY", "renormalisation_handled"]
+__all__ = ["MeasuringTemplate", "PostselectedRY", "check_finite_weights", "renormalisation_handled"]
+
+def check_finite_weights(name, weights) -> None:
+    """Refuse NaN or infinite angles (a circuit would run and return NaN, or garbage, silently).
+    Traced weights (under jit) are not inspected."""
+    if qml.math.is_abstract(weights):
+        return
+    finite = qml.math.isfinite(weights)
+    if not bool(qml.math.all(finite)):
+        bad = int(qml.math.sum(qml.math.logical_not(finite)))
+        raise NonFiniteError(f"{name} must be finite; got {bad} NaN or infinite value(s)")
+
 
 _HANDLED = contextvars.ContextVar("pennylane_qrnn_renormalisation_handled", default=False)
 

@@ -6,7 +6,7 @@ import pennylane as qml
 from pennylane.wires import Wires
 
 from .. import neuron
-from .base import MeasuringTemplate, PostselectedRY
+from .base import MeasuringTemplate, PostselectedRY, check_finite_weights
 from .quantum_neuron import QuantumNeuron, check_ancillas, check_mode, distinct_wires
 from ..errors import QRNNValueError
 
@@ -140,6 +140,7 @@ class QRNNCell(MeasuringTemplate):
                     f"{name} must have shape {want} (or (batch, *{want})) for I={len(io_wires)}, "
                     f"H={len(workspace_wires)}, stages={stages}, degree={degree}; got {shape}"
                 )
+            check_finite_weights(name, tensor)
             this_batch = shape[0] if len(shape) > len(want) else None
             if name != names[0] and this_batch != batch:
                 raise QRNNValueError(

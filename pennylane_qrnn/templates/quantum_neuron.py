@@ -7,7 +7,7 @@ import pennylane as qml
 from pennylane.wires import Wires
 
 from .. import neuron
-from .base import MeasuringTemplate, PostselectedRY
+from .base import MeasuringTemplate, PostselectedRY, check_finite_weights
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
 from ..errors import QRNNValueError
 
@@ -176,6 +176,7 @@ class QuantumNeuron(MeasuringTemplate):
                 f"weights must have shape {expected} (or (batch, {expected[0]})) for "
                 f"{len(control_wires)} controls at degree {degree}; got {tuple(shape)}"
             )
+        check_finite_weights("weights", weights)
         self._hyperparameters = {
             "control_wires": control_wires,
             "target_wire": target_wire,

@@ -261,3 +261,16 @@ def test_device_table_says_shot_devices_run_both_modes():
             assert row["path"] == "shots" and row["measurements"] in ("dynamic", "deferred")
     plan = QRNN(1, 2, mode="postselect", backend="braket.local.qubit").execution_plan()
     assert plan["path"] == "shots" and plan["measurements"] == "deferred"
+
+
+@requires_qiskit
+def test_diff_method_refused_on_the_shot_path():
+    """The shot path has no gradient: asking for one by name is refused before anything runs."""
+    import pennylane as qml
+
+    from pennylane_qrnn.devices import DeviceCapabilityError
+
+    model = QRNN(1, 1, 1, 1, 1, mode="amplified", diff_method="parameter-shift",
+                 backend=qml.device("qiskit.aer", wires=8, shots=100))
+    with pytest.raises(DeviceCapabilityError, match="diff_method must be None on the shot path"):
+        model(torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long))

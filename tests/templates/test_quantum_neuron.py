@@ -433,3 +433,25 @@ class TestQNodeMeasurementMethod:
     def test_what_works(self, device, kwargs):
         reference = self._run(DQ, mcm_method="tree-traversal")
         assert np.allclose(self._run(device, **kwargs), reference, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_refused(bad):
+    """A NaN or infinite angle is refused when the template is built, for numpy and torch."""
+    from pennylane_qrnn.errors import NonFiniteError
+
+    for weights in (np.array([0.3, bad, 0.1]), torch.tensor([0.3, bad, 0.1], requires_grad=True)):
+        with pytest.raises(NonFiniteError, match=r"weights must be finite; got 1 NaN or infinite"):
+            QuantumNeuron(weights, control_wires=[0, 1], target_wire=2, ancilla_wires=[3], degree=1, order=1)
+
+
+def test_non_finite_cell_weights_refused():
+    from pennylane_qrnn import QRNNCell
+    from pennylane_qrnn.errors import NonFiniteError
+
+    shapes = QRNNCell.shape(1, 2, 1, 1)
+    weights = {name: np.full(shape, 0.2) for name, shape in shapes.items()}
+    weights["output_weights"][0, 0] = np.nan
+    with pytest.raises(NonFiniteError, match="output_weights must be finite"):
+        QRNNCell(*weights.values(), token=0, io_wires=[0], workspace_wires=[1, 2], degree=1, order=1,
+                 mode="amplified")
