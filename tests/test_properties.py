@@ -7,12 +7,14 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pennylane_qrnn import QRNN, QuantumNeuron, engine, neuron
 
-FAST = settings(max_examples=25, deadline=None)
+# derandomize: the same examples on every run, so CI is reproducible (hypothesis' database is
+# not kept between CI runs)
+FAST = settings(max_examples=25, deadline=None, derandomize=True)
 
 configs = st.fixed_dictionaries({
     "io_bits": st.integers(1, 2),
@@ -109,7 +111,7 @@ def test_amplified_engine_operators_are_orthogonal(config, seed, scale):
     assert torch.allclose(output @ output.T, eye, atol=1e-12)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(st.floats(-3.0, 3.0), st.integers(1, 3))
 def test_neuron_maths_against_the_closed_form(eta, order):
     p = 2**order
@@ -142,8 +144,10 @@ def test_neuron_float32_agrees_with_float64_at_high_order(etas, order):
     assert torch.allclose(sin32.double(), sin64, rtol=1e-4, atol=1e-30)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(configs, seeds, st.floats(0.1, 1.0), st.integers(4, 6))
+@example(config={"io_bits": 1, "workspace": 2, "stages": 0, "degree": 2, "order": 1, "mode": "postselect"},
+         seed=91, scale=0.75, order=6)  # once failed a too tight tolerance (see below)
 def test_engine_float32_agrees_with_float64_at_high_order(config, seed, scale, order):
     config = {**config, "order": order}
     exact = _model(config, seed, scale)
@@ -163,5 +167,9 @@ def test_engine_float32_agrees_with_float64_at_high_order(config, seed, scale, o
     assert torch.isfinite(b).all()
     # probabilities to float32 precision (log-probabilities of tiny ones are ill-conditioned)
     assert torch.allclose(b.exp().double(), a.exp(), atol=1e-4)
+    # a sequence's log success probability sums hundreds of terms 2**order * log|cos eta|, each
+    # with float32's relative rounding times 2**order * |tan eta|: about 1e-3 relative at order
+    # 6 (found by hypothesis: -358.36 against -357.96). A broken float32 path is off by orders
+    # of magnitude (-inf, or a uniform guess), not by this.
     assert torch.allclose(single.postselection.log_total.double(), exact.postselection.log_total,
-                          rtol=1e-4, atol=1e-3)
+                          rtol=5e-3, atol=1e-3)
