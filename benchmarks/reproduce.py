@@ -66,6 +66,8 @@ from pennylane_qrnn.tasks import get_task  # noqa: E402
 from pennylane_qrnn.training import TrainConfig, Trainer  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
+# the package has no default data folder: point the MNIST tasks at the shared copy unless told otherwise
+os.environ.setdefault("QRNN_MNIST_DIR", str(SHARED / "mnist"))
 
 
 def environment() -> dict:

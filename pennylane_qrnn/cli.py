@@ -7,9 +7,20 @@ import itertools
 import json
 import math
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
+from . import training
+from .checkpoints import atomic_save
 from .errors import QRNNError
+from .evaluation import PROTOCOLS, evaluate, mean_and_error
+from .tasks import SPLITS, TASKS, MNISTPixels, SklearnDigits, get_task
+from .tasks.mnist_files import DATA_DIR_ENV, using_data_dir
+from .tasks.render import render_samples, to_ascii, write_png
+from .templates import MODES
+from .training import LOSSES, MODELS, OPTIMIZERS, RESULT_FILES, TrainConfig, Trainer, config_from_file, load_checkpoint
 
 __all__ = ["main"]
 
@@ -29,7 +40,13 @@ def _add_model_flags(parser):
     group.add_argument("--stages", type=int, help="work stages per cell")
     group.add_argument("--degree", type=int, help="neuron degree")
     group.add_argument("--order", type=int, help="neuron order")
-    group.add_argument("--mode", choices=["postselect", "amplified"], help="neuron mode (default postselect)")
+    group.add_argument("--mode", choices=MODES, help="neuron mode (default postselect)")
+
+
+def _add_data_flag(parser):
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help=f"folder of the paper's MNIST files, for the MNIST tasks (sets {DATA_DIR_ENV} for this "
+                             f"command; default: ${DATA_DIR_ENV})")
 
 
 def _parser():
@@ -44,18 +61,18 @@ def _parser():
                             "(circuit path: default.qubit, lightning.qubit)")
     train.add_argument("--torch-device", help="torch device of the exact engine, e.g. cuda (default cpu)")
     _add_model_flags(train)
-    train.add_argument("--model", choices=["qrnn", "lstm", "rnn"],
+    train.add_argument("--model", choices=MODELS,
                        help="the QRNN, or a classical baseline with as many parameters (default qrnn)")
     train.add_argument("--hidden", type=int, help="hidden size of a classical baseline (default: matched)")
     opt = train.add_argument_group("optimisation (default: the task's)")
     opt.add_argument("--steps", type=int)
     opt.add_argument("--batch-size", type=int)
     opt.add_argument("--lr", type=float)
-    opt.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
+    opt.add_argument("--optimizer", choices=OPTIMIZERS)
     opt.add_argument("--seed", type=int, help="default 0")
-    opt.add_argument("--loss", choices=["nll", "reference"],
+    opt.add_argument("--loss", choices=LOSSES,
                      help="nll, or the reference implementation's cross entropy over probabilities (default: the task's)")
-    opt.add_argument("--protocol", choices=["reference", "measured"],
+    opt.add_argument("--protocol", choices=PROTOCOLS,
                      help="reference (default): postselect every step on its target (the paper); measured: "
                           "measure the steps instead (what a QPU run can do)")
     opt.add_argument("--eval-every", type=int, help="default 25")
@@ -67,17 +84,19 @@ def _parser():
                        help="continue the run in OUT from OUT/checkpoint.pt; --steps and the eval/checkpoint "
                             "intervals may change, every other flag must match the run")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_flag(train)
 
     evaluate = sub.add_parser("eval", help="evaluate a trained model")
     evaluate.add_argument("model", help="model.pt written by `qrnn train`")
-    evaluate.add_argument("--protocol", choices=["reference", "measured"], default="reference")
-    evaluate.add_argument("--split", choices=["train", "validate", "test"], default="test")
+    evaluate.add_argument("--protocol", choices=PROTOCOLS, default="reference")
+    evaluate.add_argument("--split", choices=SPLITS, default="test")
     evaluate.add_argument("--full", action="store_true",
                           help="every sequence of the split (dataset tasks, e.g. all 2115 MNIST 0/1 test images)")
     evaluate.add_argument("--batches", type=int, default=8)
     evaluate.add_argument("--batch-size", type=int)
     evaluate.add_argument("--seeds", type=int, default=3, help="sampling seeds for error bars")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    _add_data_flag(evaluate)
 
     sample = sub.add_parser("sample", help="generate sequences from a trained model")
     sample.add_argument("model", help="model.pt written by `qrnn train`")
@@ -86,20 +105,16 @@ def _parser():
     sample.add_argument("--count", type=int, default=4)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--png", help="digit tasks: also write the sampled images to this PNG")
+    _add_data_flag(sample)
 
     imp = sub.add_parser("import-reference", help="import a trained model of the paper's reference implementation")
     imp.add_argument("checkpoint", help="an RVQE checkpoint (.tar, legacy torch.save)")
     imp.add_argument("--out", required=True, help="model file to write (for `qrnn eval` / `qrnn sample`)")
+    _add_data_flag(imp)
 
     sub.add_parser("tasks", help="list the tasks with their sizes and defaults")
     sub.add_parser("devices", help="list installed PennyLane devices and what each supports")
     return parser
-
-
-def _load_model(path):
-    from .training import load_trained_model  # pylint: disable=import-outside-toplevel
-
-    return load_trained_model(path)
 
 
 # flag -> TrainConfig field, for the flags of `qrnn train` that define or steer a run
@@ -128,10 +143,6 @@ def _new_run_folder(task: str) -> Path:
 
 
 def _train(args):
-    from dataclasses import replace  # pylint: disable=import-outside-toplevel
-
-    from .training import TrainConfig, Trainer, config_from_file, load_checkpoint  # pylint: disable=import-outside-toplevel
-
     if args.task is None and not args.resume:
         raise UsageError("--task is required (one of the names `qrnn tasks` lists), unless --resume")
     if args.out is not None and not args.out.strip():
@@ -155,6 +166,7 @@ def _train(args):
         config = replace(config_from_file(load_checkpoint(checkpoint), checkpoint), **given)
     else:
         config = TrainConfig(**given).resolved()  # refuse bad values before a folder is made
+        config.make_task().check_data(("train", "validate"))  # and missing data files
     claimed = not args.resume and args.out is None
     if claimed:
         out = _new_run_folder(config.task)
@@ -185,8 +197,6 @@ def _train(args):
 
 
 def _refuse_existing_run(out: Path):
-    from .training import RESULT_FILES  # pylint: disable=import-outside-toplevel
-
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder; got {str(out)!r}, which is a file")
     present = [name for name in RESULT_FILES if (out / name).exists()]
@@ -196,21 +206,17 @@ def _refuse_existing_run(out: Path):
 
 
 def _eval(args):
-    import torch  # pylint: disable=import-outside-toplevel
-
-    from .evaluation import evaluate, mean_and_error  # pylint: disable=import-outside-toplevel
-
     _positive("--seeds", args.seeds)
     _positive("--batches", args.batches)
     _positive("--batch-size", args.batch_size)
-    model, task, config = _load_model(args.model)
+    model, task, config = training.load_trained_model(args.model)
     size = args.batch_size if args.batch_size is not None else config.batch_size
     if args.full:
         if not hasattr(task, "dataset"):
             raise UsageError(f"--full needs a task with a fixed dataset (MNIST, digits); {task.name} draws fresh sequences, use --batches")
         whole = task.dataset(args.split)
         chunk = args.batch_size if args.batch_size is not None else 512
-        batches = [_columns(whole, start, start + chunk) for start in range(0, whole.size, chunk)]
+        batches = [whole.columns(start, start + chunk) for start in range(0, whole.size, chunk)]
     else:
         data = torch.Generator().manual_seed(config.seed + 2_000_029)
         batches = [task.batch(size, data, split=args.split) for _ in range(args.batches)]
@@ -261,23 +267,12 @@ def _json_safe(value):
     return value
 
 
-def _columns(batch, start, stop):
-    from .tasks import Batch  # pylint: disable=import-outside-toplevel
-
-    return Batch(batch.tokens[:, start:stop], batch.targets[:, start:stop], batch.scored[:, start:stop],
-                 batch.forced[:, start:stop], None if batch.labels is None else batch.labels[start:stop])
-
-
 def _scored_count(batches):
     return int(sum(int(b.scored.sum()) for b in batches))
 
 
 def _import_reference(args):
-    from dataclasses import asdict  # pylint: disable=import-outside-toplevel
-
-    from .checkpoints import atomic_save  # pylint: disable=import-outside-toplevel
     from .reference import import_reference, reference_task  # pylint: disable=import-outside-toplevel
-    from .training import TrainConfig  # pylint: disable=import-outside-toplevel
 
     out = Path(args.out)
     if out.is_dir():
@@ -295,12 +290,10 @@ def _import_reference(args):
 
 
 def _sample(args):
-    import torch  # pylint: disable=import-outside-toplevel
-
     _positive("--count", args.count)
     if args.png is not None and not Path(args.png).parent.resolve().is_dir():
         raise UsageError(f"--png must be a file in an existing folder; got {args.png!r}")
-    model, task, _ = _load_model(args.model)
+    model, task, _ = training.load_trained_model(args.model)
     try:
         prefix = [int(t) for t in args.prefix.split(",") if t.strip()]
     except ValueError as error:
@@ -311,8 +304,6 @@ def _sample(args):
         raise UsageError(f"--prefix tokens must lie in [0, {model.vocabulary_size - 1}] for {task.name}; got {args.prefix!r}")
     tokens = torch.tensor(prefix).unsqueeze(1).expand(-1, args.count)
     generated = model.sample(tokens, args.steps, generator=torch.Generator().manual_seed(args.seed))
-    from .tasks.digits import MNISTPixels, SklearnDigits  # pylint: disable=import-outside-toplevel
-
     if isinstance(task, (MNISTPixels, SklearnDigits)):
         return _show_digits(generated, task, args)
     if args.png is not None:
@@ -324,35 +315,17 @@ def _sample(args):
 
 def _show_digits(generated, task, args):
     """Render sampled pixel sequences as images: in the terminal, and as a PNG with --png."""
-    from .tasks.digits import render_digit, to_ascii  # pylint: disable=import-outside-toplevel
-
-    side = 10 if task.length == 99 else 8
-    # token 0 is the prefix (a label word for the generative task, else pixel 0)
-    images = [render_digit(column[1: side * side], scanlines=getattr(task, "scanlines", (0, 1)), first=1) for column in generated.T.tolist()]
+    images = render_samples(generated, task)
     for index, image in enumerate(images):
         print(f"sample {index}:")
         print(to_ascii(image))
     if args.png:
-        import matplotlib  # pylint: disable=import-outside-toplevel
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-        figure, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 1.9), squeeze=False)
-        for axis, image in zip(axes[0], images):
-            axis.imshow(image, cmap="gray_r", vmin=0, vmax=1)
-            axis.set_xticks([])
-            axis.set_yticks([])
-        figure.suptitle(f"{task.name}: samples after prefix {args.prefix}")
-        figure.savefig(args.png, dpi=120, bbox_inches="tight")
-        plt.close(figure)
+        write_png(images, args.png, title=f"{task.name}: samples after prefix {args.prefix}")
         print(f"qrnn: wrote {args.png}")
     return 0
 
 
 def _tasks(_args):
-    from .tasks import TASKS, get_task  # pylint: disable=import-outside-toplevel
-
     print(f"{'task':<20} {'i/o bits':>8} {'length':>7}  {'default model':<22} {'steps':>6} {'batch':>6} {'lr':>6}  paper")
     for name in TASKS:
         task = get_task(name)
@@ -371,6 +344,14 @@ def _devices(_args):
     return 0
 
 
+def _data_dir(folder):
+    """``--data-dir``: where the MNIST tasks read their files during this command (a fact about
+    this machine, not about the run, so a run's config does not keep it)."""
+    if folder is not None and not Path(folder).expanduser().is_dir():
+        raise UsageError(f"--data-dir must be an existing folder; got {folder!r}")
+    return using_data_dir(folder)
+
+
 COMMANDS = {"train": _train, "eval": _eval, "sample": _sample, "tasks": _tasks, "devices": _devices,
             "import-reference": _import_reference}
 
@@ -384,7 +365,8 @@ def main(argv=None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with _data_dir(getattr(args, "data_dir", None)):
+            return COMMANDS[args.command](args)
     except (UsageError, QRNNError, OSError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"qrnn {args.command}: error: {message}", file=sys.stderr)

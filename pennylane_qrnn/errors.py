@@ -18,6 +18,7 @@ __all__ = [
     "NonFiniteError",
     "InsufficientShotsError",
     "InsufficientShotsWarning",
+    "DataNotFoundError",
 ]
 
 
@@ -54,3 +55,8 @@ class InsufficientShotsError(QRNNError, RuntimeError):
 class InsufficientShotsWarning(UserWarning):
     """Too few shots survived a shot run's postselections to estimate some step: those steps are
     NaN; the message gives the survivors per step and the shots needed."""
+
+
+class DataNotFoundError(QRNNError, FileNotFoundError):
+    """A dataset's files are not where the task was told to look (or it was told nowhere); the
+    message names the files expected, the folder searched and where to get them."""

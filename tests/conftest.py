@@ -1,6 +1,8 @@
 """Shared test fixtures and helpers."""
 
 import importlib.util
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,23 @@ requires_braket = pytest.mark.skipif(
     not has_module("braket.pennylane_plugin"),
     reason="amazon-braket-pennylane-plugin not installed (extra 'braket')",
 )
+
+
+#: the paper's preprocessed MNIST files beside a checkout (see ../shared/data/mnist/README.md)
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+# The package has no default data folder: tests (and the command lines they start, which inherit
+# the environment) find the shared copy through the variable a user sets, unless one is set.
+if SHARED_MNIST.is_dir():
+    os.environ.setdefault("QRNN_MNIST_DIR", str(SHARED_MNIST))
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The folder of the paper's MNIST files; skips the test where a checkout lacks them."""
+    if not (SHARED_MNIST / "mnist-simple-0-test.csv.gz").is_file():
+        pytest.skip(f"needs the paper's preprocessed MNIST files in {SHARED_MNIST}")
+    return SHARED_MNIST
 
 
 @pytest.fixture

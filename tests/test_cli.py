@@ -1,6 +1,7 @@
 """The `qrnn` command line end to end, as a user runs it."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -158,3 +159,64 @@ def test_reference_loss_values():
     uniform = torch.log(torch.full((1, 1, 4), 0.25))
     expected = math.log(4 * math.exp(0.25)) - 0.25 - (math.log(3 + math.e) - 1)
     assert reference_loss(uniform, torch.tensor([[2]]), torch.tensor([[True]])).item() == pytest.approx(expected, rel=1e-6)
+
+
+# --- where the MNIST tasks find their files: --data-dir, else $QRNN_MNIST_DIR --------------------------
+
+TINY_MNIST = ["--task", "mnist01", "--workspace", "1", "--stages", "1", "--degree", "1", "--order", "1",
+              "--batch-size", "2", "--eval-every", "1", "--steps", "1", "--quiet"]
+
+
+def _tiny_mnist(folder, test_rows=(2, 3)):
+    """mnist-simple files for digits 0 and 1, with test_rows test images, so a count shows which folder was read."""
+    from tests.tasks.mnist_helpers import write_simple_files
+
+    for digit, count in zip((0, 1), test_rows):
+        write_simple_files(folder, digits=(digit,), splits=("train", "validate"), row=[7 * digit] * 100)
+        write_simple_files(folder, digits=(digit,), splits=("test",), count=count)
+    return folder
+
+
+def test_data_dir_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("QRNN_MNIST_DIR", raising=False)
+    data = _tiny_mnist(tmp_path / "data")
+    out = tmp_path / "run"
+    # without a folder: refused in one line that says where to get the files, before any run folder exists
+    assert main(["train", *TINY_MNIST, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: MNIST folder must hold mnist-simple-D-SPLIT.csv.gz files" in err and "got no folder" in err
+    assert "github.com/CLEconomides/RVQE" in err and "--data-dir" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    # with --data-dir: trains, and the folder is not saved with the run (it belongs to the machine)
+    assert main(["train", *TINY_MNIST, "--out", str(out), "--data-dir", str(data)]) == 0
+    assert str(data) not in (out / "config.json").read_text()
+    assert "QRNN_MNIST_DIR" not in os.environ  # set for the command only
+    capsys.readouterr()
+    assert main(["eval", str(out / "model.pt"), "--full", "--seeds", "1", "--json", "--data-dir", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out)["sequences"] == 5  # the 2 + 3 test rows of that folder
+    # the flag wins over the variable, which is the default
+    other = _tiny_mnist(tmp_path / "other", test_rows=(1, 1))
+    monkeypatch.setenv("QRNN_MNIST_DIR", str(other))
+    assert main(["eval", str(out / "model.pt"), "--full", "--seeds", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sequences"] == 2
+    assert main(["eval", str(out / "model.pt"), "--full", "--seeds", "1", "--json", "--data-dir", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out)["sequences"] == 5
+    assert os.environ["QRNN_MNIST_DIR"] == str(other)  # restored
+    # a folder that is not there, or lacks the files
+    assert main(["eval", str(out / "model.pt"), "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert f"--data-dir must be an existing folder; got {str(tmp_path / 'nowhere')!r}" in capsys.readouterr().err
+    assert main(["eval", str(out / "model.pt"), "--full", "--data-dir", str(tmp_path)]) == 2
+    assert f"got {str(tmp_path)!r} (QRNN_MNIST_DIR={str(tmp_path)!r}) without mnist-simple-0-test.csv.gz" in capsys.readouterr().err
+
+
+def test_sample_digits_fewer_steps_than_pixels(tmp_path, capsys):
+    """`qrnn sample` on a digit task with fewer steps than pixels shows full 8x8 images, the pixels
+    not sampled as background (it used to fail: the image side was guessed from the length)."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "digits"
+    assert main(["train", "--task", "digits01", "--steps", "1", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(out / "model.pt"), "--prefix", "1", "--steps", "5", "--count", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line and set(line) <= {"#", "."}]
+    assert len(rows) == 16 and all(len(r) == 8 for r in rows)
+    assert all(set(r) == {"."} for r in rows[1:8] + rows[9:16])  # only pixels 1..5, in the first row

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .base import Batch, SequenceTask, TaskDefaults
+from .base import SPLITS, Batch, SequenceTask, TaskDefaults
 from .digits import MNISTUMAP, GenerativeDigits, MNISTPixels, SklearnDigits
 from .synthetic import DNA, ElmanLetters, ElmanXOR, Memorisation
 from ..errors import QRNNValueError
@@ -18,6 +18,7 @@ __all__ = [
     "Batch",
     "SequenceTask",
     "TaskDefaults",
+    "SPLITS",
     "Memorisation",
     "ElmanXOR",
     "ElmanLetters",

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 import torch
 from ..errors import QRNNValueError
 
-__all__ = ["Batch", "SequenceTask", "check_positive_int"]
+__all__ = ["Batch", "SequenceTask", "SPLITS", "check_positive_int", "check_split"]
+
+#: the splits a dataset task draws from (synthetic tasks accept and ignore them)
+SPLITS = ("train", "validate", "test")
+
+
+def check_split(split):
+    if split not in SPLITS:
+        raise QRNNValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}")
+    return split
 
 
 def check_positive_int(name, value, minimum=1):
@@ -45,6 +54,12 @@ class Batch:
     @property
     def length(self) -> int:
         return self.tokens.shape[0]
+
+    def columns(self, start: int, stop: int) -> "Batch":
+        """Sequences ``start:stop`` of the batch (views, not copies)."""
+        labels = None if self.labels is None else self.labels[start:stop]
+        return Batch(self.tokens[:, start:stop], self.targets[:, start:stop], self.scored[:, start:stop],
+                     self.forced[:, start:stop], labels)
 
     @property
     def size(self) -> int:
@@ -85,6 +100,16 @@ class SequenceTask(ABC):
     @abstractmethod
     def batch(self, size: int, generator: torch.Generator | None = None, split: str = "train") -> Batch:
         """Draw ``size`` sequences. Synthetic tasks ignore ``split``; dataset tasks read it."""
+
+    def check_data(self, splits=SPLITS) -> None:
+        """Read now what drawing from ``splits`` needs (files, optional packages), so that a run
+        refuses before it starts rather than at its first batch. Synthetic tasks need nothing.
+
+        Raises:
+            DataNotFoundError: for dataset tasks whose files are missing (see the task)
+        """
+        for split in splits:
+            check_split(split)
 
     @property
     def vocabulary_size(self) -> int:

@@ -1,4 +1,4 @@
-"""Handwritten digits: the paper's MNIST tasks, an offline stand-in, and the raw-MNIST pipeline.
+"""Handwritten digits: the paper's MNIST tasks and an offline stand-in.
 
 Every classification task here reads an image as a sequence of pixel words and asks for the class
 in the last step(s), as the reference implementation does: step ``t`` writes pixel ``t`` and is
@@ -8,31 +8,46 @@ written big-endian with ``ceil(log2(len(digits)))`` bits (at least 1), left-padd
 multiple of ``io_bits`` and cut into ``io_bits``-wide words (lane 0 the most significant bit).
 
 The paper's preprocessed files (``mnist-simple-D-{train,validate,test}.csv.gz``, one image of 100
-values 0..7 a row, see ``shared/data/mnist/README.md``) are read from a folder: ``folder=``, else
-the environment variable ``QRNN_MNIST_DIR``, else ``<repo root>/../shared/data/mnist``. They are
-not shipped with the package; :func:`write_preprocessed` makes them from raw MNIST IDX files.
-Files are read on first use (so ``qrnn tasks`` works without them) and once per process.
+values 0..7 a row) are read from the folder a task is given (``folder=``), else from
+``$QRNN_MNIST_DIR``; nothing else is searched, and a missing file is a
+:class:`~pennylane_qrnn.errors.DataNotFoundError` that says where to get it. They are not shipped
+with the package; :func:`write_preprocessed` makes them from raw MNIST IDX files. Files are read
+on first use (so ``qrnn tasks`` works without them) and once per process.
+
+The file formats live in :mod:`~pennylane_qrnn.tasks.mnist_files`, the image preprocessing in
+:mod:`~pennylane_qrnn.tasks.images`, the display in :mod:`~pennylane_qrnn.tasks.render`; their
+public functions are importable from here as well.
 """
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
-import struct
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .base import Batch, SequenceTask, TaskDefaults, check_positive_int
-from ..errors import QRNNValueError
+from ..errors import QRNNTypeError, QRNNValueError
+from .base import SPLITS, Batch, SequenceTask, TaskDefaults, check_positive_int, check_split
+from .images import preprocess_images
+from .mnist_files import (
+    SIMPLE_PATTERN,
+    UMAP_PATTERN,
+    data_folder,
+    preprocess_idx,
+    read_idx,
+    read_table,
+    scanline_words,
+    write_preprocessed,
+)
+from .render import render_digit, to_ascii
 
 __all__ = [
     "MNISTPixels",
     "SklearnDigits",
     "MNISTUMAP",
     "GenerativeDigits",
+    "SPLITS",
     "label_words",
     "read_idx",
     "preprocess_images",
@@ -41,11 +56,6 @@ __all__ = [
     "render_digit",
     "to_ascii",
 ]
-
-SPLITS = ("train", "validate", "test")
-#: where the shared copy of the paper's files lives next to a checkout: ``<repo root>/../shared/data/mnist``
-_SHARED_MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
-_CSV_CACHE: dict[tuple, np.ndarray] = {}
 
 
 def label_words(positions, classes: int, io_bits: int) -> torch.Tensor:
@@ -59,12 +69,6 @@ def label_words(positions, classes: int, io_bits: int) -> torch.Tensor:
     count = -(-bits // io_bits)
     shifts = io_bits * torch.arange(count - 1, -1, -1).unsqueeze(1)
     return (positions.unsqueeze(0) >> shifts) & (2**io_bits - 1)
-
-
-def _check_split(split):
-    if split not in SPLITS:
-        raise QRNNValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}")
-    return split
 
 
 def _check_digits(digits):
@@ -83,48 +87,15 @@ def _digits_name(prefix, digits):
     return f"{prefix}-all" if digits == tuple(range(10)) else prefix + "".join(map(str, digits))
 
 
+def _check_folder(folder):
+    if folder is not None and not isinstance(folder, (str, os.PathLike)):
+        raise QRNNTypeError(f"folder must be a str, a path or None; got {type(folder).__name__}")
+    return folder
+
+
 def _check_length(length, fixed):
     if length is not None and length != fixed:
         raise QRNNValueError(f"length is fixed at {fixed} for this task; got {length!r}")
-
-
-def _mnist_folder(folder, pattern: str) -> Path:
-    """The folder holding the paper's files: ``folder``, ``$QRNN_MNIST_DIR`` or the shared copy."""
-    message = f"MNIST folder must hold {pattern} files (set QRNN_MNIST_DIR or pass folder=); got "
-    if folder is not None:
-        path, origin = Path(folder), f"folder={str(folder)!r}"
-    elif os.environ.get("QRNN_MNIST_DIR"):
-        path, origin = Path(os.environ["QRNN_MNIST_DIR"]), f"QRNN_MNIST_DIR={os.environ['QRNN_MNIST_DIR']!r}"
-    elif _SHARED_MNIST.is_dir():
-        return _SHARED_MNIST
-    else:
-        raise FileNotFoundError(message + f"no folder (QRNN_MNIST_DIR is unset and {_SHARED_MNIST} does not exist)")
-    if not path.is_dir():
-        raise FileNotFoundError(message + f"{origin}, which is not a folder")
-    return path
-
-
-def _read_table(folder: Path, name: str, pattern: str, columns: int, maximum: int) -> np.ndarray:
-    """One gzip'd CSV file as an ``(N, columns)`` int array; parsed once per process."""
-    path = folder / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"MNIST folder must hold {pattern} files (set QRNN_MNIST_DIR or pass folder=); "
-            f"got {str(folder)!r} without {name}"
-        )
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _CSV_CACHE:
-        with gzip.open(path, "rt") as handle:
-            rows = np.loadtxt(handle, delimiter=",", dtype=np.int64, ndmin=2)
-        if rows.shape[0] == 0 or rows.shape[1] != columns or rows.min() < 0 or rows.max() > maximum:
-            raise QRNNValueError(
-                f"{name} must hold rows of {columns} ints 0..{maximum}; got shape {rows.shape}"
-                + (f", values {rows.min()}..{rows.max()}" if rows.size else "")
-            )
-        rows.setflags(write=False)
-        _CSV_CACHE[key] = rows
-    return _CSV_CACHE[key]
 
 
 class _DigitTask(SequenceTask):
@@ -141,6 +112,10 @@ class _DigitTask(SequenceTask):
     def _load(self, split: str) -> list[np.ndarray]:
         raise NotImplementedError
 
+    def check_data(self, splits=SPLITS) -> None:
+        for split in splits:
+            self._rows(check_split(split))
+
     def _encode(self, rows: np.ndarray, positions: torch.Tensor) -> Batch:
         """The batch of ``(N, ...)`` rows of classes at ``positions``."""
         raise NotImplementedError
@@ -148,7 +123,7 @@ class _DigitTask(SequenceTask):
     def batch(self, size, generator=None, split="train"):
         """``size`` images, classes alternating, each drawn uniformly with replacement."""
         check_positive_int("size", size)
-        rows = self._rows(_check_split(split))
+        rows = self._rows(check_split(split))
         positions = torch.arange(size) % len(self.digits)
         # one draw per item in batch order, as the reference does
         picks = [
@@ -158,7 +133,7 @@ class _DigitTask(SequenceTask):
 
     def dataset(self, split: str = "test") -> Batch:
         """Every image of ``split``: digits in the order given, each digit's rows in file order."""
-        rows = self._rows(_check_split(split))
+        rows = self._rows(check_split(split))
         positions = torch.cat([torch.full((len(r),), c, dtype=torch.long) for c, r in enumerate(rows)])
         return self._encode(np.concatenate(rows), positions)
 
@@ -185,14 +160,6 @@ class _PixelClassification(_DigitTask):
         return Batch(tokens, targets, scored, forced=~scored, labels=positions)
 
 
-def _scanline_words(values: np.ndarray, scanlines: tuple) -> np.ndarray:
-    """Pack the chosen scanline bits of 0..7 pixel values into big-endian words."""
-    words = np.zeros_like(values)
-    for k in scanlines:
-        words = (words << 1) | ((values >> (2 - k)) & 1)
-    return words
-
-
 class MNISTPixels(_PixelClassification):
     """The paper's handwritten digits, pixel by pixel (10x10 binary images, 100 steps).
 
@@ -206,14 +173,15 @@ class MNISTPixels(_PixelClassification):
     Args:
         digits (tuple[int]): the classes, in label order (``(3, 6)``: 3 is label 0)
         folder (str or Path): holds ``mnist-simple-D-{train,validate,test}.csv.gz``; default
-            ``$QRNN_MNIST_DIR``, else ``<repo root>/../shared/data/mnist``
+            ``$QRNN_MNIST_DIR`` (see :mod:`~pennylane_qrnn.tasks.mnist_files`)
         scanlines (tuple[int]): which of the three scanlines (0 rows, 1 columns, 2 rotated rows)
             make up a word, most significant first; ``io_bits = len(scanlines)``
         length (int): only ``None`` or 99 (the length is fixed)
 
     Raises:
         ValueError: for digits, scanlines or length out of range
-        FileNotFoundError: on first use, when no folder holds the files
+        DataNotFoundError: on first use, when no folder is given or it lacks the files (a
+            ``FileNotFoundError``; the message says where to get them)
 
     >>> task = MNISTPixels((0, 1))
     >>> batch = task.batch(4, torch.Generator().manual_seed(0), split="test")
@@ -226,7 +194,7 @@ class MNISTPixels(_PixelClassification):
                             optimizer="adam", loss="reference", extra={"reference_lr": "adam 0.3..0.01, 50 images per digit"})
     PAPER = {(0, 1): "99.2 +- 0.2 % test (H8 S2 d2, 1212 params)", (3, 6): "89.7 +- 0.8 % test (H8 S2 d2)"}
     PIXELS = 100
-    PATTERN = "mnist-simple-D-SPLIT.csv.gz"
+    PATTERN = SIMPLE_PATTERN
 
     def __init__(self, digits=(0, 1), folder=None, scanlines=(0, 1), length=None):
         self.digits = _check_digits(digits)
@@ -242,18 +210,15 @@ class MNISTPixels(_PixelClassification):
         self.io_bits = len(scanlines)
         self.length = self.PIXELS - 1
         _check_length(length, self.length)
-        self.folder = folder
+        self.folder = _check_folder(folder)
         self.name = _digits_name("mnist", self.digits)
         self.paper_result = self.PAPER.get(self.digits, "not in the paper pixel by pixel (its full MNIST row: mnist-umap)")
         self._cache = {}
 
     def _load(self, split):
-        folder = _mnist_folder(self.folder, self.PATTERN)
-        return [
-            _scanline_words(_read_table(folder, f"mnist-simple-{d}-{split}.csv.gz", self.PATTERN, self.PIXELS, 7),
-                            self.scanlines)
-            for d in self.digits
-        ]
+        names = [f"mnist-simple-{d}-{split}.csv.gz" for d in self.digits]
+        folder = data_folder(names, self.PATTERN, self.folder)
+        return [scanline_words(read_table(folder / name, self.PIXELS, 7), self.scanlines) for name in names]
 
     def __repr__(self):
         args = [f"digits={self.digits!r}"]
@@ -362,7 +327,7 @@ class MNISTUMAP(_DigitTask):
     name = "mnist-umap"
     defaults = TaskDefaults(workspace=7, stages=2, degree=3, order=2, steps=500, batch_size=64, lr=0.03)
     paper_result = "96.7 +- 0.2 % (13 qubits, 3134 params)"
-    PATTERN = "mnist-umap-K-D-SPLIT.csv.gz"
+    PATTERN = UMAP_PATTERN
 
     def __init__(self, dims=3, resolution=4, digits=tuple(range(10)), folder=None, length=None):
         if dims not in (2, 3, 4) or isinstance(dims, bool):
@@ -372,17 +337,15 @@ class MNISTUMAP(_DigitTask):
             raise QRNNValueError(f"resolution must be at most 8; got {resolution}")
         self.dims, self.resolution, self.io_bits = dims, resolution, dims
         self.digits = _check_digits(digits)
-        self.folder = folder
+        self.folder = _check_folder(folder)
         self.length = resolution + self.label_length - 2
         _check_length(length, self.length)
         self._cache = {}
 
     def _load(self, split):
-        folder = _mnist_folder(self.folder, self.PATTERN)
-        return [
-            _read_table(folder, f"mnist-umap-{self.dims}-{d}-{split}.csv.gz", self.PATTERN, self.dims, 255)
-            for d in self.digits
-        ]
+        names = [f"mnist-umap-{self.dims}-{d}-{split}.csv.gz" for d in self.digits]
+        folder = data_folder(names, self.PATTERN, self.folder)
+        return [read_table(folder / name, self.dims, 255) for name in names]
 
     def _encode(self, rows, positions):
         coordinates = torch.as_tensor(rows, dtype=torch.long)  # (N, dims)
@@ -401,162 +364,3 @@ class MNISTUMAP(_DigitTask):
 
     def __repr__(self):
         return f"{type(self).__name__}(dims={self.dims}, resolution={self.resolution})"
-
-
-# --- raw MNIST: IDX files to the paper's encoding -------------------------------------------------
-
-_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path) -> np.ndarray:
-    """An IDX file (MNIST's format; gzip'd or not) as a numpy array.
-
-    The format: two zero bytes, a type byte (``0x08`` ubyte, ``0x09`` byte, ``0x0B`` short,
-    ``0x0C`` int, ``0x0D`` float, ``0x0E`` double), the number of dimensions, one big-endian
-    uint32 a dimension, then the data, big-endian, row-major.
-    """
-    with open(path, "rb") as handle:
-        raw = handle.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if len(raw) < 4 or raw[:2] != b"\x00\x00":
-        raise QRNNValueError(f"IDX file must start with two zero bytes; got {raw[:4]!r} in {path}")
-    code, ndim = raw[2], raw[3]
-    if code not in _IDX_TYPES:
-        raise QRNNValueError(f"IDX type code must be one of {', '.join(hex(c) for c in _IDX_TYPES)}; got {hex(code)}")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    dtype = np.dtype(_IDX_TYPES[code])
-    expected = dtype.itemsize * math.prod(shape)
-    data = raw[4 + 4 * ndim :]
-    if len(data) != expected:
-        raise QRNNValueError(f"IDX data must have {expected} bytes for shape {shape}; got {len(data)} in {path}")
-    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def _rotate(images: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate ``(N, n, n)`` images counter-clockwise (as displayed) about their centre, bilinear,
-    zero (background intensity) outside."""
-    n = images.shape[-1]
-    centre = (n - 1) / 2
-    angle = math.radians(degrees)
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    x, y = j - centre, centre - i  # y up, as displayed
-    # each output pixel samples the input at its position rotated back
-    xs = math.cos(angle) * x + math.sin(angle) * y
-    ys = -math.sin(angle) * x + math.cos(angle) * y
-    si, sj = centre - ys, centre + xs
-    i0, j0 = np.floor(si).astype(int), np.floor(sj).astype(int)
-    fi, fj = si - i0, sj - j0
-    out = np.zeros(images.shape, dtype=np.float64)
-    for di, wi in ((0, 1 - fi), (1, fi)):
-        for dj, wj in ((0, 1 - fj), (1, fj)):
-            ii, jj = i0 + di, j0 + dj
-            inside = (ii >= 0) & (ii < n) & (jj >= 0) & (jj < n)
-            out += np.where(inside, wi * wj, 0.0) * images[:, np.clip(ii, 0, n - 1), np.clip(jj, 0, n - 1)]
-    return out
-
-
-def _background(images: np.ndarray) -> np.ndarray:
-    """2x2 block means of ``(N, 20, 20)`` intensities, binarised: 1 (background) where < 128."""
-    n = images.shape[0]
-    means = images.reshape(n, 10, 2, 10, 2).mean(axis=(2, 4))
-    return (means < 128).astype(np.int64)
-
-
-def preprocess_images(images) -> np.ndarray:
-    """Raw 28x28 MNIST images ``(N, 28, 28)`` (0..255, ink high) to the paper's ``(N, 100)`` values 0..7.
-
-    Our implementation of the paper's description: crop to the central 20x20 (drop 4 pixels on
-    each side), downscale to 10x10 by 2x2 block means, binarise (block mean < 128: background 1,
-    else ink 0). Scanline 0 reads that image row by row, scanline 1 column by column; scanline 2
-    reads row by row the 20x20 crop rotated by 135 degrees counter-clockwise (as displayed) about
-    its centre, bilinear, background outside, then downscaled and binarised the same way. The
-    value of a step is ``4 * s0 + 2 * s1 + s2``.
-
-    The paper's files were made by the author's Mathematica pipeline, of which only this
-    description is public; scanlines 0 and 1 of the shared files are exactly a 10x10 image and its
-    transpose, and their scanline 2 agrees best with a 135-degree counter-clockwise rotation, but
-    pixels near edges (the threshold, the resampling) may differ from ours.
-    """
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise QRNNValueError(f"images must have shape (N, 28, 28); got {images.shape}")
-    crop = images[:, 4:24, 4:24].astype(np.float64)
-    n = len(crop)
-    s0 = _background(crop)
-    s1 = s0.transpose(0, 2, 1)
-    s2 = _background(_rotate(crop, 135.0))
-    return (4 * s0 + 2 * s1 + s2).reshape(n, 100)
-
-
-def preprocess_idx(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
-    """Values ``(N, 100)`` (see :func:`preprocess_images`) and labels ``(N,)`` of raw IDX files."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise QRNNValueError(f"labels must have shape ({len(images)},); got {labels.shape}")
-    return preprocess_images(images), labels.astype(np.int64)
-
-
-def write_preprocessed(folder, images_path, labels_path, split="train", validate_size=500) -> list[Path]:
-    """Write ``mnist-simple-D-SPLIT.csv.gz`` files from raw IDX files, as the shared ones are laid out.
-
-    ``split="train"`` (MNIST's training files) writes, per digit, the first ``validate_size``
-    images as ``validate`` and the rest as ``train``; ``split="test"`` writes ``test``. Then
-    ``MNISTPixels(folder=folder)`` reads them. Returns the paths written.
-    """
-    if split not in ("train", "test"):
-        raise QRNNValueError(f"split must be 'train' or 'test'; got {split!r}")
-    check_positive_int("validate_size", validate_size, 0)
-    values, labels = preprocess_idx(images_path, labels_path)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for digit in sorted(set(labels.tolist())):
-        rows = values[labels == digit]
-        parts = {"test": rows} if split == "test" else {"validate": rows[:validate_size], "train": rows[validate_size:]}
-        for name, part in parts.items():
-            path = folder / f"mnist-simple-{digit}-{name}.csv.gz"
-            with gzip.open(path, "wt") as handle:
-                handle.writelines(",".join(map(str, row)) + "\n" for row in part.tolist())
-            written.append(path)
-    return written
-
-
-# --- display -----------------------------------------------------------------------------------
-
-
-def render_digit(tokens, scanline=0, scanlines=(0, 1), first=0) -> np.ndarray:
-    """A sequence's pixels of one scanline as a square image, ink 1 (for display).
-
-    Args:
-        tokens: the words of pixels ``first, first + 1, ...`` of a square image (a CSV row of
-            values 0..7 with ``scanlines=(0, 1, 2)``, or a task's tokens with its scanlines);
-            pixels not given are shown as background. A task's inputs are pixels 0..98
-            (``first=0``); its targets and a model's predictions are pixels 1..99 (``first=1``),
-            as is a generated sequence after its label word
-        scanline: which scanline to show: 0 (rows), 1 (columns, transposed back) or 2 (the
-            rotated image, as stored)
-        scanlines: the scanlines the words hold, most significant first
-        first: the pixel index of ``tokens[0]``
-
-    >>> print(to_ascii(render_digit([3, 1, 1, 3, 3, 0, 0, 3, 3])))
-    .##
-    ..#
-    #..
-    """
-    tokens = np.asarray(tokens.tolist() if isinstance(tokens, torch.Tensor) else tokens, dtype=np.int64).ravel()
-    side = math.isqrt(len(tokens) + first + 1)
-    if side * side < len(tokens) + first or side < 2:
-        raise QRNNValueError(f"tokens must hold at most side**2 - first words of a square image; got {len(tokens)}")
-    if scanline not in scanlines:
-        raise QRNNValueError(f"scanline must be one of scanlines {tuple(scanlines)!r}; got {scanline!r}")
-    words = np.full(side * side, 2 ** len(scanlines) - 1, dtype=np.int64)  # background in every lane
-    words[first : first + len(tokens)] = tokens
-    lane = len(scanlines) - 1 - list(scanlines).index(scanline)
-    ink = (1 - ((words >> lane) & 1)).reshape(side, side).astype(np.uint8)
-    return ink.T.copy() if scanline == 1 else ink
-
-
-def to_ascii(image) -> str:
-    """A terminal rendering: ``#`` ink, ``.`` background, one line a row."""
-    return "\n".join("".join("#" if value else "." for value in row) for row in np.asarray(image))

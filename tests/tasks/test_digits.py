@@ -1,59 +1,26 @@
-"""The digit tasks: encodings recomputed by hand from the files, the raw-MNIST pipeline on synthetic IDX files."""
+"""The digit tasks: encodings recomputed by hand from the files, and where the files are found.
 
-import csv
-import gzip
-import struct
+The file formats (IDX, the paper's CSV files) are tested in test_mnist_files.py, the image
+preprocessing in test_images.py, the display in test_render.py.
+"""
+
+import re
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from pennylane_qrnn.errors import DataNotFoundError, QRNNError
 from pennylane_qrnn.tasks import TASKS, GenerativeDigits, MNISTPixels, MNISTUMAP, SklearnDigits, get_task
-from pennylane_qrnn.tasks import digits as digits_module
-from pennylane_qrnn.tasks.digits import (
-    label_words,
-    preprocess_idx,
-    preprocess_images,
-    read_idx,
-    render_digit,
-    to_ascii,
-    write_preprocessed,
-)
+from pennylane_qrnn.tasks.digits import label_words
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
+from .mnist_helpers import read_csv as _csv
+from .mnist_helpers import words as _words
+from .mnist_helpers import write_simple_files
 
 
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    if not (SHARED / "mnist-simple-0-test.csv.gz").is_file():
-        pytest.skip(f"needs the paper's preprocessed MNIST files in {SHARED}")
-    return SHARED
-
-
-def _csv(folder, name):
-    with gzip.open(Path(folder) / name, "rt", newline="") as handle:
-        return [[int(v) for v in row] for row in csv.reader(handle)]
-
-
-def _bit(value, scanline):
-    return (value >> (2 - scanline)) & 1
-
-
-def _words(row, scanlines=(0, 1)):
-    """Scanline words of one CSV row, big-endian, by hand."""
-    out = []
-    for value in row:
-        word = 0
-        for k in scanlines:
-            word = 2 * word + _bit(value, k)
-        out.append(word)
-    return out
 
 
 # --- registry and labels --------------------------------------------------------------------------
@@ -147,22 +114,80 @@ def test_mnist_scanline_choice(mnist, scanlines):
     assert data.tokens.max() < 2 ** len(scanlines)
 
 
-def test_default_folder(mnist, monkeypatch, tmp_path):
-    monkeypatch.delenv("QRNN_MNIST_DIR", raising=False)
-    assert MNISTPixels().batch(2, _gen(), split="test").size == 2  # the shared copy
+def test_env_folder(mnist, monkeypatch, tmp_path):
+    monkeypatch.setenv("QRNN_MNIST_DIR", str(mnist))
+    assert MNISTPixels().batch(2, _gen(), split="test").size == 2
     monkeypatch.setenv("QRNN_MNIST_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"set QRNN_MNIST_DIR or pass folder=\); got .* without mnist-simple-0-test"):
         MNISTPixels().batch(2, split="test")
 
 
-def test_no_folder(monkeypatch, tmp_path):
+def test_no_folder(monkeypatch):
     monkeypatch.delenv("QRNN_MNIST_DIR", raising=False)
-    monkeypatch.setattr(digits_module, "_SHARED_MNIST", tmp_path / "nowhere")
     message = r"MNIST folder must hold mnist-simple-D-SPLIT.csv.gz files \(set QRNN_MNIST_DIR or pass folder=\); got no folder"
     with pytest.raises(FileNotFoundError, match=message):
         MNISTPixels().dataset("test")
     with pytest.raises(FileNotFoundError, match="mnist-umap-K-D-SPLIT.csv.gz"):
         MNISTUMAP().batch(1)
+
+
+# --- where the files are found: folder=, else $QRNN_MNIST_DIR, else a clear error -----------------------
+
+
+def _first_token(task):
+    return task.dataset("test").tokens[0, 0].item()
+
+
+def test_folder_argument_then_env_var(monkeypatch, tmp_path):
+    given = write_simple_files(tmp_path / "given", row=[0] * 100)  # ink: token 0
+    env = write_simple_files(tmp_path / "env", row=[7] * 100)  # background: token 3
+    monkeypatch.setenv("QRNN_MNIST_DIR", str(env))
+    assert _first_token(MNISTPixels((0, 1), folder=given)) == 0
+    assert _first_token(MNISTPixels((0, 1), folder=str(given))) == 0
+    assert _first_token(MNISTPixels((0, 1))) == 3
+    assert _first_token(get_task("mnist01", folder=given)) == 0
+
+
+def test_no_default_folder_beside_a_checkout(monkeypatch):
+    """An installed package has no data folder, so a checkout must not have one either: without
+    folder= and QRNN_MNIST_DIR the task refuses (it used to read ../shared/data/mnist silently)."""
+    monkeypatch.delenv("QRNN_MNIST_DIR", raising=False)
+    with pytest.raises(DataNotFoundError) as caught:
+        MNISTPixels((0, 1)).batch(1, split="test")
+    message = str(caught.value)
+    assert isinstance(caught.value, QRNNError) and isinstance(caught.value, FileNotFoundError)
+    assert "got no folder (QRNN_MNIST_DIR is unset and no folder= was given)" in message
+    # where to get them: the reference implementation's files, or our raw-IDX pipeline
+    assert "https://github.com/CLEconomides/RVQE" in message and "RVQE/datasets/res" in message
+    assert "write_preprocessed" in message and "idx3-ubyte" in message and "--data-dir" in message
+    with pytest.raises(DataNotFoundError, match=r"mnist-umap-K-D-SPLIT.csv.gz files .* got no folder .*RVQE"):
+        MNISTUMAP().batch(1)
+
+
+def test_missing_files_are_named_with_the_folder(monkeypatch, tmp_path):
+    folder = write_simple_files(tmp_path / "half", digits=(0,), splits=("test",))
+    monkeypatch.delenv("QRNN_MNIST_DIR", raising=False)
+    task = MNISTPixels((0, 1, 2), folder=folder)
+    expected = re.escape(f"got {str(folder)!r} (folder={str(folder)!r}) without mnist-simple-1-test.csv.gz, mnist-simple-2-test.csv.gz.")
+    with pytest.raises(DataNotFoundError, match=expected):
+        task.dataset("test")
+    with pytest.raises(DataNotFoundError, match=expected):  # refused again, nothing half-read was kept
+        task.dataset("test")
+    with pytest.raises(DataNotFoundError, match="mnist-simple-0-train.csv.gz, mnist-simple-1-train.csv.gz"):
+        task.batch(1, split="train")
+    monkeypatch.setenv("QRNN_MNIST_DIR", str(folder))
+    with pytest.raises(DataNotFoundError, match=re.escape(f"(QRNN_MNIST_DIR={str(folder)!r}) without mnist-simple-1-test")):
+        MNISTPixels((0, 1)).dataset("test")
+    monkeypatch.setenv("QRNN_MNIST_DIR", str(folder / "mnist-simple-0-test.csv.gz"))
+    with pytest.raises(DataNotFoundError, match=r"QRNN_MNIST_DIR='.*mnist-simple-0-test.csv.gz', which is not a folder"):
+        MNISTPixels((0, 1)).dataset("test")
+
+
+def test_folder_type():
+    with pytest.raises(TypeError, match="folder must be a str, a path or None; got int"):
+        MNISTPixels(folder=3)
+    with pytest.raises(TypeError, match="folder must be a str, a path or None; got list"):
+        MNISTUMAP(folder=["data"])
 
 
 @pytest.mark.parametrize(
@@ -202,23 +227,6 @@ def test_generative_digits(mnist):
         assert tuple(batch.targets[:, n].tolist()) in rows[n % 2]
     assert batch.scored.all() and not batch.forced.any()
     assert torch.equal(batch.tokens, task.batch(6, _gen(4), split="test").tokens)
-
-
-def test_render_digit(mnist):
-    row = _csv(mnist, "mnist-simple-0-test.csv.gz")[0]
-    image = render_digit(row, scanlines=(0, 1, 2))
-    assert image.shape == (10, 10) and image.tolist() == [[1 - _bit(row[10 * i + j], 0) for j in range(10)] for i in range(10)]
-    # the shared files' column scanline is the transposed image
-    assert render_digit(row, scanline=1, scanlines=(0, 1, 2)).tolist() == image.tolist()
-    tokens = MNISTPixels(folder=mnist).dataset("test").tokens[:, 0]  # pixels 0..98
-    shown = render_digit(tokens)
-    assert shown[:9].tolist() == image[:9].tolist() and shown[9, :9].tolist() == image[9, :9].tolist()
-    targets = GenerativeDigits(folder=mnist).dataset("test").targets[:, 0]  # pixels 1..99
-    assert render_digit(targets, first=1)[1:].tolist() == image[1:].tolist()
-    text = to_ascii(image)
-    assert text.splitlines()[0] == "".join("#" if v else "." for v in image[0]) and len(text.splitlines()) == 10
-    with pytest.raises(ValueError, match="scanline must be one of scanlines"):
-        render_digit(row, scanline=2)
 
 
 # --- scikit-learn's digits ----------------------------------------------------------------------------
@@ -276,112 +284,3 @@ def test_mnist_umap(mnist, dims, resolution):
     assert torch.equal(batch.tokens, task.batch(10, _gen(6), split="validate").tokens)
     for n in range(10):
         assert batch.tokens[:, n].tolist() in [encode(r) for r in rows[n]]
-
-
-# --- raw MNIST: IDX files ---------------------------------------------------------------------------
-
-
-def _write_idx(path, array, code=0x08, dtype=">u1", compress=False):
-    array = np.asarray(array)
-    raw = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(dtype).tobytes()
-    Path(path).write_bytes(gzip.compress(raw) if compress else raw)
-    return path
-
-
-def test_read_idx(tmp_path):
-    images = np.arange(2 * 3 * 4).reshape(2, 3, 4).astype(np.uint8)
-    assert np.array_equal(read_idx(_write_idx(tmp_path / "a-ubyte", images)), images)
-    assert np.array_equal(read_idx(_write_idx(tmp_path / "a.gz", images, compress=True)), images)
-    ints = np.array([[-70000, 1, 2], [3, 65536, -1]])
-    assert read_idx(_write_idx(tmp_path / "b", ints, code=0x0C, dtype=">i4")).tolist() == ints.tolist()
-    (tmp_path / "bad").write_bytes(b"\x01\x00\x08\x01\x00\x00\x00\x01\x00")
-    with pytest.raises(ValueError, match="IDX file must start with two zero bytes"):
-        read_idx(tmp_path / "bad")
-    (tmp_path / "type").write_bytes(b"\x00\x00\x07\x01\x00\x00\x00\x01\x00")
-    with pytest.raises(ValueError, match="IDX type code must be one of .*; got 0x7"):
-        read_idx(tmp_path / "type")
-    (tmp_path / "short").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x03\x00")
-    with pytest.raises(ValueError, match=r"IDX data must have 3 bytes for shape \(3,\); got 1"):
-        read_idx(tmp_path / "short")
-
-
-def _block(image, r, c, value):
-    """Fill the raw pixels of 10x10 pixel (r, c): crop offset 4, 2x2 blocks."""
-    image[4 + 2 * r : 6 + 2 * r, 4 + 2 * c : 6 + 2 * c] = value
-
-
-def _scanline01(ink):
-    """Bits 2 and 1 of the values, by hand, for a set of ink pixels (r, c) of the 10x10 image."""
-    return [4 * int((p // 10, p % 10) not in ink) + 2 * int((p % 10, p // 10) not in ink) for p in range(100)]
-
-
-def test_preprocess_scanlines_0_and_1():
-    images = np.zeros((3, 28, 28), dtype=np.uint8)
-    _block(images[1], 1, 3, 200)
-    images[1, :4, :] = 255  # outside the crop: dropped
-    images[1, :, 24:] = 255
-    _block(images[2], 5, 7, 255)
-    images[2, 4 + 2 * 5, 4 + 2 * 7] = 1  # mean (255 + 255 + 255 + 1) / 4 >= 128: ink
-    images[2, 4 + 2 * 2 : 6 + 2 * 2, 4 + 2 * 6] = 255  # mean 127.5 < 128: background
-    values = preprocess_images(images)
-    assert values.shape == (3, 100) and values.min() >= 0 and values.max() <= 7
-    assert values[0].tolist() == [7] * 100
-    assert (values[1] & 6).tolist() == _scanline01({(1, 3)})
-    assert (values[2] & 6).tolist() == _scanline01({(5, 7)})
-    with pytest.raises(ValueError, match=r"images must have shape \(N, 28, 28\); got \(2, 20, 20\)"):
-        preprocess_images(np.zeros((2, 20, 20)))
-
-
-def test_preprocess_scanline_2_is_rotated():
-    images = np.zeros((3, 28, 28), dtype=np.uint8)
-    images[0, 4:24, 4:24] = 255  # the whole crop is ink
-    images[1, 4 + 2 : 4 + 7, 4 + 13 : 4 + 18] = 255  # a blob top right
-    i, j = np.mgrid[:20, :20]
-    images[2, 4:24, 4:24] = 255 * ((i - 9.5) ** 2 + (j - 9.5) ** 2 < 7**2)  # a centred disc
-    s0, s2 = ((preprocess_images(images) >> 2) & 1).reshape(3, 10, 10), (preprocess_images(images) & 1).reshape(3, 10, 10)
-    # a square turned by 135 degrees: centre ink, corners background
-    assert s2[0, 4:6, 4:6].tolist() == [[0, 0], [0, 0]] and s2[0, [0, 0, 9, 9], [0, 9, 0, 9]].tolist() == [1, 1, 1, 1]
-    # counter-clockwise by 135 degrees takes the top right (45 degrees) to the left (180 degrees)
-    rows, cols = np.nonzero(s2[1] == 0)
-    assert len(rows) and cols.max() <= 3 and 3 <= rows.min() and rows.max() <= 6
-    # a disc does not change
-    assert (s2[2] == s0[2]).mean() >= 0.9 and s0[2, 5, 5] == 0
-
-
-def test_write_preprocessed_roundtrip(tmp_path):
-    rng = np.random.default_rng(0)
-    images = np.zeros((6, 28, 28), dtype=np.uint8)
-    for n in range(6):
-        for r, c in rng.integers(0, 10, size=(12, 2)):
-            _block(images[n], r, c, 255)
-    labels = np.array([0, 1, 0, 1, 0, 1])
-    gz = _write_idx(tmp_path / "train-images.gz", images, compress=True)
-    _write_idx(tmp_path / "train-labels", labels)
-    _write_idx(tmp_path / "test-images", images[:2])
-    _write_idx(tmp_path / "test-labels", labels[:2])
-    folder = tmp_path / "mnist"
-    written = write_preprocessed(folder, gz, tmp_path / "train-labels", validate_size=1)
-    written += write_preprocessed(folder, tmp_path / "test-images", tmp_path / "test-labels", split="test")
-    assert sorted(p.name for p in written) == sorted(f"mnist-simple-{d}-{s}.csv.gz" for d in (0, 1) for s in ("train", "validate", "test"))
-    values, read_labels = preprocess_idx(gz, tmp_path / "train-labels")
-    assert read_labels.tolist() == labels.tolist()
-    assert _csv(folder, "mnist-simple-1-validate.csv.gz") == [values[1].tolist()]
-    assert _csv(folder, "mnist-simple-0-train.csv.gz") == [values[2].tolist(), values[4].tolist()]
-    task = MNISTPixels((0, 1), folder=folder)
-    train = task.dataset("train")
-    assert train.tokens[:, 0].tolist() == [v >> 1 for v in values[2][:99].tolist()]  # scanlines 0 and 1
-    assert train.labels.tolist() == [0, 0, 1, 1]
-    assert task.batch(4, _gen(), split="validate").tokens[:, 1].tolist() == [v >> 1 for v in values[1][:99].tolist()]
-    with pytest.raises(ValueError, match=r"labels must have shape \(6,\); got \(2,\)"):
-        preprocess_idx(gz, tmp_path / "test-labels")
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'; got 'validate'"):
-        write_preprocessed(folder, gz, tmp_path / "train-labels", split="validate")
-
-
-def test_bad_csv(tmp_path):
-    for split in ("train", "validate", "test"):
-        for d in (0, 1):
-            with gzip.open(tmp_path / f"mnist-simple-{d}-{split}.csv.gz", "wt") as handle:
-                handle.write(",".join(["8"] * 100) + "\n")
-    with pytest.raises(ValueError, match=r"mnist-simple-0-test.csv.gz must hold rows of 100 ints 0..7; got shape \(1, 100\), values 8..8"):
-        MNISTPixels(folder=tmp_path).dataset("test")
