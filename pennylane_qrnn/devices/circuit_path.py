@@ -39,7 +39,7 @@ import pennylane as qml
 import torch
 
 from ..errors import InsufficientShotsError, InsufficientShotsWarning, QRNNValueError
-from ..templates import QRNNCell, measure_token, postselect_token, write_token
+from ..templates import QRNNCell, measure_token, postselect_token
 from ..templates.base import renormalisation_handled
 from .capabilities import DeviceCapabilityError, device_name, qnode_options
 
@@ -188,7 +188,6 @@ class CircuitRunner:
     def _joint_circuit(self, weights, inputs):
         measured = []
         for token in inputs:
-            write_token(token, self.io_wires)
             QRNNCell(*weights, token=token, io_wires=self.io_wires, workspace_wires=self.workspace_wires,
                      ancilla_wires=self.ancilla_wires, degree=self.degree, order=self.order, mode=self.mode)
             measured += measure_token(self.io_wires)
@@ -200,7 +199,6 @@ class CircuitRunner:
 
     def _circuit(self, weights, inputs, outcomes):
         for step, token in enumerate(inputs):
-            write_token(token, self.io_wires)
             QRNNCell(
                 *weights,
                 token=token,

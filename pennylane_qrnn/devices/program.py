@@ -17,7 +17,7 @@ import pennylane as qml
 import torch
 
 from ..templates import QRNNCell, QuantumNeuron
-from ..templates.tokens import token_bits, write_token
+from ..templates.tokens import token_bits
 from ..errors import QRNNTypeError
 
 __all__ = ["Record", "SequenceProgram", "GATES"]
@@ -61,8 +61,8 @@ class SequenceProgram:
 
     @classmethod
     def build(cls, weights, tokens, io_bits, workspace, degree, order, mode) -> "SequenceProgram":
-        """The program of one sequence: for each step, write ``tokens[t]``, apply the cell, and
-        record the i/o lanes (then reset them).
+        """The program of one sequence: for each step, the cell on ``tokens[t]`` (which writes
+        the token itself), then a record of the i/o lanes (then reset them).
 
         Args:
             weights: the cell's four weight tensors (a :class:`~pennylane_qrnn.QRNN`'s ``weights()``)
@@ -78,7 +78,6 @@ class SequenceProgram:
         with qml.QueuingManager.stop_recording():
             for step, token in enumerate(tokens):
                 token_bits(token, io_bits)
-                operations.extend(write_token(token, io_wires))
                 cell = QRNNCell(*weights, token=token, io_wires=io_wires, workspace_wires=workspace_wires,
                                 ancilla_wires=ancilla_wires or None, degree=degree, order=order, mode=mode)
                 for op in _flatten(cell.decomposition()):

@@ -1,6 +1,13 @@
 """What the package's templates share: wire hyperparameters, pytree flattening, queuing
-their decomposition when it holds mid-circuit measurements, and the rotation that guards
-postselected circuits against gradient transforms."""
+their decomposition when it holds mid-circuit measurements, the rotation that guards
+postselected circuits against gradient transforms, and their resource counts.
+
+Resources have one source: each template registers a decomposition rule with PennyLane's graph
+decomposition system (:func:`register_template_decomposition`), whose resource function counts
+the rule's operators. ``qml.specs`` sees inside a template through :meth:`MeasuringTemplate.resources`
+(a :class:`~pennylane.resource.ResourcesOperation`), which expands that registered count down to
+basic gates; :func:`~pennylane_qrnn.templates.neuron_resources` reads the same count.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,20 @@ import contextvars
 import inspect
 
 import pennylane as qml
-from pennylane.operation import Operation
+from pennylane.decomposition import add_decomps, register_resources
+from pennylane.resource import Resources, ResourcesOperation
 from pennylane.wires import Wires
 
 from ..errors import NonFiniteError, QRNNValueError
 
-__all__ = ["MeasuringTemplate", "PostselectedRY", "check_finite_weights", "renormalisation_handled"]
+__all__ = [
+    "MeasuringTemplate",
+    "PostselectedRY",
+    "check_finite_weights",
+    "renormalisation_handled",
+    "register_template_decomposition",
+    "basic_gate_counts",
+]
 
 def check_finite_weights(name, weights) -> None:
     """Refuse NaN or infinite angles (a circuit would run and return NaN, or garbage, silently).
@@ -79,17 +94,87 @@ class PostselectedRY(qml.RY):
         raise QRNNValueError(POSTSELECT_GRADIENT_MESSAGE)
 
 
-class MeasuringTemplate(Operation):
+#: the package's own decomposition rule of each template (the registered resource count)
+_RULES: dict = {}
+#: qubits of each basic gate the templates decompose into (for ``qml.specs``' gate sizes)
+_GATE_SIZES = {"CNOT": 2}
+
+
+def register_template_decomposition(template: type, rule) -> None:
+    """Register ``rule`` (a function decorated with ``qml.register_resources``) as ``template``'s
+    decomposition with PennyLane (``qml.add_decomps``), and as the count its
+    :meth:`~MeasuringTemplate.resources` expand."""
+    add_decomps(template, rule)
+    _RULES[template] = rule
+
+
+def _gate_name(rep) -> str:
+    # PostselectedRY is an RY on every device and in qml.specs (its ``name`` is "RY")
+    return "RY" if issubclass(rep.op_type, qml.RY) else rep.name
+
+
+def basic_gate_counts(counts: dict) -> dict:
+    """``{gate name: count}`` from PennyLane resource counts (``{CompressedResourceOp: count}``),
+    the package's templates expanded through their registered rules, down to the names
+    ``qml.specs`` reports for the expanded circuit (``RY``, ``CNOT``, ``PhaseShift``, ``PauliX``,
+    ``MidMeasureMP``)."""
+    out: dict = {}
+    for rep, count in counts.items():
+        if not count:
+            continue
+        rule = _RULES.get(rep.op_type)
+        if rule is None:
+            inner = {_gate_name(rep): 1}
+        else:
+            inner = basic_gate_counts(rule.compute_resources(**rep.params).gate_counts)
+        for name, n in inner.items():
+            out[name] = out.get(name, 0) + count * n
+    return out
+
+
+@register_resources({qml.RY: 1})
+def _postselected_ry_as_ry(phi, wires, **_):
+    # for the graph decomposition system, which knows gates by type: the same gate as a plain RY
+    # (kept as PostselectedRY wherever "RY" is in the target gate set, since its name is "RY")
+    qml.RY(phi, wires=wires)
+
+
+add_decomps(PostselectedRY, _postselected_ry_as_ry)
+
+
+class MeasuringTemplate(ResourcesOperation):
     """Base of :class:`QuantumNeuron` and :class:`QRNNCell`.
 
     Subclasses name the hyperparameters that hold wires in ``_wire_keys``. In
     ``mode="postselect"`` the template queues its decomposition instead of itself: PennyLane
     handles mid-circuit measurements before it decomposes templates, so the measurements must be
     on the tape itself.
+
+    Subclasses register their decomposition with :func:`register_template_decomposition`;
+    :meth:`resources` expands that rule's registered count to basic gates, so ``qml.specs`` of a
+    QNode holding an (amplified) template counts the gates inside it.
     """
 
     grad_method = None
     _wire_keys: tuple = ()
+
+    def resources(self) -> Resources:
+        """Gates of this template's full decomposition, by name (from its registered resource
+        function, see :func:`basic_gate_counts`), as ``qml.specs`` reads them.
+
+        Returns:
+            pennylane.resource.Resources: ``gate_types`` and ``gate_sizes`` of the basic gates,
+            and the depth of the expanded decomposition (``qml.specs`` weighs the template's node
+            of the circuit graph by it; this one part builds the decomposition)
+        """
+        rule = _RULES[type(self)]
+        counts = basic_gate_counts(rule.compute_resources(**self.resource_params).gate_counts)
+        sizes: dict = {}
+        for name, count in counts.items():
+            size = _GATE_SIZES.get(name, 1)
+            sizes[size] = sizes.get(size, 0) + count
+        return Resources(num_wires=len(self.wires), num_gates=sum(counts.values()), gate_types=counts,
+                         gate_sizes=sizes, depth=_depth(self))
 
     @classmethod
     def _unflatten(cls, data, metadata):
@@ -110,6 +195,26 @@ class MeasuringTemplate(Operation):
                 context.append(op)
             return self
         return super().queue(context)
+
+
+def _expanded(op):
+    """``op``'s decomposition with the package's templates expanded, down to basic gates."""
+    with qml.QueuingManager.stop_recording():
+        for inner in op.decomposition():
+            if isinstance(inner, MeasuringTemplate):
+                yield from _expanded(inner)
+            else:
+                yield inner
+
+
+def _depth(op) -> int:
+    """Depth of ``op``'s expanded decomposition (layers of gates on disjoint wires)."""
+    level: dict = {}
+    for gate in _expanded(op):
+        layer = 1 + max((level.get(w, 0) for w in gate.wires), default=0)
+        for w in gate.wires:
+            level[w] = layer
+    return max(level.values(), default=0)
 
 
 def _recording_qnode():

@@ -3,12 +3,14 @@ r"""One step of Bausch's QRNN as a PennyLane template."""
 from __future__ import annotations
 
 import pennylane as qml
+from pennylane.decomposition import register_resources, resource_rep
 from pennylane.wires import Wires
 
 from .. import neuron
-from .base import MeasuringTemplate, PostselectedRY, check_finite_weights
-from .quantum_neuron import QuantumNeuron, check_ancillas, check_mode, distinct_wires
-from ..errors import QRNNValueError
+from .base import MeasuringTemplate, PostselectedRY, check_finite_weights, register_template_decomposition
+from .quantum_neuron import QuantumNeuron, _neuron_resource_counts, check_ancillas, check_mode, distinct_wires
+from .tokens import token_bits, write_token
+from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["QRNNCell", "neuron_controls"]
 
@@ -22,15 +24,16 @@ def neuron_controls(target, io_wires, workspace_wires) -> list:
 class QRNNCell(MeasuringTemplate):
     r"""One step of a recurrent quantum neural network (Bausch, NeurIPS 2020).
 
-    With the input token already written onto the i/o lanes (:func:`write_token`), the cell
-    applies
+    With the i/o lanes in :math:`|0\ldots0\rangle`, the cell applies
 
-    1. the input stage: one :class:`QuantumNeuron` per workspace lane;
-    2. ``stages`` work stages: a trainable rotation :math:`R(a) = \exp(i a Y)` (``qml.RY(2 a)``) on
+    1. the write of the input ``token``: ``X`` gates on the i/o lanes of its 1 bits
+       (:func:`write_token`; skipped with ``write=False``);
+    2. the input stage: one :class:`QuantumNeuron` per workspace lane;
+    3. ``stages`` work stages: a trainable rotation :math:`R(a) = \exp(i a Y)` (``qml.RY(2 a)``) on
        each workspace lane, then one neuron per workspace lane;
-    3. the reset of the i/o lanes: ``X`` gates undoing the token (valid because so far the i/o
-       lanes were only controls), so this step takes the token as the ``token`` argument;
-    4. the output stage: one neuron per i/o lane.
+    4. the reset of the i/o lanes: the same ``X`` gates, undoing the token (valid because so far
+       the i/o lanes were only controls);
+    5. the output stage: one neuron per i/o lane.
 
     Every neuron on a lane ``t`` is controlled by all other i/o and workspace lanes, workspace
     first (:func:`neuron_controls`), so it has ``n_weights = sum_{k<=degree} C(I+H-1, k)`` angles.
@@ -43,13 +46,25 @@ class QRNNCell(MeasuringTemplate):
         rotation_weights (tensor_like): shape ``(stages, H)``, the work stages' rotation angles
         stage_weights (tensor_like): shape ``(stages, H, n_weights)``
         output_weights (tensor_like): shape ``(I, n_weights)``
-        token (int): the input token written on the i/o lanes (needed for the reset)
+        token (int): the input token; the cell writes it onto the i/o lanes and resets them
         io_wires (Iterable): the ``I`` i/o lanes, most significant bit first
         workspace_wires (Iterable): the ``H`` workspace lanes
         ancilla_wires (Iterable or None): ``order`` ancillas for ``mode="postselect"``
         degree (int): the neurons' degree
         order (int): the neurons' order
         mode (str): ``"postselect"`` or ``"amplified"`` (see :class:`QuantumNeuron`)
+        write (bool): ``True`` (default): the cell writes ``token`` itself. ``False``: the caller
+            has already written exactly ``token`` onto the i/o lanes (e.g. with
+            :func:`write_token`) and the cell only resets it.
+
+    **Who writes the token.** Earlier development versions had the caller write the token
+    (``write_token(token, io_wires)``) and pass it again for the reset. That code now writes
+    it twice (``X X`` = identity), so the cell refuses, when queued in a QNode or tape, to start
+    with an ``X`` gate as the last operation on an i/o lane (``write=True``), and to reset a token
+    other than the one the preceding ``X`` gates or resetting measurements left there
+    (``write=False``), with a ``QRNNValueError`` naming the fix: drop the ``write_token`` call, or
+    pass ``write=False``. An operator list assembled by hand outside any queue (from
+    ``decomposition()``) cannot be checked: there the token must be written once.
 
     All four weight tensors may carry one leading broadcast dimension (the same for all).
 
@@ -60,20 +75,22 @@ class QRNNCell(MeasuringTemplate):
     of these devices with right gradients.
 
     Raises:
-        ValueError: for inconsistent shapes, overlapping wires, a bad token or mode
+        TypeError: if ``write`` is not a bool
+        ValueError: for inconsistent shapes, overlapping wires, a bad token or mode; when queued
+            after ``X`` gates on the i/o lanes with ``write=True`` (the token would be written
+            twice), or after gates that wrote another token with ``write=False``
         DeviceCapabilityError: in ``mode="postselect"``, when queued in a QNode whose
             mid-circuit measurement method cannot postselect (see :class:`QuantumNeuron`)
 
     **Example**
 
     >>> import pennylane as qml, numpy as np
-    >>> from pennylane_qrnn import QRNNCell, write_token
+    >>> from pennylane_qrnn import QRNNCell
     >>> shapes = QRNNCell.shape(io_bits=1, workspace=2, stages=1, degree=2)
     >>> rng = np.random.default_rng(0)
     >>> weights = {k: rng.normal(0.4, 0.3, size=s) for k, s in shapes.items()}
     >>> @qml.qnode(qml.device("default.qubit"))
     ... def step():
-    ...     write_token(1, io_wires=[0])
     ...     QRNNCell(**weights, token=1, io_wires=[0], workspace_wires=[1, 2],
     ...              ancilla_wires=[3, 4], degree=2, order=2)
     ...     return qml.probs(wires=[0])
@@ -86,11 +103,17 @@ class QRNNCell(MeasuringTemplate):
         ``QRNNCell.shape(io_bits, workspace, stages, degree)`` returns a dict with the shape of
         each weight argument; ``QRNNCell.num_weights(...)`` their total, which reproduces the
         paper's counts (e.g. 837 for ``I=3, H=5, stages=1, degree=3``).
+
+    **Resources.** The decomposition's count is registered with PennyLane
+    (``qml.list_decomps(QRNNCell)``; ``resource_keys``: ``io_bits``, ``workspace``, ``stages``,
+    ``degree``, ``order``, ``mode``, ``token_ones``, ``write``): the graph decomposition system
+    plans with it, and ``qml.specs`` counts the gates inside a cell through :meth:`resources`.
     """
 
     grad_method = None
     _wire_keys = ("io_wires", "workspace_wires", "ancilla_wires")
     ndim_params = (2, 2, 3, 2)
+    resource_keys = {"io_bits", "workspace", "stages", "degree", "order", "mode", "token_ones", "write"}
 
     def __init__(
         self,
@@ -105,11 +128,14 @@ class QRNNCell(MeasuringTemplate):
         degree=2,
         order=2,
         mode="postselect",
+        write=True,
         id=None,
     ):
         degree = neuron.check_degree(degree)
         order = neuron.check_order(order)
         mode = check_mode(mode)
+        if not isinstance(write, bool):
+            raise QRNNTypeError(f"write must be a bool; got {type(write).__name__}")
         io_wires, workspace_wires = Wires(io_wires), Wires(workspace_wires)
         ancilla_wires = Wires([] if ancilla_wires is None else ancilla_wires)
         if len(io_wires) < 1:
@@ -120,8 +146,6 @@ class QRNNCell(MeasuringTemplate):
             )
         check_ancillas(mode, order, ancilla_wires)
         all_wires = distinct_wires(io_wires=io_wires, workspace_wires=workspace_wires, ancilla_wires=ancilla_wires)
-        from .tokens import token_bits  # pylint: disable=import-outside-toplevel
-
         token_bits(token, len(io_wires))
         weights = (input_weights, rotation_weights, stage_weights, output_weights)
         names = ("input_weights", "rotation_weights", "stage_weights", "output_weights")
@@ -156,12 +180,31 @@ class QRNNCell(MeasuringTemplate):
             "degree": degree,
             "order": order,
             "mode": mode,
+            "write": write,
         }
         super().__init__(*weights, wires=Wires(all_wires), id=id)
 
     @property
     def num_params(self):
         return 4
+
+    @property
+    def resource_params(self) -> dict:
+        hp = self.hyperparameters
+        return {
+            "io_bits": len(hp["io_wires"]),
+            "workspace": len(hp["workspace_wires"]),
+            "stages": qml.math.shape(self.data[1])[-2],
+            "degree": hp["degree"],
+            "order": hp["order"],
+            "mode": hp["mode"],
+            "token_ones": sum(token_bits(hp["token"], len(hp["io_wires"]))),
+            "write": hp["write"],
+        }
+
+    def queue(self, context=qml.QueuingManager):
+        _check_token_written_once(self, context)
+        return super().queue(context)
 
     @staticmethod
     def shape(io_bits, workspace, stages, degree) -> dict:
@@ -200,11 +243,11 @@ class QRNNCell(MeasuringTemplate):
         degree,
         order,
         mode,
+        write=True,
     ):  # pylint: disable=arguments-differ,too-many-arguments
-        r"""Input stage, work stages, i/o reset and output stage, as standard operations."""
-        from .tokens import write_token  # pylint: disable=import-outside-toplevel
-
-        ops = []
+        r"""Token write (unless ``write=False``), input stage, work stages, i/o reset and output
+        stage, as standard operations."""
+        ops = list(write_token(token, io_wires)) if write else []
 
         def add_neuron(weights, target):
             controls = neuron_controls(target, io_wires, workspace_wires)
@@ -237,3 +280,99 @@ class QRNNCell(MeasuringTemplate):
         for lane, target in enumerate(io_wires):
             add_neuron(output_weights[..., lane, :], target)
         return ops
+
+
+def _cell_resource_counts(io_bits, workspace, stages, degree, order, mode, token_ones, write) -> dict:
+    """The operators of :meth:`QRNNCell.compute_decomposition`, counted without building it: the
+    resource function registered with PennyLane. Amplified neurons stay templates (counted by
+    their own registered rule); postselected ones are expanded in place, as the cell does."""
+    # pylint: disable=too-many-arguments
+    neurons = workspace * (1 + stages) + io_bits
+    n_controls = io_bits + workspace - 1
+    counts: dict = {}
+
+    def add(rep, count):
+        if count:
+            counts[rep] = counts.get(rep, 0) + count
+
+    if mode == "amplified":
+        add(resource_rep(QuantumNeuron, n_controls=n_controls, degree=degree, order=order, mode=mode), neurons)
+        add(resource_rep(qml.RY), stages * workspace)
+    else:
+        for rep, count in _neuron_resource_counts(n_controls, degree, order, mode).items():
+            add(rep, neurons * count)
+        add(resource_rep(PostselectedRY), stages * workspace)
+    add(resource_rep(qml.PauliX), token_ones * (2 if write else 1))
+    return counts
+
+
+@register_resources(_cell_resource_counts)
+def _cell_decomposition(*weights, wires, **hyperparameters):
+    with qml.QueuingManager.stop_recording():
+        ops = QRNNCell.compute_decomposition(*weights, wires=wires, **hyperparameters)
+    for op in ops:
+        qml.apply(op)
+
+
+register_template_decomposition(QRNNCell, _cell_decomposition)
+
+
+def _active_queue(context):
+    if context is qml.QueuingManager:
+        return qml.QueuingManager.active_context()
+    return context if hasattr(context, "queue") else None
+
+
+def _lane_states(queue, io_wires) -> dict:
+    """What the operations queued so far say about each i/o lane: ``"written"`` (the last
+    operation on it is an ``X``), ``"zero"`` (none yet, or a measurement with reset) or
+    ``"unknown"``."""
+    last: dict = {}
+    for obj in reversed(queue):
+        for wire in getattr(obj, "wires", ()):
+            if wire in io_wires and wire not in last:
+                last[wire] = obj
+        if len(last) == len(io_wires):
+            break
+    states = {}
+    for wire in io_wires:
+        op = last.get(wire)
+        if op is None or (isinstance(op, qml.ops.MidMeasure) and op.reset):
+            states[wire] = "zero"
+        elif isinstance(op, qml.PauliX):
+            states[wire] = "written"
+        else:
+            states[wire] = "unknown"
+    return states
+
+
+def _check_token_written_once(cell, context) -> None:
+    """Refuse, when the queue shows it, a cell that would write its token onto lanes that already
+    hold it (the pre-0.1 pattern ``write_token(t, io); QRNNCell(token=t)``: ``X X`` cancels), or
+    reset a token other than the one written (``write=False``)."""
+    queue = _active_queue(context)
+    if queue is None:
+        return
+    hp = cell.hyperparameters
+    io_wires, token = hp["io_wires"].tolist(), hp["token"]
+    states = _lane_states(queue.queue, io_wires)
+    written = [w for w in io_wires if states[w] == "written"]
+    if hp["write"]:
+        if written:
+            raise QRNNValueError(
+                f"io_wires must be in |0> when a QRNNCell writes its token (write=True); got X gates "
+                f"on {written} just before it: QRNNCell now writes token={token} itself, so "
+                "write_token(token, io_wires) before it writes the token twice (X X cancels). Drop "
+                "the write_token call, or pass write=False to write the token yourself"
+            )
+        return
+    bits = token_bits(token, len(io_wires))
+    mismatched = [w for w, bit in zip(io_wires, bits)
+                  if (bit and states[w] == "zero") or (not bit and states[w] == "written")]
+    if mismatched:
+        raise QRNNValueError(
+            f"token must be the one written on the i/o lanes for a QRNNCell with write=False; got "
+            f"token={token} (bits {bits} on {io_wires}) but lanes {mismatched} hold the other bit "
+            "(write_token wrote a different token?). Pass the written token, or drop the "
+            "write_token call and let the cell write it (write=True)"
+        )

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pennylane as qml
+from pennylane.decomposition import register_resources, resource_rep
 from pennylane.wires import Wires
 
 from .. import neuron
-from .base import MeasuringTemplate, PostselectedRY, check_finite_weights
+from .base import (
+    MeasuringTemplate,
+    PostselectedRY,
+    basic_gate_counts,
+    check_finite_weights,
+    register_template_decomposition,
+)
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
 from ..errors import QRNNValueError
 
-__all__ = ["QuantumNeuron", "MODES", "check_mode"]
+__all__ = ["QuantumNeuron", "MODES", "check_mode", "neuron_resources"]
 
 MODES = ("postselect", "amplified")
 
@@ -118,10 +125,13 @@ class QuantumNeuron(MeasuringTemplate):
         TypeError: if ``degree`` or ``order`` is not an int
         ValueError: for a wrong weight shape, overlapping or missing wires, an unknown mode
 
-    **Cost** (``postselect``; :meth:`resources`): :math:`2^k` multiplexed rotations on the
+    **Cost** (``postselect``; :func:`neuron_resources`): :math:`2^k` multiplexed rotations on the
     controls, each a walk through the Walsh coefficients of the degree-:math:`d` polynomial with
     one CNOT per step (e.g. 58 CNOTs for 8 controls at degree 2 instead of 256 for a full Gray
     code), :math:`2^k-1` kickbacks of one CNOT each, and :math:`2^k-1` mid-circuit measurements.
+    The count is registered with PennyLane's decomposition system (``resource_keys``
+    ``n_controls``, ``degree``, ``order``, ``mode``; ``qml.list_decomps(QuantumNeuron)``), so
+    graph-based decompositions and ``qml.specs`` (through :meth:`resources`) see it.
 
     **Example**
 
@@ -147,6 +157,7 @@ class QuantumNeuron(MeasuringTemplate):
     grad_method = None
     _wire_keys = ("control_wires", "target_wire", "ancilla_wires")
     ndim_params = (1,)
+    resource_keys = {"n_controls", "degree", "order", "mode"}
 
     def __init__(
         self,
@@ -196,10 +207,11 @@ class QuantumNeuron(MeasuringTemplate):
         """Shape of the weights of a neuron with ``n_controls`` controls and the given degree."""
         return (neuron.num_weights(int(n_controls), neuron.check_degree(degree)),)
 
-    def resources(self) -> dict:
-        """Gate counts of this neuron's decomposition (see :func:`neuron_resources`)."""
+    @property
+    def resource_params(self) -> dict:
         hp = self.hyperparameters
-        return neuron_resources(len(hp["control_wires"]), hp["degree"], hp["order"], hp["mode"])
+        return {"n_controls": len(hp["control_wires"]), "degree": hp["degree"], "order": hp["order"],
+                "mode": hp["mode"]}
 
     @staticmethod
     def compute_decomposition(
@@ -231,22 +243,50 @@ class QuantumNeuron(MeasuringTemplate):
         return block(order, target, +1)
 
 
+def _neuron_resource_counts(n_controls, degree, order, mode) -> dict:
+    """The operators of :meth:`QuantumNeuron.compute_decomposition`, counted without building it:
+    the resource function registered with PennyLane (the one count of a neuron's gates)."""
+    if mode == "amplified":
+        cost = multiplexed_rotation_cost(n_controls, None)
+        return {resource_rep(qml.RY): cost["ry"], resource_rep(qml.CNOT): cost["cnot"]}
+    mux = multiplexed_rotation_cost(n_controls, degree)
+    n_mux, n_kick = 2**order, 2**order - 1
+    return {
+        resource_rep(PostselectedRY): n_mux * mux["ry"],
+        resource_rep(qml.CNOT): n_mux * mux["cnot"] + n_kick,
+        resource_rep(qml.PhaseShift): 3 * n_kick,
+        resource_rep(qml.ops.MidMeasure): n_kick,
+    }
+
+
+@register_resources(_neuron_resource_counts)
+def _neuron_decomposition(weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode, **_):
+    # pylint: disable=too-many-arguments
+    with qml.QueuingManager.stop_recording():
+        ops = QuantumNeuron.compute_decomposition(weights, wires, control_wires, target_wire, ancilla_wires,
+                                                  degree, order, mode)
+    for op in ops:
+        qml.apply(op)
+
+
+register_template_decomposition(QuantumNeuron, _neuron_decomposition)
+
+
 def neuron_resources(n_controls: int, degree: int, order: int, mode: str = "postselect") -> dict:
-    """Gate counts of a :class:`QuantumNeuron`'s decomposition, without building it.
+    """Gate counts of a :class:`QuantumNeuron`'s decomposition, without building it; read from
+    the resource count registered with PennyLane (``qml.list_decomps(QuantumNeuron)``).
 
     Returns a dict with ``cnot``, ``ry``, ``phase_shift`` (the phase gates of the kickbacks),
     ``mid_circuit_measurements`` and ``ancillas``.
     """
     check_mode(mode)
-    if mode == "amplified":
-        cost = multiplexed_rotation_cost(n_controls, None)
-        return {**cost, "phase_shift": 0, "mid_circuit_measurements": 0, "ancillas": 0}
-    mux = multiplexed_rotation_cost(n_controls, degree)
-    n_mux, n_kick = 2**order, 2**order - 1
+    counts = basic_gate_counts(_neuron_decomposition.compute_resources(
+        n_controls=int(n_controls), degree=neuron.check_degree(degree), order=neuron.check_order(order), mode=mode
+    ).gate_counts)
     return {
-        "cnot": n_mux * mux["cnot"] + n_kick,
-        "ry": n_mux * mux["ry"],
-        "phase_shift": 3 * n_kick,
-        "mid_circuit_measurements": n_kick,
-        "ancillas": order,
+        "cnot": counts.get("CNOT", 0),
+        "ry": counts.get("RY", 0),
+        "phase_shift": counts.get("PhaseShift", 0),
+        "mid_circuit_measurements": counts.get("MidMeasureMP", 0),
+        "ancillas": order if mode == "postselect" else 0,
     }

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from pennylane_qrnn import QRNN, QuantumNeuron
-from pennylane_qrnn.templates import QRNNCell, measure_token, write_token
+from pennylane_qrnn.templates import QRNNCell, measure_token
 
 CONFIG = dict(io_bits=1, workspace=2, stages=1, degree=2, order=2, mode="amplified")
 
@@ -85,7 +85,6 @@ class TestParameterShiftOnTheCircuitPath:
         def joint(*weights):
             measured = []
             for token in inputs:
-                write_token(token, [0])
                 QRNNCell(*weights, token=token, io_wires=[0], workspace_wires=[1, 2],
                          degree=2, order=2, mode="amplified")
                 measured += measure_token([0])

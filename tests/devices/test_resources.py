@@ -192,3 +192,25 @@ def test_report_shows_budget_spent_and_remaining():
     from pennylane_qrnn.devices.resources import Budget
 
     assert Budget(2.0, 0.5).remaining == 1.5 and Budget().remaining is None
+
+
+@pytest.mark.parametrize("mode", ["postselect", "amplified"])
+def test_program_counts_equal_the_cells_registered_resources(mode):
+    """Issue 9 item 6: the shot path's program is the cells' decompositions, token written once per
+    step by the cell; its gate counts equal the resources the template registers with PennyLane."""
+    from pennylane_qrnn.templates import QRNNCell
+
+    model = _model(mode)
+    tokens = [1, 0, 1]
+    program = SequenceProgram.build(model.weights(), tokens, 1, 2, 2, 1, mode)
+    counts = program.counts()
+    expected = {}
+    for token in tokens:
+        cell = QRNNCell(*[w.detach().numpy() for w in model.weights()], token=token, io_wires=[0],
+                        workspace_wires=[1, 2], ancilla_wires=[3] if mode == "postselect" else None,
+                        degree=2, order=1, mode=mode)
+        for name, n in cell.resources().gate_types.items():
+            expected[name] = expected.get(name, 0) + n
+    assert expected.pop("MidMeasureMP", 0) == counts["ancilla_measurements"]
+    assert expected["PauliX"] == 2 * sum(tokens)  # written and reset, once each
+    assert {name: counts[name] for name in expected} == expected

@@ -164,7 +164,7 @@ class TestContract:
     def test_neuron_success_matches_circuit(self):
         """The neuron postselection probability of step 0 against the template circuit's
         measured (not postselected) ancillas."""
-        from pennylane_qrnn import QRNNCell as CellTemplate, write_token
+        from pennylane_qrnn import QRNNCell as CellTemplate
 
         model = _randomise(QRNN(1, 2, stages=1, degree=2, order=1, dtype=torch.float64))
         model(torch.tensor([[1]]), torch.tensor([[0]]))
@@ -180,8 +180,7 @@ class TestContract:
         for k, index in enumerate(indices):
             @qml.qnode(qml.device("default.qubit"), mcm_method="tree-traversal")
             def conditional():
-                write_token(1, [0])
-                for o in decomposition[:index]:
+                for o in decomposition[:index]:  # the cell's decomposition writes token 1 itself
                     qml.apply(o)
                 return qml.probs(wires=decomposition[index].wires)
 

@@ -22,12 +22,12 @@ def _weights(rng, io, ws, stages, degree, batch=None, scale=1.0):
     return {k: rng.uniform(-scale, scale, size=prefix + s) for k, s in shapes.items()}
 
 
-def _cell(weights, token, io, ws, degree, order, mode="postselect"):
+def _cell(weights, token, io, ws, degree, order, mode="postselect", **kwargs):
     io_wires = list(range(io))
     ws_wires = list(range(io, io + ws))
     anc = list(range(io + ws, io + ws + order)) if mode == "postselect" else None
     return QRNNCell(**weights, token=token, io_wires=io_wires, workspace_wires=ws_wires,
-                    ancilla_wires=anc, degree=degree, order=order, mode=mode)
+                    ancilla_wires=anc, degree=degree, order=order, mode=mode, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -49,8 +49,9 @@ def test_shape():
 
 @pytest.mark.parametrize("mode", ["postselect", "amplified"])
 @pytest.mark.parametrize("batch", [None, 2])
-def test_standard_validity(rng, mode, batch):
-    op = _cell(_weights(rng, 1, 2, 1, 2, batch=batch), 1, 1, 2, 2, 1, mode)
+@pytest.mark.parametrize("write", [True, False])
+def test_standard_validity(rng, mode, batch, write):
+    op = _cell(_weights(rng, 1, 2, 1, 2, batch=batch), 1, 1, 2, 2, 1, mode, write=write)
     qml.ops.functions.assert_valid(op, skip_differentiation=True)
 
 
@@ -62,8 +63,9 @@ def test_neuron_controls_order():
 def test_decomposition_structure(rng):
     op = _cell(_weights(rng, 2, 2, 1, 2), 2, 2, 2, 2, 1, mode="amplified")
     kinds = [type(o).__name__ for o in op.decomposition()]
-    # input stage (2 neurons), rotations (2), work neurons (2), reset X on lane 0, output (2)
-    assert kinds == ["QuantumNeuron"] * 2 + ["RY"] * 2 + ["QuantumNeuron"] * 2 + ["PauliX"] + ["QuantumNeuron"] * 2
+    # write X on lane 0 (token 2 = 0b10), input stage (2 neurons), rotations (2), work neurons (2),
+    # reset X on lane 0, output (2)
+    assert kinds == ["PauliX"] + ["QuantumNeuron"] * 2 + ["RY"] * 2 + ["QuantumNeuron"] * 2 + ["PauliX"] + ["QuantumNeuron"] * 2
     targets = [o.hyperparameters["target_wire"][0] for o in op.decomposition() if isinstance(o, QuantumNeuron)]
     assert targets == [2, 3, 2, 3, 0, 1]
 
@@ -90,7 +92,6 @@ class TestAgainstEngine:
             def circuit():
                 for s in range(step + 1):
                     token = int(tokens[s, 0])
-                    write_token(token, io_wires)
                     _cell(weights, token, io, ws, degree, order, mode)
                     if s < step:
                         postselect_token(int(targets[s, 0]), io_wires)
@@ -104,7 +105,6 @@ class TestDevices:
 
     def _circuit(self, weights, mode, token=1):
         def circuit():
-            write_token(token, range(self.IO))
             _cell(weights, token, self.IO, self.WS, self.DEGREE, self.ORDER, mode)
             return qml.probs(wires=range(self.IO + self.WS))
 
@@ -225,7 +225,6 @@ class TestInterfaces:
             return qml.probs(wires=[0, 1, 2])
 
         def template(w):
-            write_token(1, [0])
             QRNNCell(**w, token=1, io_wires=[0], workspace_wires=[1, 2], ancilla_wires=[3], degree=degree, order=order)
             return qml.probs(wires=[0, 1, 2])
 
@@ -245,7 +244,6 @@ class TestInterfaces:
 
         @qml.qnode(DQ)
         def circuit(w):
-            write_token(1, [0])
             _cell(w, 1, 1, 2, 2, 1, mode="amplified")
             return qml.probs(wires=[0, 1, 2])
 
@@ -287,3 +285,109 @@ class TestCellGradientsRefused:
 
         with pytest.raises(ValueError, match="diff_method must be 'backprop'"):
             torch.autograd.grad(circuit()[1], list(weights.values()))
+
+
+class TestTokenWrittenOnce:
+    """Issue 9 item 6: the cell writes its token itself; the old two-call pattern
+    (``write_token(t, io); QRNNCell(token=t)``) would write it twice (``X X`` cancels), so it is
+    refused where the queue shows it, and ``write=False`` resets only the token that was written."""
+
+    IO, WS = 2, 2
+
+    def _probs(self, body, mode="amplified"):
+        wires = list(range(self.IO + self.WS))
+        return qml.QNode(lambda: (body(), qml.probs(wires=wires))[1], DQ, mcm_method="tree-traversal")()
+
+    def _weights(self, rng):
+        return _weights(rng, self.IO, self.WS, 1, 2, scale=1.2)
+
+    @pytest.mark.parametrize("mode", ["postselect", "amplified"])
+    def test_cell_writes_the_token(self, rng, mode):
+        """Passing the token once gives what writing it by hand and resetting it by hand gives."""
+        weights = self._weights(rng)
+        order = 1
+        cell = _cell(weights, 2, self.IO, self.WS, 2, order, mode)
+        by_hand = cell.decomposition()[1:]  # everything after the write of token 2 = 0b10
+        assert isinstance(cell.decomposition()[0], qml.PauliX) and cell.decomposition()[0].wires.tolist() == [0]
+        once = self._probs(lambda: _cell(weights, 2, self.IO, self.WS, 2, order, mode))
+
+        def hand_written():
+            qml.X(0)
+            for op in by_hand:
+                qml.apply(op)
+
+        assert np.allclose(once, self._probs(hand_written), atol=1e-12)
+        # the token matters: lane 0 written, not lane 1
+        assert not np.allclose(once, self._probs(lambda: _cell(weights, 1, self.IO, self.WS, 2, order, mode)))
+
+    @pytest.mark.parametrize("mode", ["postselect", "amplified"])
+    @pytest.mark.parametrize("recorder", ["qnode", "tape"])
+    def test_old_two_call_pattern_refused(self, rng, mode, recorder):
+        weights = self._weights(rng)
+
+        def old():
+            write_token(3, [0, 1])
+            _cell(weights, 3, self.IO, self.WS, 2, 1, mode)
+
+        with pytest.raises(ValueError, match=r"io_wires must be in \|0> when a QRNNCell writes its token "
+                                             r"\(write=True\); got X gates on \[0, 1\] just before it.*"
+                                             r"Drop the write_token call, or pass write=False"):
+            if recorder == "qnode":
+                self._probs(old)
+            else:
+                with qml.queuing.AnnotatedQueue():
+                    old()
+
+    def test_mismatched_write_refused(self, rng):
+        """``write_token(1)`` then a cell on token 2: lane 1 still holds an X."""
+        weights = self._weights(rng)
+        with pytest.raises(ValueError, match=r"got X gates on \[1\]"):
+            with qml.queuing.AnnotatedQueue():
+                write_token(1, [0, 1])
+                qml.RY(0.3, wires=2)  # an unrelated gate in between does not hide it
+                _cell(weights, 2, self.IO, self.WS, 2, 1, "amplified")
+
+    def test_after_a_measured_step_accepted(self, rng):
+        weights = self._weights(rng)
+        with qml.queuing.AnnotatedQueue() as queue:
+            _cell(weights, 3, self.IO, self.WS, 2, 1, "amplified")
+            postselect_token(1, [0, 1])
+            _cell(weights, 2, self.IO, self.WS, 2, 1, "amplified")
+        assert sum(isinstance(o, QRNNCell) for o in queue.queue) == 2
+
+    @pytest.mark.parametrize("mode", ["postselect", "amplified"])
+    def test_write_false_with_the_old_pattern(self, rng, mode):
+        weights = self._weights(rng)
+
+        def old():
+            write_token(3, [0, 1])
+            _cell(weights, 3, self.IO, self.WS, 2, 1, mode, write=False)
+
+        new = self._probs(lambda: _cell(weights, 3, self.IO, self.WS, 2, 1, mode))
+        assert np.allclose(self._probs(old), new, atol=1e-12)
+        op = _cell(weights, 3, self.IO, self.WS, 2, 1, mode, write=False)
+        assert sum(isinstance(o, qml.PauliX) for o in op.decomposition()) == 2  # the reset only
+
+    @pytest.mark.parametrize(
+        "written, token, lanes",
+        [(1, 2, r"\[0, 1\]"), (3, 1, r"\[0\]"), (None, 2, r"\[0\]")],
+    )
+    def test_write_false_with_another_token_refused(self, rng, written, token, lanes):
+        weights = self._weights(rng)
+        with pytest.raises(ValueError, match=rf"token must be the one written on the i/o lanes for a "
+                                             rf"QRNNCell with write=False; got token={token} .* lanes {lanes} "
+                                             r"hold the other bit"):
+            with qml.queuing.AnnotatedQueue():
+                if written is not None:
+                    write_token(written, [0, 1])
+                _cell(weights, token, self.IO, self.WS, 2, 1, "amplified", write=False)
+
+    def test_write_false_token_zero_unwritten_accepted(self, rng):
+        weights = self._weights(rng)
+        with qml.queuing.AnnotatedQueue() as queue:
+            _cell(weights, 0, self.IO, self.WS, 2, 1, "amplified", write=False)
+        assert len(queue.queue) == 1
+
+    def test_write_must_be_bool(self, rng):
+        with pytest.raises(TypeError, match="write must be a bool; got int"):
+            _cell(self._weights(rng), 0, self.IO, self.WS, 2, 1, "amplified", write=1)
