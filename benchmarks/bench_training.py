@@ -67,21 +67,30 @@ def child(name, repeats, circuit):
     tokens = torch.randint(0, 2**io, (length, batch))
     targets = torch.randint(0, 2**io, (length, batch))
     model = QRNN(io, ws, stages, degree, order)
-    result = {"name": name, "engine": _time_steps(model, tokens, targets, repeats),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "threads": torch.get_num_threads()}
+    result = {
+        "name": name,
+        "engine": _time_steps(model, tokens, targets, repeats),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }
     if circuit:
         small_tokens, small_targets = tokens[:2, :1], targets[:2, :1]
         engine_small = QRNN(io, ws, stages, degree, order, dtype=torch.float64)
-        circuit_model = QRNN(io, ws, stages, degree, order, dtype=torch.float64, backend="default.qubit")
+        circuit_model = QRNN(
+            io, ws, stages, degree, order, dtype=torch.float64, backend="default.qubit"
+        )
         circuit_model.load_state_dict(engine_small.state_dict())
-        result["small_engine"] = _time_steps(engine_small, small_tokens, small_targets, max(3, repeats))
+        result["small_engine"] = _time_steps(
+            engine_small, small_tokens, small_targets, max(3, repeats)
+        )
         result["small_circuit"] = _time_steps(circuit_model, small_tokens, small_targets, 2)
     print(json.dumps(result))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-circuit", action="store_true", help="skip the circuit path")
@@ -90,7 +99,9 @@ def main():
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
     if args.child:
-        child(args.child, repeats, circuit=not args.no_circuit and args.child in ("dna10", "mnist01"))
+        child(
+            args.child, repeats, circuit=not args.no_circuit and args.child in ("dna10", "mnist01")
+        )
         return
     reference, source = BASELINE_MD, "baseline.md"
     if args.reference_json:
@@ -99,29 +110,54 @@ def main():
     rows = []
     for name in args.configs.split(","):
         if name not in CONFIGS:
-            parser.error(f"--configs must name configurations from {', '.join(CONFIGS)}; got {name!r}")
-        command = [sys.executable, __file__, "--child", name] + (["--quick"] if args.quick else []) + (["--no-circuit"] if args.no_circuit else [])
-        output = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ).stdout
+            parser.error(
+                f"--configs must name configurations from {', '.join(CONFIGS)}; got {name!r}"
+            )
+        command = (
+            [sys.executable, __file__, "--child", name]
+            + (["--quick"] if args.quick else [])
+            + (["--no-circuit"] if args.no_circuit else [])
+        )
+        output = subprocess.run(
+            command, check=True, capture_output=True, text=True, env=os.environ
+        ).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
-    print(f"\nQRNN training step (forward + backward + clip + Adam), torch threads = {rows[0]['threads']}")
-    print(f"{'config':<9} {'batch':>5} {'L':>5} {'engine s/step':>14} {'peak RSS':>9} {'reference s/step':>17} {'speed-up':>9}")
+    print(
+        "\nQRNN training step (forward + backward + clip + Adam), torch threads = "
+        f"{rows[0]['threads']}"
+    )
+    print(
+        f"{'config':<9} {'batch':>5} {'L':>5} {'engine s/step':>14} {'peak RSS':>9} "
+        f"{'reference s/step':>17} {'speed-up':>9}"
+    )
     for row in rows:
         io, ws, stages, degree, order, batch, length = CONFIGS[row["name"]]
         ref = reference.get(row["name"])
         ref_text = f"{ref:.3g}" if ref else "-"
         speed = f"{ref / row['engine']:.0f}x" if ref else "-"
-        print(f"{row['name']:<9} {batch:>5} {length:>5} {row['engine']:>14.4f} {row['peak_rss_mb']:>7.0f}MB {ref_text:>17} {speed:>9}")
+        print(
+            f"{row['name']:<9} {batch:>5} {length:>5} {row['engine']:>14.4f} "
+            f"{row['peak_rss_mb']:>7.0f}MB {ref_text:>17} {speed:>9}"
+        )
     print(f"(reference = the paper's implementation, {source})")
     small = [r for r in rows if "small_circuit" in r]
     if small:
         print("\nsame workload (batch 1, L = 2, float64) on both paths:")
-        print(f"{'config':<9} {'engine s/step':>14} {'default.qubit circuits s/step':>30} {'ratio':>8}")
+        print(
+            f"{'config':<9} {'engine s/step':>14} {'default.qubit circuits s/step':>30} "
+            f"{'ratio':>8}"
+        )
         for row in small:
-            print(f"{row['name']:<9} {row['small_engine']:>14.5f} {row['small_circuit']:>30.3f} {row['small_circuit'] / row['small_engine']:>7.0f}x")
+            print(
+                f"{row['name']:<9} {row['small_engine']:>14.5f} {row['small_circuit']:>30.3f} "
+                f"{row['small_circuit'] / row['small_engine']:>7.0f}x"
+            )
     lengths = {r["name"]: r["engine"] for r in rows}
     if all(k in lengths for k in ("dna10", "dna100", "dna1000")):
-        print(f"\nlinearity in L (DNA): t(100)/t(10) = {lengths['dna100'] / lengths['dna10']:.1f}, "
-              f"t(1000)/t(100) = {lengths['dna1000'] / lengths['dna100']:.1f}")
+        print(
+            f"\nlinearity in L (DNA): t(100)/t(10) = {lengths['dna100'] / lengths['dna10']:.1f}, "
+            f"t(1000)/t(100) = {lengths['dna1000'] / lengths['dna100']:.1f}"
+        )
 
 
 if __name__ == "__main__":

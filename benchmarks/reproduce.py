@@ -3,8 +3,9 @@
     python benchmarks/reproduce.py memorise
     python benchmarks/reproduce.py elman-xor
     python benchmarks/reproduce.py elman-letters
-    python benchmarks/reproduce.py dna --lengths 10,100,1000 --variants paper,reference --models qrnn,lstm,rnn
-    python benchmarks/reproduce.py mnist-reference     # the author's trained weights, all test images
+    python benchmarks/reproduce.py dna --lengths 10,100,1000 --variants paper,reference \\
+        --models qrnn,lstm,rnn
+    python benchmarks/reproduce.py mnist-reference  # the author's trained weights, all test images
     python benchmarks/reproduce.py mnist-umap-reference
     python benchmarks/reproduce.py mnist-train --digits 01 --protocol reference
     python benchmarks/reproduce.py report              # markdown tables of everything measured
@@ -66,17 +67,28 @@ from pennylane_qrnn.tasks import get_task  # noqa: E402
 from pennylane_qrnn.training import TrainConfig, Trainer  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-# the package has no default data folder: point the MNIST tasks at the shared copy unless told otherwise
+# the package has no default data folder: point the MNIST tasks at the shared copy unless told
+# otherwise
 os.environ.setdefault("QRNN_MNIST_DIR", str(SHARED / "mnist"))
 
 
 def environment() -> dict:
     """What decides the numbers besides the code and the seed, for the JSON."""
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = None, None
     return {
@@ -92,7 +104,9 @@ def environment() -> dict:
     }
 
 
-def _train(config: TrainConfig, out: Path, stop_after: int | None = None, curves: bool = False) -> dict:
+def _train(
+    config: TrainConfig, out: Path, stop_after: int | None = None, curves: bool = False
+) -> dict:
     """Train one seed and return its summary.
 
     ``curves``: add every step's training loss and every validation loss (``train_loss``,
@@ -107,7 +121,9 @@ def _train(config: TrainConfig, out: Path, stop_after: int | None = None, curves
     summary["seed"] = config.seed
     if curves:
         summary["train_loss"] = [h["loss"] for h in trainer.history]
-        summary["val_loss_curve"] = [[h["step"], h["val_loss"]] for h in trainer.history if "val_loss" in h]
+        summary["val_loss_curve"] = [
+            [h["step"], h["val_loss"]] for h in trainer.history if "val_loss" in h
+        ]
     return summary
 
 
@@ -136,8 +152,11 @@ def row_synthetic(args, task, **overrides):
         results.append(_train(config, work / f"{task}-s{seed}", args.stop_after, curves=True))
         last = results[-1]
         val = last["val_loss_curve"][-1][1] if last["val_loss_curve"] else float("nan")
-        print(f"{task} seed {seed}: {last['steps']} steps, converged {last['converged']}, "
-              f"val loss {val:.3g}, {last['wall_seconds']:.1f} s", flush=True)
+        print(
+            f"{task} seed {seed}: {last['steps']} steps, converged {last['converged']}, "
+            f"val loss {val:.3g}, {last['wall_seconds']:.1f} s",
+            flush=True,
+        )
     _save(args, task, {"row": task, "results": results, "command": " ".join(sys.argv)})
 
 
@@ -149,15 +168,30 @@ def row_dna(args):
             for model in args.models.split(","):
                 cap = args.max_steps if model == "qrnn" else args.max_steps_classical
                 for seed in _seeds(args):
-                    config = TrainConfig(task=task, model=model, length=length, seed=seed, steps=cap,
-                                         eval_every=10, eval_batches=2, checkpoint_every=50)
+                    config = TrainConfig(
+                        task=task,
+                        model=model,
+                        length=length,
+                        seed=seed,
+                        steps=cap,
+                        eval_every=10,
+                        eval_batches=2,
+                        checkpoint_every=50,
+                    )
                     result = _train(config, work / f"{task}-{length}-{model}-s{seed}")
                     result.update(variant=variant, length=length)
                     rows.append(result)
-                    print(f"dna {variant} L={length} {model} seed {seed}: {'reached' if result['converged'] else 'NOT reached'} "
-                          f"val loss 1e-3 after {result['steps']} steps (val loss {result['val_loss']:.3g}, "
-                          f"accuracy {result['val_accuracy_argmax']:.3f}), {result['wall_seconds']:.0f} s", flush=True)
-                    _save(args, "dna", {"row": "dna", "results": rows, "command": " ".join(sys.argv)})
+                    print(
+                        f"dna {variant} L={length} {model} seed {seed}: "
+                        f"{'reached' if result['converged'] else 'NOT reached'} val loss 1e-3 "
+                        f"after {result['steps']} steps (val loss {result['val_loss']:.3g}, "
+                        f"accuracy {result['val_accuracy_argmax']:.3f}), "
+                        f"{result['wall_seconds']:.0f} s",
+                        flush=True,
+                    )
+                    _save(
+                        args, "dna", {"row": "dna", "results": rows, "command": " ".join(sys.argv)}
+                    )
 
 
 def _full(task, split):
@@ -174,7 +208,10 @@ def row_mnist_reference(args):
         data = _full(task, "test")
         entry = {"checkpoint": path.name, "epoch": info["epoch"]}
         for protocol in ("reference", "measured"):
-            runs = [evaluate(model, [data], protocol, generator=torch.Generator().manual_seed(s)) for s in range(args.seeds)]
+            runs = [
+                evaluate(model, [data], protocol, generator=torch.Generator().manual_seed(s))
+                for s in range(args.seeds)
+            ]
             entry[protocol] = {
                 "accuracy_argmax": runs[0].accuracy_argmax,
                 "accuracy_expected": runs[0].accuracy_expected,
@@ -186,7 +223,11 @@ def row_mnist_reference(args):
             }
         results.append(entry)
         print(json.dumps(entry), flush=True)
-    _save(args, "mnist-reference", {"row": "mnist-reference", "results": results, "command": " ".join(sys.argv)})
+    _save(
+        args,
+        "mnist-reference",
+        {"row": "mnist-reference", "results": results, "command": " ".join(sys.argv)},
+    )
 
 
 def row_umap_reference(args):
@@ -197,13 +238,24 @@ def row_umap_reference(args):
         task = get_task(name, **options)
         data = _full(task, "test")
         run = evaluate(model, [data], "reference", generator=torch.Generator().manual_seed(0))
-        entry = {"checkpoint": path.name, "dataset": info["dataset"], "workspace": info["workspace"],
-                 "degree": info["degree"], "parameters": sum(p.numel() for p in model.parameters()),
-                 "accuracy_argmax": run.accuracy_argmax, "accuracy_expected": run.accuracy_expected,
-                 "accuracy_sampled": run.accuracy_sampled, "sequences": run.sequences}
+        entry = {
+            "checkpoint": path.name,
+            "dataset": info["dataset"],
+            "workspace": info["workspace"],
+            "degree": info["degree"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "accuracy_argmax": run.accuracy_argmax,
+            "accuracy_expected": run.accuracy_expected,
+            "accuracy_sampled": run.accuracy_sampled,
+            "sequences": run.sequences,
+        }
         results.append(entry)
         print(json.dumps(entry), flush=True)
-    _save(args, "mnist-umap-reference", {"row": "mnist-umap-reference", "results": results, "command": " ".join(sys.argv)})
+    _save(
+        args,
+        "mnist-umap-reference",
+        {"row": "mnist-umap-reference", "results": results, "command": " ".join(sys.argv)},
+    )
 
 
 def row_mnist_train(args):
@@ -215,26 +267,64 @@ def row_mnist_train(args):
     results = [r for r in results if r["seed"] not in _seeds(args)]
     work = _work(args, row)
     for seed in _seeds(args):
-        config = TrainConfig(task=task, seed=seed, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                             protocol=args.protocol, loss=args.loss, eval_every=25, eval_batches=2,
-                             checkpoint_every=50)
+        config = TrainConfig(
+            task=task,
+            seed=seed,
+            steps=args.steps,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            protocol=args.protocol,
+            loss=args.loss,
+            eval_every=25,
+            eval_batches=2,
+            checkpoint_every=50,
+        )
         out = work / f"{task}-{args.protocol}-{args.loss}-s{seed}"
         result = _train(config, out)
         # evaluate the weights with the best validation loss, as the reference kept them
-        trainer_model = Trainer(TrainConfig(**json.loads((out / "config.json").read_text())), out, resume=True).model
+        trainer_model = Trainer(
+            TrainConfig(**json.loads((out / "config.json").read_text())), out, resume=True
+        ).model
         best = torch.load(out / "best.pt", weights_only=True)
         trainer_model.load_state_dict(best["model"])
         result["best_step"] = best["step"]
         data = get_task(task).dataset("test")
         for protocol in ("reference", "measured"):
-            run = evaluate(trainer_model, [data], protocol, generator=torch.Generator().manual_seed(seed))
-            result[f"test_{protocol}"] = {"accuracy_argmax": run.accuracy_argmax, "accuracy_expected": run.accuracy_expected,
-                                          "accuracy_sampled": run.accuracy_sampled,
-                                          "log_io_success_median": run.log_io_success_median}
+            run = evaluate(
+                trainer_model, [data], protocol, generator=torch.Generator().manual_seed(seed)
+            )
+            result[f"test_{protocol}"] = {
+                "accuracy_argmax": run.accuracy_argmax,
+                "accuracy_expected": run.accuracy_expected,
+                "accuracy_sampled": run.accuracy_sampled,
+                "log_io_success_median": run.log_io_success_median,
+            }
         results.append(result)
-        print(json.dumps({k: result[k] for k in ("seed", "steps", "best_step", "wall_seconds", "test_reference", "test_measured")}), flush=True)
-        _save(args, row, {"row": "mnist-train", "results": sorted(results, key=lambda r: r["seed"]),
-                              "command": " ".join(sys.argv)})
+        print(
+            json.dumps(
+                {
+                    k: result[k]
+                    for k in (
+                        "seed",
+                        "steps",
+                        "best_step",
+                        "wall_seconds",
+                        "test_reference",
+                        "test_measured",
+                    )
+                }
+            ),
+            flush=True,
+        )
+        _save(
+            args,
+            row,
+            {
+                "row": "mnist-train",
+                "results": sorted(results, key=lambda r: r["seed"]),
+                "command": " ".join(sys.argv),
+            },
+        )
 
 
 def _median_spread(values):
@@ -249,7 +339,10 @@ def report(args):
         results = payload["results"]
         if payload["row"] == "dna":
             keys = sorted({(r["variant"], r["length"], r["model"]) for r in results})
-            print("| variant | L | model | params | reached 1e-3 | steps (median, min-max) | accuracy (median) | wall s (median) |")
+            print(
+                "| variant | L | model | params | reached 1e-3 | steps (median, min-max) | "
+                "accuracy (median) | wall s (median) |"
+            )
             print("|---|---|---|---|---|---|---|---|")
             for key in keys:
                 group = [r for r in results if (r["variant"], r["length"], r["model"]) == key]
@@ -257,14 +350,20 @@ def report(args):
                 acc = statistics.median(r["val_accuracy_argmax"] for r in group)
                 wall = statistics.median(r["wall_seconds"] for r in group)
                 reached = sum(r["converged"] for r in group)
-                print(f"| {key[0]} | {key[1]} | {key[2]} | {group[0]['parameters']} | {reached}/{len(group)} | "
-                      f"{steps[0]:.0f} ({steps[1]}-{steps[2]}) | {acc:.3f} | {wall:.0f} |")
+                print(
+                    f"| {key[0]} | {key[1]} | {key[2]} | {group[0]['parameters']} | "
+                    f"{reached}/{len(group)} | "
+                    f"{steps[0]:.0f} ({steps[1]}-{steps[2]}) | {acc:.3f} | {wall:.0f} |"
+                )
         elif "steps" in results[0]:
             steps = _median_spread([r["steps"] for r in results])
-            print(f"seeds {len(results)}; converged {sum(r['converged'] for r in results)}; steps median {steps[0]} "
-                  f"({steps[1]}-{steps[2]}); val loss median {statistics.median(r['val_loss'] for r in results):.3g}; "
-                  f"sampled accuracy median {statistics.median(r['val_accuracy_sampled'] for r in results):.3f}; "
-                  f"wall median {statistics.median(r['wall_seconds'] for r in results):.1f} s")
+            print(
+                f"seeds {len(results)}; converged {sum(r['converged'] for r in results)}; steps "
+                f"median {steps[0]} ({steps[1]}-{steps[2]}); val loss median "
+                f"{statistics.median(r['val_loss'] for r in results):.3g}; sampled accuracy median "
+                f"{statistics.median(r['val_accuracy_sampled'] for r in results):.3f}; wall median "
+                f"{statistics.median(r['wall_seconds'] for r in results):.1f} s"
+            )
             for r in results:
                 extra = {k: v for k, v in r.items() if k.startswith("test_")}
                 if extra:
@@ -275,20 +374,48 @@ def report(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("row", choices=["memorise", "elman-xor", "elman-letters", "dna", "mnist-reference",
-                                        "mnist-umap-reference", "mnist-train", "report"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "row",
+        choices=[
+            "memorise",
+            "elman-xor",
+            "elman-letters",
+            "dna",
+            "mnist-reference",
+            "mnist-umap-reference",
+            "mnist-train",
+            "report",
+        ],
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduction", help="folder of the JSON")
-    parser.add_argument("--name", default=None, help="the JSON's name without .json (default: the row's)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="where training runs go, a new folder each time (default runs/reproduction/runs)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "runs" / "reproduction", help="folder of the JSON"
+    )
+    parser.add_argument(
+        "--name", default=None, help="the JSON's name without .json (default: the row's)"
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="where training runs go, a new folder each time (default runs/reproduction/runs)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
-    parser.add_argument("--stop-after", type=int, default=None,
-                        help="memorise/elman rows: train each seed only this many steps (a prefix, for tests)")
-    parser.add_argument("--native-numerics", action="store_true",
-                        help="do not pin MKL and ATen to one code path (the numbers then depend on the machine)")
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="memorise/elman rows: train each seed only this many steps (a prefix, for tests)",
+    )
+    parser.add_argument(
+        "--native-numerics",
+        action="store_true",
+        help="do not pin MKL and ATen to one code path (the numbers then depend on the machine)",
+    )
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--lengths", default="10,100,1000")
     parser.add_argument("--variants", default="paper,reference")
@@ -317,8 +444,12 @@ def main():
         return report(args)
     if args.row in ("memorise", "elman-xor", "elman-letters"):
         return row_synthetic(args, args.row)
-    return {"dna": row_dna, "mnist-reference": row_mnist_reference, "mnist-umap-reference": row_umap_reference,
-            "mnist-train": row_mnist_train}[args.row](args)
+    return {
+        "dna": row_dna,
+        "mnist-reference": row_mnist_reference,
+        "mnist-umap-reference": row_umap_reference,
+        "mnist-train": row_mnist_train,
+    }[args.row](args)
 
 
 if __name__ == "__main__":

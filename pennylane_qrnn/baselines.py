@@ -34,9 +34,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .errors import QRNNValueError
 from .nn.inputs import SequenceInputs
 from .nn.qrnn import PostselectionStats, sequence_nll
-from .errors import QRNNValueError
 
 __all__ = [
     "KINDS",
@@ -199,7 +199,9 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
         want = (1, self.hidden_size) if unbatched else (1, batch, self.hidden_size)
         parts = state if self.kind == "lstm" else (state,)
         if self.kind == "lstm" and not (isinstance(state, (tuple, list)) and len(state) == 2):
-            raise QRNNValueError(f"state must be a pair (h, c) for kind 'lstm'; got {type(state).__name__}")
+            raise QRNNValueError(
+                f"state must be a pair (h, c) for kind 'lstm'; got {type(state).__name__}"
+            )
         for part in parts:
             if not isinstance(part, torch.Tensor) or tuple(part.shape) != want:
                 got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__

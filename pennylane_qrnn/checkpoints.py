@@ -100,7 +100,9 @@ _FORMAT_WORDS = {
 }
 
 
-def load_file(path, expected: str, *, what: str = "file", formats=("torch-zip",), pickle_module=None):
+def load_file(
+    path, expected: str, *, what: str = "file", formats=("torch-zip",), pickle_module=None
+):
     """Load ``path`` without running code from it.
 
     Args:
@@ -126,18 +128,34 @@ def load_file(path, expected: str, *, what: str = "file", formats=("torch-zip",)
         raise FileNotFoundError(f"{what} must be {expected}; got {str(path)!r} ({found})")
     kind = file_format(path)
     if kind not in formats:
-        raise UnsafeFileError(f"{what} must be {expected}; {str(path)!r} is {_FORMAT_WORDS[kind]}: refused")
+        raise UnsafeFileError(
+            f"{what} must be {expected}; {str(path)!r} is {_FORMAT_WORDS[kind]}: refused"
+        )
     if kind == "legacy-pickle" and pickle_module is None:
-        raise UnsafeFileError(f"{what} must be {expected}; {str(path)!r} is {_FORMAT_WORDS[kind]}: refused")
+        raise UnsafeFileError(
+            f"{what} must be {expected}; {str(path)!r} is {_FORMAT_WORDS[kind]}: refused"
+        )
     try:
         if kind == "torch-zip":
             # weights_only=True: tensors and plain containers only; torch itself refuses TorchScript
             # here too, a second guard behind the listing check above
             return torch.load(path, map_location="cpu", weights_only=True)
         return torch.load(path, map_location="cpu", pickle_module=pickle_module, weights_only=False)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError,
-            AttributeError, IndexError, OSError, zipfile.BadZipFile) as error:
-        raise UnsafeFileError(f"{what} must be {expected}; could not read {str(path)!r}: {_reason(error)}") from error
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OSError,
+        zipfile.BadZipFile,
+    ) as error:
+        raise UnsafeFileError(
+            f"{what} must be {expected}; could not read {str(path)!r}: {_reason(error)}"
+        ) from error
 
 
 def _reason(error) -> str:
@@ -155,7 +173,11 @@ def _reason(error) -> str:
 def check_finite_state(state: dict, where: str) -> None:
     """Raise :class:`NonFiniteError` if a floating tensor of ``state`` holds NaN or infinity."""
     for key, value in state.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        if (
+            isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())
+        ):
             raise NonFiniteError(f"{where} must hold finite weights; {key} holds NaN or infinity")
         if isinstance(value, float) and not math.isfinite(value):
             raise NonFiniteError(f"{where} must hold finite values; {key} is {value}")
@@ -166,7 +188,9 @@ def _temporary_beside(path: Path):
     for _ in range(100):
         temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            handle = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
         except FileExistsError:
             continue
         return handle, temporary

@@ -20,7 +20,16 @@ from .tasks import SPLITS, TASKS, MNISTPixels, SklearnDigits, get_task
 from .tasks.mnist_files import DATA_DIR_ENV, using_data_dir
 from .tasks.render import render_samples, to_ascii, write_png
 from .templates import MODES
-from .training import LOSSES, MODELS, OPTIMIZERS, RESULT_FILES, TrainConfig, Trainer, config_from_file, load_checkpoint
+from .training import (
+    LOSSES,
+    MODELS,
+    OPTIMIZERS,
+    RESULT_FILES,
+    TrainConfig,
+    Trainer,
+    config_from_file,
+    load_checkpoint,
+)
 
 __all__ = ["main"]
 
@@ -44,45 +53,72 @@ def _add_model_flags(parser):
 
 
 def _add_data_flag(parser):
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help=f"folder of the paper's MNIST files, for the MNIST tasks (sets {DATA_DIR_ENV} for this "
-                             f"command; default: ${DATA_DIR_ENV})")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help=f"folder of the paper's MNIST files, for the MNIST tasks (sets {DATA_DIR_ENV} for "
+        f"this command; default: ${DATA_DIR_ENV})",
+    )
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="qrnn", description="Recurrent quantum neural networks on the paper's tasks.")
+    parser = argparse.ArgumentParser(
+        prog="qrnn", description="Recurrent quantum neural networks on the paper's tasks."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a QRNN on a task")
     train.add_argument("--task", help="task name (see `qrnn tasks`); not needed with --resume")
     train.add_argument("--length", type=int, help="sequence length (tasks that have one)")
-    train.add_argument("--device",
-                       help="'exact' (the embedded exact simulator, default) or a PennyLane device that postselects "
-                            "(circuit path: default.qubit, lightning.qubit)")
-    train.add_argument("--torch-device", help="torch device of the exact engine, e.g. cuda (default cpu)")
+    train.add_argument(
+        "--device",
+        help="'exact' (the embedded exact simulator, default) or a PennyLane device that "
+        "postselects (circuit path: default.qubit, lightning.qubit)",
+    )
+    train.add_argument(
+        "--torch-device", help="torch device of the exact engine, e.g. cuda (default cpu)"
+    )
     _add_model_flags(train)
-    train.add_argument("--model", choices=MODELS,
-                       help="the QRNN, or a classical baseline with as many parameters (default qrnn)")
-    train.add_argument("--hidden", type=int, help="hidden size of a classical baseline (default: matched)")
+    train.add_argument(
+        "--model",
+        choices=MODELS,
+        help="the QRNN, or a classical baseline with as many parameters (default qrnn)",
+    )
+    train.add_argument(
+        "--hidden", type=int, help="hidden size of a classical baseline (default: matched)"
+    )
     opt = train.add_argument_group("optimisation (default: the task's)")
     opt.add_argument("--steps", type=int)
     opt.add_argument("--batch-size", type=int)
     opt.add_argument("--lr", type=float)
     opt.add_argument("--optimizer", choices=OPTIMIZERS)
     opt.add_argument("--seed", type=int, help="default 0")
-    opt.add_argument("--loss", choices=LOSSES,
-                     help="nll, or the reference implementation's cross entropy over probabilities (default: the task's)")
-    opt.add_argument("--protocol", choices=PROTOCOLS,
-                     help="reference (default): postselect every step on its target (the paper); measured: "
-                          "measure the steps instead (what a QPU run can do)")
+    opt.add_argument(
+        "--loss",
+        choices=LOSSES,
+        help="nll, or the reference implementation's cross entropy over probabilities (default: "
+        "the task's)",
+    )
+    opt.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="reference (default): postselect every step on its target (the paper); measured: "
+        "measure the steps instead (what a QPU run can do)",
+    )
     opt.add_argument("--eval-every", type=int, help="default 25")
     opt.add_argument("--checkpoint-every", type=int, help="default 25")
     opt.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
-    train.add_argument("--out", help="output folder; default: a new folder runs/TASK-N. An existing run is never "
-                                     "overwritten: continue it with --resume, or pick another folder")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in OUT from OUT/checkpoint.pt; --steps and the eval/checkpoint "
-                            "intervals may change, every other flag must match the run")
+    train.add_argument(
+        "--out",
+        help="output folder; default: a new folder runs/TASK-N. An existing run is never "
+        "overwritten: continue it with --resume, or pick another folder",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from OUT/checkpoint.pt; --steps and the eval/checkpoint "
+        "intervals may change, every other flag must match the run",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_flag(train)
 
@@ -90,8 +126,11 @@ def _parser():
     evaluate.add_argument("model", help="model.pt written by `qrnn train`")
     evaluate.add_argument("--protocol", choices=PROTOCOLS, default="reference")
     evaluate.add_argument("--split", choices=SPLITS, default="test")
-    evaluate.add_argument("--full", action="store_true",
-                          help="every sequence of the split (dataset tasks, e.g. all 2115 MNIST 0/1 test images)")
+    evaluate.add_argument(
+        "--full",
+        action="store_true",
+        help="every sequence of the split (dataset tasks, e.g. all 2115 MNIST 0/1 test images)",
+    )
     evaluate.add_argument("--batches", type=int, default=8)
     evaluate.add_argument("--batch-size", type=int)
     evaluate.add_argument("--seeds", type=int, default=3, help="sampling seeds for error bars")
@@ -107,9 +146,13 @@ def _parser():
     sample.add_argument("--png", help="digit tasks: also write the sampled images to this PNG")
     _add_data_flag(sample)
 
-    imp = sub.add_parser("import-reference", help="import a trained model of the paper's reference implementation")
+    imp = sub.add_parser(
+        "import-reference", help="import a trained model of the paper's reference implementation"
+    )
     imp.add_argument("checkpoint", help="an RVQE checkpoint (.tar, legacy torch.save)")
-    imp.add_argument("--out", required=True, help="model file to write (for `qrnn eval` / `qrnn sample`)")
+    imp.add_argument(
+        "--out", required=True, help="model file to write (for `qrnn eval` / `qrnn sample`)"
+    )
     _add_data_flag(imp)
 
     sub.add_parser("tasks", help="list the tasks with their sizes and defaults")
@@ -119,10 +162,25 @@ def _parser():
 
 # flag -> TrainConfig field, for the flags of `qrnn train` that define or steer a run
 _TRAIN_FIELDS = {
-    "task": "task", "model": "model", "hidden": "hidden", "protocol": "protocol", "loss": "loss", "length": "length",
-    "workspace": "workspace", "stages": "stages", "degree": "degree", "order": "order", "mode": "mode",
-    "steps": "steps", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
-    "eval_every": "eval_every", "checkpoint_every": "checkpoint_every", "torch_device": "torch_device",
+    "task": "task",
+    "model": "model",
+    "hidden": "hidden",
+    "protocol": "protocol",
+    "loss": "loss",
+    "length": "length",
+    "workspace": "workspace",
+    "stages": "stages",
+    "degree": "degree",
+    "order": "order",
+    "mode": "mode",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "seed": "seed",
+    "eval_every": "eval_every",
+    "checkpoint_every": "checkpoint_every",
+    "torch_device": "torch_device",
     "dtype": "dtype",
 }
 
@@ -144,19 +202,28 @@ def _new_run_folder(task: str) -> Path:
 
 def _train(args):
     if args.task is None and not args.resume:
-        raise UsageError("--task is required (one of the names `qrnn tasks` lists), unless --resume")
+        raise UsageError(
+            "--task is required (one of the names `qrnn tasks` lists), unless --resume"
+        )
     if args.out is not None and not args.out.strip():
         raise UsageError("--out must name a folder; got an empty string")
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out, the folder of the run to continue")
-    given = {field: getattr(args, flag) for flag, field in _TRAIN_FIELDS.items() if getattr(args, flag) is not None}
+    given = {
+        field: getattr(args, flag)
+        for flag, field in _TRAIN_FIELDS.items()
+        if getattr(args, flag) is not None
+    }
     if args.device is not None:
         backend = None if args.device == "exact" else args.device
         if backend is not None:
-            from .devices.catalogue import installed_devices  # pylint: disable=import-outside-toplevel
+            from .devices.catalogue import installed_devices
 
             if backend not in installed_devices():
-                raise UsageError(f"--device must be 'exact' or an installed PennyLane device ({', '.join(sorted(installed_devices()))}); got {backend!r}")
+                raise UsageError(
+                    "--device must be 'exact' or an installed PennyLane device "
+                    f"({', '.join(sorted(installed_devices()))}); got {backend!r}"
+                )
         given["backend"] = backend
     if args.resume:
         out = Path(args.out)
@@ -183,16 +250,29 @@ def _train(args):
     if claimed:
         print(f"qrnn: writing to {out} (a new folder; --out chooses another)", file=sys.stderr)
     c = trainer.config
-    kind = "QRNN" if c.model == "qrnn" else f"{c.model.upper()} baseline, matched to the QRNN's size:"
+    kind = (
+        "QRNN" if c.model == "qrnn" else f"{c.model.upper()} baseline, matched to the QRNN's size:"
+    )
     verb = f"resuming at step {trainer.step} of {c.steps}" if args.resume else "training"
-    print(f"qrnn: {verb} a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length {getattr(trainer.task, 'length', '-')}) "
-          f"with H{c.workspace} S{c.stages} d{c.degree} order {c.order} {c.mode}, "
-          f"{sum(p.numel() for p in trainer.model.parameters())} parameters, on {c.backend or 'exact'}", file=sys.stderr)
+    print(
+        f"qrnn: {verb} a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length "
+        f"{getattr(trainer.task, 'length', '-')}) with H{c.workspace} S{c.stages} d{c.degree} "
+        f"order {c.order} {c.mode}, {sum(p.numel() for p in trainer.model.parameters())} "
+        f"parameters, on {c.backend or 'exact'}",
+        file=sys.stderr,
+    )
     summary = trainer.run(progress=not args.quiet)
-    print(f"qrnn: {'converged' if summary['converged'] else 'finished'} after {summary['steps']} steps: "
-          f"validation loss {summary['val_loss']:.4g}, accuracy {100 * summary['val_accuracy_argmax']:.1f}% (argmax), "
-          f"{100 * summary['val_accuracy_sampled']:.1f}% (sampled), min postselection probability {summary['val_min_postselection']:.3g}")
-    print(f"qrnn: wrote {out / 'model.pt'}, {out / 'metrics.csv'}, {out / 'summary.json'}, {out / 'curves.png'}")
+    print(
+        f"qrnn: {'converged' if summary['converged'] else 'finished'} after {summary['steps']} "
+        f"steps: validation loss {summary['val_loss']:.4g}, accuracy "
+        f"{100 * summary['val_accuracy_argmax']:.1f}% (argmax), "
+        f"{100 * summary['val_accuracy_sampled']:.1f}% (sampled), min postselection probability "
+        f"{summary['val_min_postselection']:.3g}"
+    )
+    print(
+        f"qrnn: wrote {out / 'model.pt'}, {out / 'metrics.csv'}, {out / 'summary.json'}, "
+        f"{out / 'curves.png'}"
+    )
     return 0
 
 
@@ -201,8 +281,11 @@ def _refuse_existing_run(out: Path):
         raise UsageError(f"--out must be a folder; got {str(out)!r}, which is a file")
     present = [name for name in RESULT_FILES if (out / name).exists()]
     if present:
-        raise UsageError(f"--out {str(out)!r} already holds a run ({', '.join(present)}); continue it with --resume, "
-                         "or give another --out (without --out, each run gets a new folder runs/TASK-N)")
+        raise UsageError(
+            f"--out {str(out)!r} already holds a run ({', '.join(present)}); continue it with "
+            "--resume, "
+            "or give another --out (without --out, each run gets a new folder runs/TASK-N)"
+        )
 
 
 def _eval(args):
@@ -213,14 +296,20 @@ def _eval(args):
     size = args.batch_size if args.batch_size is not None else config.batch_size
     if args.full:
         if not hasattr(task, "dataset"):
-            raise UsageError(f"--full needs a task with a fixed dataset (MNIST, digits); {task.name} draws fresh sequences, use --batches")
+            raise UsageError(
+                f"--full needs a task with a fixed dataset (MNIST, digits); {task.name} draws "
+                "fresh sequences, use --batches"
+            )
         whole = task.dataset(args.split)
         chunk = args.batch_size if args.batch_size is not None else 512
         batches = [whole.columns(start, start + chunk) for start in range(0, whole.size, chunk)]
     else:
         data = torch.Generator().manual_seed(config.seed + 2_000_029)
         batches = [task.batch(size, data, split=args.split) for _ in range(args.batches)]
-    runs = [evaluate(model, batches, args.protocol, generator=torch.Generator().manual_seed(s)) for s in range(args.seeds)]
+    runs = [
+        evaluate(model, batches, args.protocol, generator=torch.Generator().manual_seed(s))
+        for s in range(args.seeds)
+    ]
     sampled = mean_and_error(r.accuracy_sampled for r in runs)
     result = {
         "task": task.name,
@@ -252,10 +341,19 @@ def _eval(args):
         print(f"  accuracy (expected) {100 * result['accuracy_expected']:.2f} %")
         print(f"  accuracy (sampled)  {100 * sampled[0]:.2f} {spread}")
         print(f"  NLL per scored step {result['loss']:.4g}")
-        print(f"  wrong (argmax)      {result['wrong_argmax']} of {_scored_count(batches)} scored steps")
-        print(f"  log postselection success per sequence: median {result['log_success_median']:.4g}, min {result['log_success_min']:.4g}")
-        print(f"    of which i/o teacher forcing: median {result['log_io_success_median']:.4g}, min {result['log_io_success_min']:.4g}; "
-              f"neurons: median {result['log_neuron_success_median']:.4g}")
+        print(
+            f"  wrong (argmax)      {result['wrong_argmax']} of {_scored_count(batches)} scored "
+            "steps"
+        )
+        print(
+            f"  log postselection success per sequence: median {result['log_success_median']:.4g}, "
+            f"min {result['log_success_min']:.4g}"
+        )
+        print(
+            f"    of which i/o teacher forcing: median {result['log_io_success_median']:.4g}, min "
+            f"{result['log_io_success_min']:.4g}; "
+            f"neurons: median {result['log_neuron_success_median']:.4g}"
+        )
     return 0
 
 
@@ -272,20 +370,31 @@ def _scored_count(batches):
 
 
 def _import_reference(args):
-    from .reference import import_reference, reference_task  # pylint: disable=import-outside-toplevel
+    from .reference import import_reference, reference_task
 
     out = Path(args.out)
     if out.is_dir():
-        raise UsageError(f"--out must be a model file to write; got {str(out)!r}, which is a folder")
+        raise UsageError(
+            f"--out must be a model file to write; got {str(out)!r}, which is a folder"
+        )
     model, info = import_reference(args.checkpoint)
     task, options = reference_task(info["dataset"])
-    config = TrainConfig(task=task, task_options=options, workspace=info["workspace"], stages=info["stages"],
-                         degree=info["degree"], order=info["order"], dtype="float64")
+    config = TrainConfig(
+        task=task,
+        task_options=options,
+        workspace=info["workspace"],
+        stages=info["stages"],
+        degree=info["degree"],
+        order=info["order"],
+        dtype="float64",
+    )
     config.resolved()  # the task must exist here (e.g. its data folder)
     atomic_save({"config": asdict(config), "model": model.state_dict(), "reference": info}, out)
-    print(f"qrnn: imported {info['tag']} (dataset {info['dataset']}, epoch {info['epoch']}): "
-          f"H{info['workspace']} S{info['stages']} d{info['degree']} order {info['order']}, "
-          f"{sum(p.numel() for p in model.parameters())} parameters -> {args.out}")
+    print(
+        f"qrnn: imported {info['tag']} (dataset {info['dataset']}, epoch {info['epoch']}): "
+        f"H{info['workspace']} S{info['stages']} d{info['degree']} order {info['order']}, "
+        f"{sum(p.numel() for p in model.parameters())} parameters -> {args.out}"
+    )
     return 0
 
 
@@ -297,17 +406,24 @@ def _sample(args):
     try:
         prefix = [int(t) for t in args.prefix.split(",") if t.strip()]
     except ValueError as error:
-        raise UsageError(f"--prefix must be comma-separated integers; got {args.prefix!r}") from error
+        raise UsageError(
+            f"--prefix must be comma-separated integers; got {args.prefix!r}"
+        ) from error
     if not prefix:
         raise UsageError("--prefix must hold at least one token; got none")
     if any(not 0 <= t < model.vocabulary_size for t in prefix):
-        raise UsageError(f"--prefix tokens must lie in [0, {model.vocabulary_size - 1}] for {task.name}; got {args.prefix!r}")
+        raise UsageError(
+            f"--prefix tokens must lie in [0, {model.vocabulary_size - 1}] for {task.name}; got "
+            f"{args.prefix!r}"
+        )
     tokens = torch.tensor(prefix).unsqueeze(1).expand(-1, args.count)
     generated = model.sample(tokens, args.steps, generator=torch.Generator().manual_seed(args.seed))
     if isinstance(task, (MNISTPixels, SklearnDigits)):
         return _show_digits(generated, task, args)
     if args.png is not None:
-        raise UsageError(f"--png is for the digit tasks (images); {task.name} samples token sequences")
+        raise UsageError(
+            f"--png is for the digit tasks (images); {task.name} samples token sequences"
+        )
     for column in generated.T.tolist():
         print(" ".join(str(t) for t in column))
     return 0
@@ -326,21 +442,30 @@ def _show_digits(generated, task, args):
 
 
 def _tasks(_args):
-    print(f"{'task':<20} {'i/o bits':>8} {'length':>7}  {'default model':<22} {'steps':>6} {'batch':>6} {'lr':>6}  paper")
+    print(
+        f"{'task':<20} {'i/o bits':>8} {'length':>7}  {'default model':<22} {'steps':>6} "
+        f"{'batch':>6} {'lr':>6}  paper"
+    )
     for name in TASKS:
         task = get_task(name)
         d = task.defaults
         model = f"H{d.workspace} S{d.stages} d{d.degree} ord{d.order}"
-        print(f"{name:<20} {task.io_bits:>8} {getattr(task, 'length', '-')!s:>7}  {model:<22} {d.steps:>6} {d.batch_size:>6} {d.lr:>6}  {task.paper_result}")
+        print(
+            f"{name:<20} {task.io_bits:>8} {getattr(task, 'length', '-')!s:>7}  {model:<22} "
+            f"{d.steps:>6} {d.batch_size:>6} {d.lr:>6}  {task.paper_result}"
+        )
     return 0
 
 
 def _devices(_args):
-    from .devices.catalogue import describe_devices  # pylint: disable=import-outside-toplevel
+    from .devices.catalogue import describe_devices
 
     print(f"{'device':<22} {'postselect':>10} {'mcm method':>15}  notes")
     for row in describe_devices():
-        print(f"{row['name']:<22} {('yes' if row['postselect'] else 'no'):>10} {str(row['mcm_method']):>15}  {row['notes']}")
+        print(
+            f"{row['name']:<22} {('yes' if row['postselect'] else 'no'):>10} "
+            f"{str(row['mcm_method']):>15}  {row['notes']}"
+        )
     return 0
 
 
@@ -352,8 +477,14 @@ def _data_dir(folder):
     return using_data_dir(folder)
 
 
-COMMANDS = {"train": _train, "eval": _eval, "sample": _sample, "tasks": _tasks, "devices": _devices,
-            "import-reference": _import_reference}
+COMMANDS = {
+    "train": _train,
+    "eval": _eval,
+    "sample": _sample,
+    "tasks": _tasks,
+    "devices": _devices,
+    "import-reference": _import_reference,
+}
 
 
 def main(argv=None) -> int:
@@ -372,7 +503,11 @@ def main(argv=None) -> int:
         print(f"qrnn {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = f"; continue with `qrnn train --resume --out {args.out}`" if args.command == "train" and args.out else ""
+        hint = (
+            f"; continue with `qrnn train --resume --out {args.out}`"
+            if args.command == "train" and args.out
+            else ""
+        )
         print(f"qrnn {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from . import memory, neuron
-from .templates.quantum_neuron import check_mode
 from .errors import NonFiniteError, QRNNTypeError, QRNNValueError
+from .templates.quantum_neuron import check_mode
 
 __all__ = [
     "CellLayout",
@@ -82,7 +82,11 @@ class CellLayout:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise QRNNValueError(f"{name} must be a positive int; got {value!r}")
-        if isinstance(self.stages, bool) or not isinstance(self.stages, (int, np.integer)) or self.stages < 0:
+        if (
+            isinstance(self.stages, bool)
+            or not isinstance(self.stages, (int, np.integer))
+            or self.stages < 0
+        ):
             raise QRNNValueError(f"stages must be a non-negative int; got {self.stages!r}")
         neuron.check_degree(self.degree)
         neuron.check_order(self.order)
@@ -219,7 +223,7 @@ def check_finite(hint: str = "", **tensors) -> None:
     flags = torch.stack([torch.isfinite(t).all() for t in tensors.values()])
     if bool(flags.all()):
         return
-    for (name, tensor), flag in zip(tensors.items(), flags.tolist()):
+    for (name, tensor), flag in zip(tensors.items(), flags.tolist(), strict=True):
         if not flag:
             bad = (~torch.isfinite(tensor)).sum().item()
             raise NonFiniteError(
@@ -251,19 +255,28 @@ def build_operators(
     io, ws = layout.io_bits, layout.workspace
     weights = (input_weights, rotation_weights, stage_weights, output_weights)
     memory.check(
-        memory.engine_operator_bytes(io, ws, layout.stages, input_weights.element_size(),
-                                     grad=torch.is_grad_enabled() and any(w.requires_grad for w in weights)),
+        memory.engine_operator_bytes(
+            io,
+            ws,
+            layout.stages,
+            input_weights.element_size(),
+            grad=torch.is_grad_enabled() and any(w.requires_grad for w in weights),
+        ),
         f"the exact engine's transfer matrices for io_bits={io}, workspace={ws} "
         f"(2**{ws} x 2**{io + ws}, built from 2**{io + 2 * ws} amplitudes)",
-        device=input_weights.device, advice="use fewer workspace or i/o qubits",
+        device=input_weights.device,
+        advice="use fewer workspace or i/o qubits",
     )
-    check_finite("restore the last good checkpoint, or lower the learning rate",
-                 **dict(zip(_WEIGHT_NAMES, weights)))
+    check_finite(
+        "restore the last good checkpoint, or lower the learning rate",
+        **dict(zip(_WEIGHT_NAMES, weights, strict=True)),
+    )
     n_x, n_w = 2**io, 2**ws
     dtype, device = input_weights.dtype, input_weights.device
     # each token's block W[x] keeps its own scale; O has one (module docstring)
-    write_scale = _Rescaler(layout, dtype, torch.zeros(n_x, dtype=dtype, device=device),
-                            tuple(range(1, 2 + ws)))
+    write_scale = _Rescaler(
+        layout, dtype, torch.zeros(n_x, dtype=dtype, device=device), tuple(range(1, 2 + ws))
+    )
 
     # Write, input and work stages. The i/o lanes are only controls here, so they stay in the
     # written basis state x: keep x as a batch axis, columns w as a second one, and simulate the
@@ -298,16 +311,18 @@ def build_operators(
     state = torch.zeros((n_w, n_x, n_w), dtype=dtype, device=device)
     state[:, 0, :] = torch.eye(n_w, dtype=dtype, device=device)
     state = state.reshape((n_w,) + (2,) * (io + ws))
-    output_scale = _Rescaler(layout, dtype, torch.zeros((), dtype=dtype, device=device),
-                             tuple(range(1 + io + ws)))
+    output_scale = _Rescaler(
+        layout, dtype, torch.zeros((), dtype=dtype, device=device), tuple(range(1 + io + ws))
+    )
     for lane in range(io):
         cos, sin, log_scale = _maps(layout, output_weights[lane])
         cos, sin = (layout.lay_out(t, lane).unsqueeze(0) for t in (cos, sin))
         cos, sin = output_scale.neuron(state, cos, sin, log_scale)
         state = _rotate(state, cos, sin, axis=1 + lane)
     output_stage = state.reshape(n_w, n_x * n_w)
-    return CellOperators(write_stage, output_stage, layout, write_scale.log_scale,
-                         output_scale.log_scale)
+    return CellOperators(
+        write_stage, output_stage, layout, write_scale.log_scale, output_scale.log_scale
+    )
 
 
 @dataclass
@@ -374,21 +389,32 @@ def run_sequence(
     length, batch = tokens.shape
     write, output = operators.write_stage, operators.output_stage
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise QRNNTypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+        raise QRNNTypeError(
+            f"generator must be a torch.Generator or None; got {type(generator).__name__}"
+        )
     if state is not None:
         check_finite(state=state)
         zero = int((state.detach().abs().amax(dim=-1) == 0).sum())
         if zero:
-            raise QRNNValueError(f"state must have a nonzero amplitude in every row; got {zero} zero row(s)")
-    grad = torch.is_grad_enabled() and (write.requires_grad or output.requires_grad
-                                        or (state is not None and state.requires_grad))
+            raise QRNNValueError(
+                f"state must have a nonzero amplitude in every row; got {zero} zero row(s)"
+            )
+    grad = torch.is_grad_enabled() and (
+        write.requires_grad or output.requires_grad or (state is not None and state.requires_grad)
+    )
     # the operators' autograd graph stays alive until the backward pass
     operator_graph = memory.engine_operator_bytes(
-        layout.io_bits, layout.workspace, layout.stages, write.element_size(),
-        grad=write.grad_fn is not None or output.grad_fn is not None)
+        layout.io_bits,
+        layout.workspace,
+        layout.stages,
+        write.element_size(),
+        grad=write.grad_fn is not None or output.grad_fn is not None,
+    )
     memory.check(
-        operator_graph + memory.engine_sequence_bytes(layout.io_bits, layout.workspace, length,
-                                                      batch, write.element_size(), grad),
+        operator_graph
+        + memory.engine_sequence_bytes(
+            layout.io_bits, layout.workspace, length, batch, write.element_size(), grad
+        ),
         f"the exact engine on {batch} sequence(s) of length {length} (io_bits={layout.io_bits}, "
         f"workspace={layout.workspace}{', with gradients' if grad else ''})",
         device=write.device,
@@ -396,7 +422,9 @@ def run_sequence(
     if state is None:
         state = initial_state(layout, batch, write.dtype, write.device)
     plan = _Plan(tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator)
-    log_probs, final, outcomes, log_success, log_chosen = _Recurrence.apply(write, output, state, plan)
+    log_probs, final, outcomes, log_success, log_chosen = _Recurrence.apply(
+        write, output, state, plan
+    )
     # the stored operators are scaled (module docstring): add the scales back
     log_scale = 0.0
     if operators.log_write_scale is not None:
@@ -424,8 +452,9 @@ def run_sequence(
             NumericalRangeWarning,
             stacklevel=2,
         )
-    return SequenceResult(log_probs, final, outcomes, log_success.exp(), log_chosen.exp(),
-                          log_success, log_chosen)
+    return SequenceResult(
+        log_probs, final, outcomes, log_success.exp(), log_chosen.exp(), log_success, log_chosen
+    )
 
 
 class _Plan:
@@ -441,7 +470,9 @@ class _Plan:
         if self.grouped:
             self.order = torch.argsort(tokens, dim=1, stable=True)
             self.inverse = torch.argsort(self.order, dim=1)
-            self.counts = torch.stack([torch.bincount(row, minlength=n_x) for row in tokens]).tolist()
+            self.counts = torch.stack(
+                [torch.bincount(row, minlength=n_x) for row in tokens]
+            ).tolist()
         flat = tokens.reshape(-1)
         self.members = [torch.nonzero(flat == x).squeeze(1) for x in range(n_x)]
         self.rows = torch.arange(batch, device=tokens.device)
@@ -499,12 +530,14 @@ class _Recurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, write, output, state, plan):  # pylint: disable=arguments-differ
+    def forward(ctx, write, output, state, plan):
         n_x, n_w = plan.n_x, plan.n_w
         length, batch = plan.tokens.shape
         n_y = output.shape[1] // n_w
         tiny = torch.finfo(write.dtype).tiny
-        blocks = write.reshape(n_w, n_x, n_w).permute(1, 0, 2).contiguous() if plan.grouped else None
+        blocks = (
+            write.reshape(n_w, n_x, n_w).permute(1, 0, 2).contiguous() if plan.grouped else None
+        )
         # keep every step's intermediates only when a backward pass will need them
         keep = any(ctx.needs_input_grad[:3])
         kept = length if keep else 1
@@ -547,14 +580,16 @@ class _Recurrence(torch.autograd.Function):
         log_chosen.masked_fill_(dead, math.nan)
         # outcomes whose branch is below the smallest float: log q floored at log(tiny**2)
         plan.floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
-        ctx.save_for_backward(write, output, states, written, branches, outcomes, tops.clamp_min(floor))
+        ctx.save_for_backward(
+            write, output, states, written, branches, outcomes, tops.clamp_min(floor)
+        )
         ctx.plan, ctx.blocks = plan, blocks
         ctx.mark_non_differentiable(outcomes, log_success, log_chosen)
         return log_probs, psi, outcomes, log_success, log_chosen
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_log_probs, grad_state, *_):  # pylint: disable=arguments-differ
+    def backward(ctx, grad_log_probs, grad_state, *_):
         write, output, states, written, branches, outcomes, tops = ctx.saved_tensors
         plan, blocks = ctx.plan, ctx.blocks
         length, batch, n_y, n_w = branches.shape
@@ -578,7 +613,9 @@ class _Recurrence(torch.autograd.Function):
             # psi' = u_o / |u_o|: the gradient is the part of grad_psi orthogonal to psi', / |u_o|
             new_psi = unit[rows, outcome]
             radial = (grad_psi * new_psi).sum(-1, keepdim=True)
-            grad_u[rows, outcome] += inverse_norm[rows, outcome].unsqueeze(1) * (grad_psi - radial * new_psi)
+            grad_u[rows, outcome] += inverse_norm[rows, outcome].unsqueeze(1) * (
+                grad_psi - radial * new_psi
+            )
             # back through the constant factors: u was divided by max|u|, v by max|v|
             grad_u.div_(tops[step, 1].view(batch, 1, 1))
             grad_branches[step] = grad_u

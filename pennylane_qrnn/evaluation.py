@@ -27,6 +27,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+
 from .errors import QRNNValueError
 
 __all__ = ["Evaluation", "evaluate", "collapse_mask", "PROTOCOLS"]
@@ -122,7 +123,11 @@ def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation
         min_step.append(stats.min_step.float().cpu())
         sequences += tokens.shape[1]
     count = max(totals["scored"], 1)
-    log_success, log_io, log_neuron = torch.cat(log_success), torch.cat(log_io), torch.cat(log_neuron)
+    log_success, log_io, log_neuron = (
+        torch.cat(log_success),
+        torch.cat(log_io),
+        torch.cat(log_neuron),
+    )
     return Evaluation(
         protocol=protocol,
         sequences=sequences,

@@ -78,7 +78,7 @@ def memory_limit(limit=None, device=None) -> int | None:
         return _parse_limit(text)
     total = None
     if device is not None and str(device).startswith("cuda"):
-        import torch  # pylint: disable=import-outside-toplevel
+        import torch
 
         try:
             index = torch.device(device).index
@@ -102,7 +102,9 @@ def format_bytes(count: int) -> str:
     return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
 
 
-def parameter_bytes(io_bits: int, workspace: int, stages: int, degree: int, itemsize: int = 4) -> int:
+def parameter_bytes(
+    io_bits: int, workspace: int, stages: int, degree: int, itemsize: int = 4
+) -> int:
     """The weights of a cell (and their gradients and two optimizer moments: four copies), plus
     the monomial matrix the neurons' tables are computed with (float64, ``2**controls`` rows)."""
     n_controls = io_bits + workspace - 1
@@ -114,8 +116,9 @@ def parameter_bytes(io_bits: int, workspace: int, stages: int, degree: int, item
     return 4 * weights + 2**n_controls * per_neuron * 8 + tables
 
 
-def engine_operator_bytes(io_bits: int, workspace: int, stages: int, itemsize: int = 4,
-                          grad: bool = True) -> int:
+def engine_operator_bytes(
+    io_bits: int, workspace: int, stages: int, itemsize: int = 4, grad: bool = True
+) -> int:
     """:func:`pennylane_qrnn.engine.build_operators`: the cell run on ``2**H`` basis states for
     every token, ``2**I * 4**H`` amplitudes per state. With gradients each neuron or rotation
     keeps about four such states alive until the backward pass (measured: 3.1 to 4.0 per
@@ -126,8 +129,9 @@ def engine_operator_bytes(io_bits: int, workspace: int, stages: int, itemsize: i
     return state * (4 * operations + 4 if grad else 6)
 
 
-def engine_sequence_bytes(io_bits: int, workspace: int, length: int, batch: int,
-                          itemsize: int = 4, grad: bool = True) -> int:
+def engine_sequence_bytes(
+    io_bits: int, workspace: int, length: int, batch: int, itemsize: int = 4, grad: bool = True
+) -> int:
     """:func:`pennylane_qrnn.engine.run_sequence` on ``(length, batch)`` tokens: per step the
     written states ``(N, 2**H)``, the branches ``(N, 2**I, 2**H)`` and one ``(N, 2**(I+H))``
     product; with gradients every step's are kept, and the backward pass makes as many again
@@ -155,17 +159,21 @@ def statevector_bytes(n_wires: int, itemsize: int = 16, copies: int = 4) -> int:
 _STATEVECTOR_PREFIXES = ("default.qubit", "lightning.", "qiskit.aer", "braket.local")
 
 
-def model_bytes(io_bits, workspace, stages, degree, order, mode="postselect", backend=None,
-                itemsize=4) -> dict:
+def model_bytes(
+    io_bits, workspace, stages, degree, order, mode="postselect", backend=None, itemsize=4
+) -> dict:
     """What a model needs before it sees any data, by part (bytes): ``"weights"`` always;
     ``"transfer matrices"`` on the exact engine (``backend=None``; without gradients, the least
     it can run with); ``"statevector"`` on a local statevector simulator (``backend`` a name such
     as ``"default.qubit"``; ``io_bits + workspace (+ order ancillas in postselect mode)`` wires).
     Other backends (hardware, cloud) add nothing here."""
-    parts = {"weights and angle tables": parameter_bytes(io_bits, workspace, stages, degree, itemsize)}
+    parts = {
+        "weights and angle tables": parameter_bytes(io_bits, workspace, stages, degree, itemsize)
+    }
     if backend is None:
-        parts["transfer matrices"] = engine_operator_bytes(io_bits, workspace, stages, itemsize,
-                                                           grad=False)
+        parts["transfer matrices"] = engine_operator_bytes(
+            io_bits, workspace, stages, itemsize, grad=False
+        )
     elif str(backend).startswith(_STATEVECTOR_PREFIXES + ("default.mixed",)):
         wires = io_bits + workspace + (order if mode == "postselect" else 0)
         if str(backend).startswith("default.mixed"):
@@ -174,8 +182,18 @@ def model_bytes(io_bits, workspace, stages, degree, order, mode="postselect", ba
     return parts
 
 
-def check_model(io_bits, workspace, stages, degree, order, mode="postselect", backend=None,
-                itemsize=4, limit=None, device=None) -> dict:
+def check_model(
+    io_bits,
+    workspace,
+    stages,
+    degree,
+    order,
+    mode="postselect",
+    backend=None,
+    itemsize=4,
+    limit=None,
+    device=None,
+) -> dict:
     """:func:`check` the sum of :func:`model_bytes`; returns the parts. The message names the
     largest workspace that would fit."""
     parts = model_bytes(io_bits, workspace, stages, degree, order, mode, backend, itemsize)
@@ -184,22 +202,37 @@ def check_model(io_bits, workspace, stages, degree, order, mode="postselect", ba
         return parts
     where = "the exact engine" if backend is None else f"backend {backend!r}"
     detail = ", ".join(f"{name} {format_bytes(size)}" for name, size in parts.items())
-    fits = [h for h in range(workspace - 1, 0, -1)
-            if sum(model_bytes(io_bits, h, stages, degree, order, mode, backend, itemsize).values())
-            <= allowed]
-    advice = (f"with workspace={fits[0]} (the rest unchanged) it fits" if fits
-              else "no workspace fits with these io_bits, stages and degree")
+    fits = [
+        h
+        for h in range(workspace - 1, 0, -1)
+        if sum(model_bytes(io_bits, h, stages, degree, order, mode, backend, itemsize).values())
+        <= allowed
+    ]
+    advice = (
+        f"with workspace={fits[0]} (the rest unchanged) it fits"
+        if fits
+        else "no workspace fits with these io_bits, stages and degree"
+    )
     check(
         sum(parts.values()),
         f"QRNN(io_bits={io_bits}, workspace={workspace}, stages={stages}, degree={degree}) on "
         f"{where}",
-        limit, device, detail=detail, advice=advice,
+        limit,
+        device,
+        detail=detail,
+        advice=advice,
     )
     return parts
 
 
-def check(needed: int, what: str, limit=None, device=None, detail=None,
-          advice="use fewer workspace or i/o qubits, or a smaller batch") -> None:
+def check(
+    needed: int,
+    what: str,
+    limit=None,
+    device=None,
+    detail=None,
+    advice="use fewer workspace or i/o qubits, or a smaller batch",
+) -> None:
     """Raise :class:`ModelSizeError` if ``needed`` bytes exceed the memory limit.
 
     Args:
@@ -214,9 +247,12 @@ def check(needed: int, what: str, limit=None, device=None, detail=None,
     if allowed is None or needed <= allowed:
         return
     source = (
-        "the limit argument" if limit is not None
-        else f"{ENV_VARIABLE}" if os.environ.get(ENV_VARIABLE, "").strip()
-        else f"{DEFAULT_FRACTION:.0%} of {'the GPU' if str(device).startswith('cuda') else 'physical'} memory"
+        "the limit argument"
+        if limit is not None
+        else f"{ENV_VARIABLE}"
+        if os.environ.get(ENV_VARIABLE, "").strip()
+        else f"{DEFAULT_FRACTION:.0%} of "
+        f"{'the GPU' if str(device).startswith('cuda') else 'physical'} memory"
     )
     raise ModelSizeError(
         f"memory for {what} must be at most {format_bytes(allowed)} ({source}); got an estimate "

@@ -35,6 +35,7 @@ from math import comb
 
 import numpy as np
 import pennylane as qml
+
 from .errors import QRNNTypeError, QRNNValueError
 
 __all__ = [
@@ -72,7 +73,7 @@ def check_order(order) -> int:
     return int(order)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def monomials(n_controls: int, degree: int) -> tuple[tuple[int, ...], ...]:
     """The monomials of a neuron, in weight order: ``()`` (the bias), then every subset of
     ``range(n_controls)`` of size 1, ..., ``degree`` (sizes ascending, each lexicographic).
@@ -101,7 +102,7 @@ def num_weights(n_controls: int, degree: int) -> int:
     return sum(comb(n_controls, k) for k in range(min(degree, n_controls) + 1))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def monomial_matrix(n_controls: int, degree: int) -> np.ndarray:
     """The 0/1 matrix ``M`` with ``M[x, j] = prod_{i in A_j} x_i``: ``eta = M @ theta``.
 
@@ -226,9 +227,10 @@ def log_success_probability(eta, order: int):
     return power * qml.math.log(top) + qml.math.log((cos / top) ** power + (sin / top) ** power)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def walsh_matrix(n_controls: int) -> np.ndarray:
-    """The ``2**n x 2**n`` Walsh (Sylvester-Hadamard) sign matrix ``W[B, x] = (-1)**popcount(B & x)``.
+    """The ``2**n x 2**n`` Walsh (Sylvester-Hadamard) sign matrix
+    ``W[B, x] = (-1)**popcount(B & x)``.
 
     A table ``phi(x)`` equals ``sum_B w_B (-1)**(B.x)`` with ``w = W @ phi / 2**n``; a degree-d
     polynomial in the bits has ``w_B = 0`` for ``popcount(B) > d``.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from .errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["SPSA"]
@@ -99,8 +100,17 @@ class SPSA(torch.optim.Optimizer):
         True
     """
 
-    def __init__(self, params, lr=0.1, perturbation=0.1, alpha=0.602, gamma=0.101,
-                 stability=0.0, resamplings=1, generator=None):
+    def __init__(
+        self,
+        params,
+        lr=0.1,
+        perturbation=0.1,
+        alpha=0.602,
+        gamma=0.101,
+        stability=0.0,
+        resamplings=1,
+        generator=None,
+    ):
         _check_positive("lr", lr)
         _check_positive("perturbation", perturbation)
         _check_non_negative("alpha", alpha)
@@ -112,8 +122,9 @@ class SPSA(torch.optim.Optimizer):
             raise QRNNTypeError(
                 f"generator must be a torch.Generator or None; got {type(generator).__name__}"
             )
-        defaults = dict(lr=lr, perturbation=perturbation, alpha=alpha, gamma=gamma,
-                        stability=stability)
+        defaults = dict(
+            lr=lr, perturbation=perturbation, alpha=alpha, gamma=gamma, stability=stability
+        )
         super().__init__(params, defaults)
         for group in self.param_groups:
             for name in ("lr", "perturbation"):
@@ -124,8 +135,9 @@ class SPSA(torch.optim.Optimizer):
         self.generator = generator
 
     def _trainable(self):
-        return [(group, p) for group in self.param_groups for p in group["params"]
-                if p.requires_grad]
+        return [
+            (group, p) for group in self.param_groups for p in group["params"] if p.requires_grad
+        ]
 
     @property
     def step_count(self) -> int:
@@ -183,19 +195,21 @@ class SPSA(torch.optim.Optimizer):
                 deltas = [self._rademacher(p) for _, p in trainable]
                 values = []
                 for sign in (1.0, -1.0):
-                    for (_, p), theta, delta, (_, c_k) in zip(trainable, origin, deltas, gains):
+                    for (_, p), theta, delta, (_, c_k) in zip(
+                        trainable, origin, deltas, gains, strict=True
+                    ):
                         p.copy_(theta).add_(delta, alpha=sign * c_k)
                     values.append(self._evaluate(closure))
                 losses.extend(values)
                 difference = values[0] - values[1]
-                for g, delta, (_, c_k) in zip(estimate, deltas, gains):
+                for g, delta, (_, c_k) in zip(estimate, deltas, gains, strict=True):
                     g.add_(delta, alpha=difference / (2 * c_k * self.resamplings))
         finally:
             # Restore exactly (not by subtracting the perturbation: no rounding drift), also
             # when the closure raised.
-            for (_, p), theta in zip(trainable, origin):
+            for (_, p), theta in zip(trainable, origin, strict=True):
                 p.copy_(theta)
-        for (_, p), g, (a_k, _) in zip(trainable, estimate, gains):
+        for (_, p), g, (a_k, _) in zip(trainable, estimate, gains, strict=True):
             p.add_(g, alpha=-a_k)
             self.state[p]["step"] = k + 1
         return sum(losses) / len(losses)

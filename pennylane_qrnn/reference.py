@@ -33,7 +33,12 @@ from .checkpoints import check_finite_state, load_file
 from .errors import UnsafeFileError
 from .nn import QRNN
 
-__all__ = ["load_reference_checkpoint", "import_reference", "reference_task", "ReferenceImportError"]
+__all__ = [
+    "load_reference_checkpoint",
+    "import_reference",
+    "reference_task",
+    "ReferenceImportError",
+]
 
 
 class ReferenceImportError(UnsafeFileError):
@@ -91,14 +96,28 @@ def load_reference_checkpoint(path) -> dict:
             zip archive, an empty, truncated or foreign file)
     """
     try:
-        checkpoint = load_file(path, "a reference (RVQE) checkpoint, a legacy torch.save file", what="checkpoint",
-                               formats=("legacy-pickle",), pickle_module=_restricted_pickle)
+        checkpoint = load_file(
+            path,
+            "a reference (RVQE) checkpoint, a legacy torch.save file",
+            what="checkpoint",
+            formats=("legacy-pickle",),
+            pickle_module=_restricted_pickle,
+        )
     except UnsafeFileError as error:
         raise ReferenceImportError(str(error)) from error
-    if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint or "_original_args" not in checkpoint:
+    if (
+        not isinstance(checkpoint, dict)
+        or "model_state_dict" not in checkpoint
+        or "_original_args" not in checkpoint
+    ):
+        held = (
+            sorted(map(str, checkpoint))
+            if isinstance(checkpoint, dict)
+            else type(checkpoint).__name__
+        )
         raise ReferenceImportError(
-            f"checkpoint must hold 'model_state_dict' and '_original_args' (an RVQE training checkpoint); "
-            f"{str(path)!r} holds {sorted(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__}"
+            "checkpoint must hold 'model_state_dict' and '_original_args' (an RVQE training "
+            f"checkpoint); {str(path)!r} holds {held}"
         )
     return checkpoint
 
@@ -124,15 +143,21 @@ def import_reference(path, dtype=torch.float64) -> tuple[QRNN, dict]:
     try:
         return _import(checkpoint, dtype)
     except ReferenceImportError as error:
-        raise ReferenceImportError(f"checkpoint must be a reference checkpoint this importer reads; {str(path)!r}: {error}") from error
+        raise ReferenceImportError(
+            f"checkpoint must be a reference checkpoint this importer reads; {str(path)!r}: {error}"
+        ) from error
 
 
 def _import(checkpoint, dtype):
     args = checkpoint["_original_args"]
     if not isinstance(args, argparse.Namespace):
-        raise ReferenceImportError(f"_original_args must be an argparse.Namespace; got {_kind(args)}")
+        raise ReferenceImportError(
+            f"_original_args must be an argparse.Namespace; got {_kind(args)}"
+        )
     states = checkpoint["model_state_dict"]
-    if not isinstance(states, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in states.items()):
+    if not isinstance(states, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in states.items()
+    ):
         raise ReferenceImportError("model_state_dict must map names to tensors; got other objects")
     state = {key.removeprefix("module."): value for key, value in states.items()}
     settings = {}
@@ -141,30 +166,50 @@ def _import(checkpoint, dtype):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ReferenceImportError(f"_original_args.{key} must be an int; got {_kind(value)}")
         settings[key] = value
-    workspace, stages, order, degree = (settings[k] for k in ("workspace", "stages", "order", "degree"))
+    workspace, stages, order, degree = (
+        settings[k] for k in ("workspace", "stages", "order", "degree")
+    )
     io_bits = sum(1 for key in state if key.startswith("cell.output_layer.") and key.endswith(".θ"))
     if io_bits == 0:
         raise ReferenceImportError("model_state_dict must hold cell.output_layer.*; none found")
     bias = getattr(args, "initial_bias", torch.pi / 2)
     if isinstance(bias, bool) or not isinstance(bias, (int, float)):
-        raise ReferenceImportError(f"_original_args.initial_bias must be a number; got {_kind(bias)}")
+        raise ReferenceImportError(
+            f"_original_args.initial_bias must be a number; got {_kind(bias)}"
+        )
     bias = float(bias)
     model = QRNN(io_bits, workspace, stages, degree, order, dtype=dtype)
     try:
         weights = {
-            "input_weights": torch.stack([_neuron(state, f"cell.input_layer.{j}", bias) for j in range(workspace)]),
-            "rotation_weights": torch.stack([state[f"cell.kernel_layer.{s}.0.θs"] / 2 for s in range(stages)]).reshape(stages, workspace).to(torch.float64),
-            "stage_weights": torch.stack([
-                torch.stack([_neuron(state, f"cell.kernel_layer.{s}.{j + 1}", bias) for j in range(workspace)])
-                for s in range(stages)
-            ]).reshape(stages, workspace, -1),
-            "output_weights": torch.stack([_neuron(state, f"cell.output_layer.{i}", bias) for i in range(io_bits)]),
+            "input_weights": torch.stack(
+                [_neuron(state, f"cell.input_layer.{j}", bias) for j in range(workspace)]
+            ),
+            "rotation_weights": torch.stack(
+                [state[f"cell.kernel_layer.{s}.0.θs"] / 2 for s in range(stages)]
+            )
+            .reshape(stages, workspace)
+            .to(torch.float64),
+            "stage_weights": torch.stack(
+                [
+                    torch.stack(
+                        [
+                            _neuron(state, f"cell.kernel_layer.{s}.{j + 1}", bias)
+                            for j in range(workspace)
+                        ]
+                    )
+                    for s in range(stages)
+                ]
+            ).reshape(stages, workspace, -1),
+            "output_weights": torch.stack(
+                [_neuron(state, f"cell.output_layer.{i}", bias) for i in range(io_bits)]
+            ),
         }
         model.load_state_dict({k: v.to(dtype) for k, v in weights.items()})
     except (KeyError, RuntimeError) as error:
         raise ReferenceImportError(
-            f"model_state_dict does not match a workspace={workspace}, stages={stages}, degree={degree} "
-            f"QRNN with {io_bits} i/o bits: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            f"model_state_dict does not match a workspace={workspace}, stages={stages}, "
+            f"degree={degree} QRNN with {io_bits} i/o bits: "
+            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
         ) from error
     check_finite_state(model.state_dict(), "the reference checkpoint")
     info = {
@@ -197,11 +242,19 @@ def reference_task(dataset: str) -> tuple[str, dict]:
     Raises:
         ReferenceImportError: for a dataset with no counterpart here
     """
-    fixed = {"mnist01": "mnist01", "mnist36": "mnist36", "mnist01-gen": "mnist-gen",
-             "simple-seq": "memorise-reference", "elman-xor": "elman-xor", "elman-letter": "elman-letters",
-             "dna": "dna-reference"}
+    fixed = {
+        "mnist01": "mnist01",
+        "mnist36": "mnist36",
+        "mnist01-gen": "mnist-gen",
+        "simple-seq": "memorise-reference",
+        "elman-xor": "elman-xor",
+        "elman-letter": "elman-letters",
+        "dna": "dna-reference",
+    }
     if not isinstance(dataset, str):
-        raise ReferenceImportError(f"dataset must be a reference dataset name (a str); got {_kind(dataset)}")
+        raise ReferenceImportError(
+            f"dataset must be a reference dataset name (a str); got {_kind(dataset)}"
+        )
     if dataset in fixed:
         return fixed[dataset], {}
     if dataset and dataset.startswith("mnist-umap-d"):
@@ -211,6 +264,6 @@ def reference_task(dataset: str) -> tuple[str, dict]:
         except ValueError:
             pass  # refused below
     raise ReferenceImportError(
-        f"dataset must be one this package provides (mnist01, mnist36, mnist01-gen, mnist-umap-dD-rR, "
-        f"simple-seq, elman-xor, elman-letter, dna); got {dataset!r}"
+        "dataset must be one this package provides (mnist01, mnist36, mnist01-gen, "
+        f"mnist-umap-dD-rR, simple-seq, elman-xor, elman-letter, dna); got {dataset!r}"
     )

@@ -27,16 +27,38 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import atomic_save, atomic_write_text, check_finite_state, load_file, remove_stale_temporaries
+from .checkpoints import (
+    atomic_save,
+    atomic_write_text,
+    check_finite_state,
+    load_file,
+    remove_stale_temporaries,
+)
 from .errors import NonFiniteError, QRNNValueError, UnsafeFileError
 from .evaluation import evaluate
 from .nn import QRNN
 from .tasks import get_task
 
-__all__ = ["TrainConfig", "Trainer", "atomic_save", "load_checkpoint", "load_trained_model", "RUN_FILES",
-           "RESULT_FILES", "RESUMABLE_FIELDS"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "atomic_save",
+    "load_checkpoint",
+    "load_trained_model",
+    "RUN_FILES",
+    "RESULT_FILES",
+    "RESUMABLE_FIELDS",
+]
 
-RUN_FILES = ("checkpoint.pt", "model.pt", "best.pt", "config.json", "metrics.csv", "summary.json", "curves.png")
+RUN_FILES = (
+    "checkpoint.pt",
+    "model.pt",
+    "best.pt",
+    "config.json",
+    "metrics.csv",
+    "summary.json",
+    "curves.png",
+)
 """The files a run writes in its folder."""
 
 RESULT_FILES = ("checkpoint.pt", "model.pt", "best.pt", "metrics.csv", "summary.json", "curves.png")
@@ -94,35 +116,66 @@ class TrainConfig:
     dtype: str = "float32"
     task_options: dict = field(default_factory=dict)
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with the task's defaults filled in and every value checked."""
         task = self.make_task()
         defaults = task.defaults
         values = asdict(self)
-        for key in ("workspace", "stages", "degree", "order", "steps", "batch_size", "lr", "optimizer", "target_loss", "loss"):
+        for key in (
+            "workspace",
+            "stages",
+            "degree",
+            "order",
+            "steps",
+            "batch_size",
+            "lr",
+            "optimizer",
+            "target_loss",
+            "loss",
+        ):
             if values[key] is None:
                 values[key] = getattr(defaults, key)
         config = TrainConfig(**values)
-        for key in ("workspace", "steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
+        for key in (
+            "workspace",
+            "steps",
+            "batch_size",
+            "eval_every",
+            "eval_batches",
+            "checkpoint_every",
+        ):
             value = getattr(config, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise QRNNValueError(f"{key.replace('_', '-')} must be a positive integer; got {value!r}")
+                raise QRNNValueError(
+                    f"{key.replace('_', '-')} must be a positive integer; got {value!r}"
+                )
         if not isinstance(config.stages, int) or config.stages < 0:
             raise QRNNValueError(f"stages must be a non-negative integer; got {config.stages!r}")
-        if isinstance(config.lr, bool) or not isinstance(config.lr, (int, float)) or not (0 < config.lr < math.inf):
+        if (
+            isinstance(config.lr, bool)
+            or not isinstance(config.lr, (int, float))
+            or not (0 < config.lr < math.inf)
+        ):
             raise QRNNValueError(f"lr must be a positive finite number; got {config.lr!r}")
         if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
             raise QRNNValueError(f"seed must be a non-negative integer; got {config.seed!r}")
         if config.optimizer not in OPTIMIZERS:
-            raise QRNNValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+            raise QRNNValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}"
+            )
         if config.loss not in LOSSES:
             raise QRNNValueError(f"loss must be one of {', '.join(LOSSES)}; got {config.loss!r}")
         if config.protocol not in ("reference", "measured"):
-            raise QRNNValueError(f"protocol must be 'reference' or 'measured'; got {config.protocol!r}")
+            raise QRNNValueError(
+                f"protocol must be 'reference' or 'measured'; got {config.protocol!r}"
+            )
         if config.model not in MODELS:
             raise QRNNValueError(f"model must be one of {', '.join(MODELS)}; got {config.model!r}")
         if config.model == "qrnn" and config.hidden is not None:
-            raise QRNNValueError(f"hidden is for the classical baselines (model 'lstm' or 'rnn'); got hidden={config.hidden} with model 'qrnn'")
+            raise QRNNValueError(
+                "hidden is for the classical baselines (model 'lstm' or 'rnn'); got "
+                f"hidden={config.hidden} with model 'qrnn'"
+            )
         if config.dtype not in ("float32", "float64"):
             raise QRNNValueError(f"dtype must be 'float32' or 'float64'; got {config.dtype!r}")
         check_torch_device(config.torch_device)
@@ -144,30 +197,48 @@ def check_torch_device(name) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError) as error:
-        raise QRNNValueError(f"torch-device must be a torch device such as 'cpu' or 'cuda'; got {name!r}") from error
+        raise QRNNValueError(
+            f"torch-device must be a torch device such as 'cpu' or 'cuda'; got {name!r}"
+        ) from error
     if device.type == "cpu":
         return device
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise QRNNValueError(f"torch-device {name!r} needs a CUDA GPU, and torch here has none "
-                                 "(torch.cuda.is_available() is False); use 'cpu'")
+            raise QRNNValueError(
+                f"torch-device {name!r} needs a CUDA GPU, and torch here has none "
+                "(torch.cuda.is_available() is False); use 'cpu'"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise QRNNValueError(f"torch-device must be one of cuda:0..cuda:{torch.cuda.device_count() - 1} here; got {name!r}")
+            raise QRNNValueError(
+                f"torch-device must be one of cuda:0..cuda:{torch.cuda.device_count() - 1} here; "
+                f"got {name!r}"
+            )
         return device
     try:
         torch.empty(1, device=device)
     except (RuntimeError, AssertionError) as error:
-        raise QRNNValueError(f"torch-device must be a device torch can use here (cpu, cuda); got {name!r}") from error
+        raise QRNNValueError(
+            f"torch-device must be a device torch can use here (cpu, cuda); got {name!r}"
+        ) from error
     return device
 
 
 _FILE_KEYS = {
     "model": {"config": dict, "model": dict},
-    "checkpoint": {"config": dict, "model": dict, "optimizer": dict, "data_generator": torch.Tensor, "step": int,
-                   "history": str, "best_val_loss": float},
+    "checkpoint": {
+        "config": dict,
+        "model": dict,
+        "optimizer": dict,
+        "data_generator": torch.Tensor,
+        "step": int,
+        "history": str,
+        "best_val_loss": float,
+    },
 }
-_WRITTEN_BY = {"model": "a model file written by `qrnn train` (model.pt, best.pt or checkpoint.pt)",
-               "checkpoint": "a checkpoint.pt written by `qrnn train`"}
+_WRITTEN_BY = {
+    "model": "a model file written by `qrnn train` (model.pt, best.pt or checkpoint.pt)",
+    "checkpoint": "a checkpoint.pt written by `qrnn train`",
+}
 
 
 def load_checkpoint(path, kind: str = "checkpoint") -> dict:
@@ -187,27 +258,38 @@ def load_checkpoint(path, kind: str = "checkpoint") -> dict:
     expected = _WRITTEN_BY[kind]
     saved = load_file(path, expected, what=kind)
     if not isinstance(saved, dict):
-        raise UnsafeFileError(f"{kind} must be {expected}; {str(path)!r} holds a {type(saved).__name__}")
+        raise UnsafeFileError(
+            f"{kind} must be {expected}; {str(path)!r} holds a {type(saved).__name__}"
+        )
     for key, kind_of in _FILE_KEYS[kind].items():
         value = saved.get(key)
         ok = isinstance(value, kind_of) and not isinstance(value, bool)
         if kind_of is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
-            raise UnsafeFileError(f"{kind} must be {expected}; {str(path)!r} has no {key!r} of type {kind_of.__name__}")
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in saved["model"].items()):
-        raise UnsafeFileError(f"{kind} must be {expected}; the weights in {str(path)!r} are not a dict of tensors")
+            raise UnsafeFileError(
+                f"{kind} must be {expected}; {str(path)!r} has no {key!r} of type "
+                f"{kind_of.__name__}"
+            )
+    if not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in saved["model"].items()
+    ):
+        raise UnsafeFileError(
+            f"{kind} must be {expected}; the weights in {str(path)!r} are not a dict of tensors"
+        )
     check_finite_state(saved["model"], f"{kind} {str(path)!r}")
     return saved
 
 
-def config_from_file(saved: dict, path) -> "TrainConfig":
+def config_from_file(saved: dict, path) -> TrainConfig:
     """The resolved :class:`TrainConfig` a file from :func:`load_checkpoint` was written with."""
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(saved["config"]) - known)
     if unknown or "task" not in saved["config"]:
-        raise UnsafeFileError(f"file {str(path)!r} must hold a `qrnn train` config; "
-                              + (f"got unknown fields {', '.join(map(repr, unknown))}" if unknown else "got no task"))
+        raise UnsafeFileError(
+            f"file {str(path)!r} must hold a `qrnn train` config; "
+            + (f"got unknown fields {', '.join(map(repr, unknown))}" if unknown else "got no task")
+        )
     return TrainConfig(**saved["config"]).resolved()
 
 
@@ -216,11 +298,17 @@ def build_model(config: TrainConfig, task):
     factory = {"device": config.torch_device, "dtype": getattr(torch, config.dtype)}
     if config.model == "qrnn":
         return QRNN(
-            task.io_bits, config.workspace, config.stages, config.degree, config.order, config.mode,
-            backend=config.backend, **factory,
+            task.io_bits,
+            config.workspace,
+            config.stages,
+            config.degree,
+            config.order,
+            config.mode,
+            backend=config.backend,
+            **factory,
         )
-    from .baselines import make_baseline  # pylint: disable=import-outside-toplevel
-    from .templates import QRNNCell  # pylint: disable=import-outside-toplevel
+    from .baselines import make_baseline
+    from .templates import QRNNCell
 
     if config.hidden is not None:
         return make_baseline(config.model, task.io_bits, hidden=config.hidden, **factory)
@@ -260,8 +348,10 @@ def _load_weights(model, state, path) -> None:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as error:  # missing, unexpected or misshapen weights
         first = str(error).strip().splitlines()
-        raise UnsafeFileError(f"weights in {str(path)!r} must fit the model its config describes; "
-                              f"{' '.join(line.strip() for line in first[:3])[:400]}") from error
+        raise UnsafeFileError(
+            f"weights in {str(path)!r} must fit the model its config describes; "
+            f"{' '.join(line.strip() for line in first[:3])[:400]}"
+        ) from error
 
 
 def _optimizer(config, parameters):
@@ -275,8 +365,15 @@ def _optimizer(config, parameters):
 
 
 METRIC_FIELDS = [
-    "step", "loss", "accuracy", "min_postselection", "steps_per_second",
-    "val_loss", "val_accuracy_argmax", "val_accuracy_sampled", "val_min_postselection",
+    "step",
+    "loss",
+    "accuracy",
+    "min_postselection",
+    "steps_per_second",
+    "val_loss",
+    "val_accuracy_argmax",
+    "val_accuracy_sampled",
+    "val_min_postselection",
 ]
 
 
@@ -301,7 +398,9 @@ class Trainer:
             resume (:func:`load_checkpoint`)
     """
 
-    def __init__(self, config: TrainConfig | None, out, resume: bool = False, overwrite: bool = False):
+    def __init__(
+        self, config: TrainConfig | None, out, resume: bool = False, overwrite: bool = False
+    ):
         self.out = Path(out)
         self.checkpoint_path = self.out / "checkpoint.pt"
         _prepare_folder(self.out, resume, overwrite)
@@ -313,10 +412,16 @@ class Trainer:
                 )
             saved = load_checkpoint(self.checkpoint_path)
             saved_config = config_from_file(saved, self.checkpoint_path)
-            config = saved_config if config is None else _resumed_config(saved_config, config.resolved(), self.checkpoint_path)
+            config = (
+                saved_config
+                if config is None
+                else _resumed_config(saved_config, config.resolved(), self.checkpoint_path)
+            )
             if config.steps < int(saved["step"]):
-                raise QRNNValueError(f"steps must be at least the {int(saved['step'])} steps the run in "
-                                     f"{str(self.out)!r} has done; got {config.steps}")
+                raise QRNNValueError(
+                    f"steps must be at least the {int(saved['step'])} steps the run in "
+                    f"{str(self.out)!r} has done; got {config.steps}"
+                )
         elif config is None:
             raise QRNNValueError("config must be a TrainConfig for a fresh run; got None")
         self.config = config.resolved()
@@ -342,12 +447,24 @@ class Trainer:
             self.data_generator.set_state(saved["data_generator"])
             history = json.loads(saved["history"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
-            raise UnsafeFileError(f"checkpoint {str(path)!r} must hold the optimiser, generator and history of its "
-                                  f"own run; {str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__}") from error
+            reason = (
+                str(error).strip().splitlines()[0][:300]
+                if str(error).strip()
+                else type(error).__name__
+            )
+            raise UnsafeFileError(
+                f"checkpoint {str(path)!r} must hold the optimiser, generator and history of its "
+                f"own run; {reason}"
+            ) from error
         if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
-            raise UnsafeFileError(f"checkpoint {str(path)!r} must hold its history as a list of rows")
+            raise UnsafeFileError(
+                f"checkpoint {str(path)!r} must hold its history as a list of rows"
+            )
         for state in saved["optimizer"].get("state", {}).values():
-            check_finite_state(state if isinstance(state, dict) else {}, f"checkpoint {str(path)!r} (optimiser state)")
+            check_finite_state(
+                state if isinstance(state, dict) else {},
+                f"checkpoint {str(path)!r} (optimiser state)",
+            )
         self.step = int(saved["step"])
         self.history = history
         self.best_val_loss = float(saved["best_val_loss"])
@@ -361,14 +478,18 @@ class Trainer:
         the update, a parameter is NaN or infinite."""
         batch = self.task.batch(self.config.batch_size, self.data_generator, split="train")
         device = self.model.input_weights.device
-        tokens, targets, scored = (t.to(device) for t in (batch.tokens, batch.targets, batch.scored))
+        tokens, targets, scored = (
+            t.to(device) for t in (batch.tokens, batch.targets, batch.scored)
+        )
         if self.config.protocol == "reference":
             # the paper's training: every step postselected on its target
             log_probs, _ = self.model(tokens, targets)
         else:
             # hardware-honest: every step measured; the loss still scores the targets
             collapse = torch.zeros_like(scored)
-            log_probs, _ = self.model(tokens, targets, collapse=collapse, generator=self.data_generator)
+            log_probs, _ = self.model(
+                tokens, targets, collapse=collapse, generator=self.data_generator
+            )
         if self.config.loss == "reference":
             loss = reference_loss(log_probs, targets, scored)
         else:
@@ -377,15 +498,25 @@ class Trainer:
             raise NonFiniteError(f"the training loss must be finite; got {loss.item()}")
         self.optimizer.zero_grad()
         loss.backward()
-        bad = [name for name, p in self.model.named_parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        bad = [
+            name
+            for name, p in self.model.named_parameters()
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+        ]
         if bad:
-            raise NonFiniteError(f"the gradients must be finite; got NaN or infinity in {', '.join(bad)}")
+            raise NonFiniteError(
+                f"the gradients must be finite; got NaN or infinity in {', '.join(bad)}"
+            )
         if self.config.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
         self.optimizer.step()
-        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        bad = [
+            name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())
+        ]
         if bad:
-            raise NonFiniteError(f"the parameters must stay finite; the update made {', '.join(bad)} NaN or infinite")
+            raise NonFiniteError(
+                f"the parameters must stay finite; the update made {', '.join(bad)} NaN or infinite"
+            )
         accuracy = ((log_probs.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1)
         return {
             "loss": loss.item(),
@@ -406,7 +537,10 @@ class Trainer:
     def validate(self) -> dict:
         # a fixed validation set: the same generator seed at every evaluation
         generator = torch.Generator().manual_seed(self.config.seed + 1_000_003)
-        batches = [self.task.batch(self.config.batch_size, generator, split="validate") for _ in range(self.config.eval_batches)]
+        batches = [
+            self.task.batch(self.config.batch_size, generator, split="validate")
+            for _ in range(self.config.eval_batches)
+        ]
         model = self._validation_model()
         try:
             result = evaluate(model, batches, self.config.protocol, generator=generator)
@@ -436,10 +570,16 @@ class Trainer:
         atomic_write_text(self.out / "config.json", json.dumps(asdict(self.config), indent=2))
         bar = None
         if progress:
-            from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+            from tqdm import tqdm
 
-            bar = tqdm(total=self.config.steps, initial=self.step, desc=f"train {self.task.name}",
-                       unit="step", dynamic_ncols=True, mininterval=0.5)
+            bar = tqdm(
+                total=self.config.steps,
+                initial=self.step,
+                desc=f"train {self.task.name}",
+                unit="step",
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
         started, done_here = time.perf_counter(), 0
         try:
             while self.step < self.config.steps and not self.converged:
@@ -461,15 +601,25 @@ class Trainer:
                     if metrics["val_loss"] < self.best_val_loss:
                         # the best model so far by validation loss, as the reference keeps it
                         self.best_val_loss = metrics["val_loss"]
-                        atomic_save({"config": asdict(self.config), "model": self.model.state_dict(), "step": self.step},
-                                    self.out / "best.pt")
+                        atomic_save(
+                            {
+                                "config": asdict(self.config),
+                                "model": self.model.state_dict(),
+                                "step": self.step,
+                            },
+                            self.out / "best.pt",
+                        )
                     target = self.config.target_loss
                     self.converged = target is not None and metrics["val_loss"] < target
                 self.history.append(metrics)
                 if bar is not None:
                     bar.update(1)
-                    postfix = {"loss": f"{metrics['loss']:.4f}", "acc": f"{metrics['accuracy']:.3f}",
-                               "min_p": f"{metrics['min_postselection']:.2e}", "steps/s": f"{metrics['steps_per_second']:.1f}"}
+                    postfix = {
+                        "loss": f"{metrics['loss']:.4f}",
+                        "acc": f"{metrics['accuracy']:.3f}",
+                        "min_p": f"{metrics['min_postselection']:.2e}",
+                        "steps/s": f"{metrics['steps_per_second']:.1f}",
+                    }
                     if "val_loss" in metrics:
                         postfix["val"] = f"{metrics['val_loss']:.4f}"
                     bar.set_postfix(postfix, refresh=False)
@@ -485,10 +635,15 @@ class Trainer:
         return {"step": self.step, "finished": False}
 
     def _stopped_message(self, error, step) -> str:
-        kept = (f"{str(self.checkpoint_path)!r} (step {self.saved_step}) is the last good checkpoint"
-                if self.saved_step is not None else "no checkpoint was written")
-        return (f"training stopped at step {step}: {error}; {kept}, nothing non-finite was saved. "
-                f"Lower the learning rate (now {self.config.lr:g}) or use dtype float64")
+        kept = (
+            f"{str(self.checkpoint_path)!r} (step {self.saved_step}) is the last good checkpoint"
+            if self.saved_step is not None
+            else "no checkpoint was written"
+        )
+        return (
+            f"training stopped at step {step}: {error}; {kept}, nothing non-finite was saved. "
+            f"Lower the learning rate (now {self.config.lr:g}) or use dtype float64"
+        )
 
     def save_checkpoint(self) -> None:
         atomic_save(
@@ -516,7 +671,9 @@ class Trainer:
 
     def finish(self, converged: bool) -> dict:
         final = self.validate()
-        atomic_save({"config": asdict(self.config), "model": self.model.state_dict()}, self.out / "model.pt")
+        atomic_save(
+            {"config": asdict(self.config), "model": self.model.state_dict()}, self.out / "model.pt"
+        )
         summary = {
             "task": self.task.name,
             "model": self.config.model,
@@ -527,7 +684,9 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "finished": True,
         }
-        atomic_write_text(self.out / "summary.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False))
+        atomic_write_text(
+            self.out / "summary.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False)
+        )
         plot_curves(self.history, self.out / "curves.png", title=f"QRNN on {self.task.name}")
         return summary
 
@@ -540,8 +699,10 @@ def _raise_if_nonfinite(model, batch, error) -> None:
     log_probs, _ = model(batch.tokens.to(device), batch.targets.to(device))
     if not bool(torch.isfinite(log_probs).any(-1).all()) or bool(torch.isnan(log_probs).any()):
         largest = max(float(p.detach().abs().max()) for p in model.parameters())
-        raise NonFiniteError(f"the model's probabilities must be finite; got NaN on validation data "
-                             f"(the largest weight is {largest:.3g})") from error
+        raise NonFiniteError(
+            f"the model's probabilities must be finite; got NaN on validation data "
+            f"(the largest weight is {largest:.3g})"
+        ) from error
 
 
 def _json_safe(value):
@@ -563,8 +724,9 @@ def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
         present = [name for name in RESULT_FILES if (out / name).exists()]
         if present:
             raise QRNNValueError(
-                f"out must be a new or empty folder for a fresh run; {str(out)!r} already holds a run "
-                f"({', '.join(present)}): resume it (resume=True, `qrnn train --resume`) or write the new run elsewhere"
+                f"out must be a new or empty folder for a fresh run; {str(out)!r} already holds a "
+                f"run ({', '.join(present)}): resume it (resume=True, `qrnn train --resume`) or "
+                "write the new run elsewhere"
             )
     if resume and not out.is_dir():
         return  # nothing to resume: the caller reports the missing checkpoint
@@ -574,8 +736,10 @@ def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise QRNNValueError(f"out must be a folder this user can write; could not write in {str(out)!r}: "
-                             f"{error.strerror or error}") from error
+        raise QRNNValueError(
+            f"out must be a folder this user can write; could not write in {str(out)!r}: "
+            f"{error.strerror or error}"
+        ) from error
     remove_stale_temporaries(out, RUN_FILES)
     legacy = out / ".metrics.csv.tmp"  # the fixed name older versions used
     if legacy.is_file():
@@ -590,9 +754,10 @@ def _resumed_config(saved: TrainConfig, given: TrainConfig, path) -> TrainConfig
         old, new = getattr(saved, f.name), getattr(given, f.name)
         if old != new:
             raise QRNNValueError(
-                f"{f.name.replace('_', '-')} must match the run being resumed ({old!r} in {str(path)!r}); got {new!r}. "
-                f"A resumed run keeps its configuration (only {', '.join(n.replace('_', '-') for n in RESUMABLE_FIELDS)} "
-                "may change); start a new run to change it"
+                f"{f.name.replace('_', '-')} must match the run being resumed ({old!r} in "
+                f"{str(path)!r}); got {new!r}. A resumed run keeps its configuration (only "
+                f"{', '.join(n.replace('_', '-') for n in RESUMABLE_FIELDS)} may change); start a "
+                "new run to change it"
             )
     return given
 
@@ -602,46 +767,60 @@ def _check_trainable(config: TrainConfig) -> None:
     if config.backend is None:
         return
     if config.model != "qrnn":
-        raise QRNNValueError(f"device must be 'exact' for a classical baseline (model {config.model!r} runs on torch); "
-                             f"got {config.backend!r}")
-    from .devices.capabilities import capabilities  # pylint: disable=import-outside-toplevel
+        raise QRNNValueError(
+            f"device must be 'exact' for a classical baseline (model {config.model!r} runs on "
+            f"torch); got {config.backend!r}"
+        )
+    from .devices.capabilities import capabilities
 
     caps = capabilities(config.backend)
     if caps.path != "circuits":
         extra = ""
         if config.backend == "qiskit.remote":
-            extra = (" (qiskit.remote also needs an IBM backend: from Python, "
-                     "qml.device('qiskit.remote', wires=N, backend=QiskitRuntimeService().least_busy()); see docs/devices.md)")
+            extra = (
+                " (qiskit.remote also needs an IBM backend: from Python, "
+                "qml.device('qiskit.remote', wires=N, "
+                "backend=QiskitRuntimeService().least_busy()); see docs/devices.md)"
+            )
         raise QRNNValueError(
-            f"device must give gradients to train on; {config.backend!r} runs the model on shots (it cannot "
-            "postselect mid-circuit measurements), which gives none. Train on 'exact' or a device that postselects "
-            "(default.qubit, lightning.qubit), then evaluate on shots; or train from Python with "
-            f"pennylane_qrnn.optim.SPSA{extra}"
+            f"device must give gradients to train on; {config.backend!r} runs the model on shots "
+            "(it cannot postselect mid-circuit measurements), which gives none. Train on 'exact' "
+            "or a device that postselects (default.qubit, lightning.qubit), then evaluate on "
+            f"shots; or train from Python with pennylane_qrnn.optim.SPSA{extra}"
         )
     if config.protocol == "measured":
         raise QRNNValueError(
-            f"protocol must be 'reference' to train on device {config.backend!r}; got 'measured', which samples "
-            "every step, and only the exact engine and the shot path can sample"
+            f"protocol must be 'reference' to train on device {config.backend!r}; got 'measured', "
+            "which samples every step, and only the exact engine and the shot path can sample"
         )
 
 
 def plot_curves(history, path, title=""):
     """Loss, accuracy and minimum postselection probability against the step, as a PNG."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt
 
     steps = [h["step"] for h in history]
     val = [h for h in history if "val_loss" in h]
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].semilogy(steps, [max(h["loss"], 1e-12) for h in history], label="train", alpha=0.7)
-    axes[0].semilogy([h["step"] for h in val], [max(h["val_loss"], 1e-12) for h in val], "o-", label="validation")
+    axes[0].semilogy(
+        [h["step"] for h in val], [max(h["val_loss"], 1e-12) for h in val], "o-", label="validation"
+    )
     axes[0].set(xlabel="step", ylabel="NLL per scored step", title="loss")
     axes[0].legend()
     axes[1].plot(steps, [h["accuracy"] for h in history], label="train (argmax)", alpha=0.7)
-    axes[1].plot([h["step"] for h in val], [h["val_accuracy_sampled"] for h in val], "o-", label="validation (sampled)")
-    axes[1].set(xlabel="step", ylabel="accuracy", title="accuracy on scored steps", ylim=(-0.02, 1.02))
+    axes[1].plot(
+        [h["step"] for h in val],
+        [h["val_accuracy_sampled"] for h in val],
+        "o-",
+        label="validation (sampled)",
+    )
+    axes[1].set(
+        xlabel="step", ylabel="accuracy", title="accuracy on scored steps", ylim=(-0.02, 1.02)
+    )
     axes[1].legend()
     axes[2].semilogy(steps, [max(h["min_postselection"], 1e-300) for h in history])
     axes[2].set(xlabel="step", ylabel="probability", title="min step postselection probability")

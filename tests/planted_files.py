@@ -7,13 +7,13 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Tuple
 
 import torch
 
 
 class Exploit:
-    """Unpickling this calls ``function(*arguments)``: with os.system or open, it creates the sentinel."""
+    """Unpickling this calls ``function(*arguments)``: with os.system or open, it creates the
+    sentinel."""
 
     def __init__(self, function, arguments):
         self.function, self.arguments = function, arguments
@@ -34,11 +34,11 @@ class _SetStateWritesFile(torch.nn.Module):
         return x
 
     @torch.jit.export
-    def __getstate__(self) -> Tuple[str, bool]:
+    def __getstate__(self) -> tuple[str, bool]:
         return (self.path, self.training)
 
     @torch.jit.export
-    def __setstate__(self, state: Tuple[str, bool]) -> None:
+    def __setstate__(self, state: tuple[str, bool]) -> None:
         self.path = state[0]
         written = torch.from_file(state[0], shared=True, size=8, dtype=torch.uint8)
         written.fill_(80)
@@ -73,7 +73,9 @@ def plant(kind: str, path: Path, sentinel: Path, model_file: Path | None = None)
         torch.save({"config": opener, "model": {}}, path)
         return path
     if kind == "legacy-os-system":  # a legacy torch.save file naming os.system
-        return _legacy_save({"model_state_dict": {}, "_original_args": system, "config": {}, "model": {}}, path)
+        return _legacy_save(
+            {"model_state_dict": {}, "_original_args": system, "config": {}, "model": {}}, path
+        )
     if kind == "pickle-os-system":  # a bare pickle, protocol 4
         path.write_bytes(pickle.dumps(system, protocol=4))
         return path
@@ -86,7 +88,11 @@ def plant(kind: str, path: Path, sentinel: Path, model_file: Path | None = None)
         return path
     if kind == "truncated-legacy":
         buffer = io.BytesIO()
-        torch.save({"model_state_dict": {"w": torch.zeros(64)}}, buffer, _use_new_zipfile_serialization=False)
+        torch.save(
+            {"model_state_dict": {"w": torch.zeros(64)}},
+            buffer,
+            _use_new_zipfile_serialization=False,
+        )
         path.write_bytes(buffer.getvalue()[:40])
         return path
     if kind == "empty":
@@ -98,5 +104,16 @@ def plant(kind: str, path: Path, sentinel: Path, model_file: Path | None = None)
     raise ValueError(kind)
 
 
-KINDS = ("torchscript", "plain-zip", "zip-os-system", "zip-open", "legacy-os-system", "pickle-os-system",
-         "pickle-text-open", "truncated-zip", "truncated-legacy", "empty", "random-bytes")
+KINDS = (
+    "torchscript",
+    "plain-zip",
+    "zip-os-system",
+    "zip-open",
+    "legacy-os-system",
+    "pickle-os-system",
+    "pickle-text-open",
+    "truncated-zip",
+    "truncated-legacy",
+    "empty",
+    "random-bytes",
+)

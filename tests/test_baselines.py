@@ -89,7 +89,11 @@ class TestContract:
         first, middle = model(tokens[:5])
         second, final_split = model(tokens[5:], state=middle)
         assert torch.allclose(whole, torch.cat([first, second]))
-        for a, b in zip(final if kind == "lstm" else (final,), final_split if kind == "lstm" else (final_split,)):
+        for a, b in zip(
+            final if kind == "lstm" else (final,),
+            final_split if kind == "lstm" else (final_split,),
+            strict=True,
+        ):
             assert torch.allclose(a, b)
 
     @pytest.mark.parametrize("kind", ["rnn", "lstm"])
@@ -126,7 +130,9 @@ class TestContract:
         tokens = torch.randint(0, 4, (10, 5))
         targets = torch.randint(0, 4, (10, 5))
         collapse = torch.rand(10, 5) < 0.5
-        log_probs, _ = model(tokens, targets, collapse=collapse, generator=torch.Generator().manual_seed(0))
+        log_probs, _ = model(
+            tokens, targets, collapse=collapse, generator=torch.Generator().manual_seed(0)
+        )
         outcomes = model.last_outcomes
         assert torch.equal(outcomes[collapse], targets[collapse])
         # the inputs, not the outcomes, drive a classical model: log-probs ignore collapse
@@ -153,7 +159,9 @@ class TestContract:
         task = DNA(length=8, variant="reference")
         generator = torch.Generator().manual_seed(0)
         batches = [task.batch(16, generator) for _ in range(2)]
-        result = evaluate(make_baseline("lstm", 3, hidden=4), batches, "reference", generator=generator)
+        result = evaluate(
+            make_baseline("lstm", 3, hidden=4), batches, "reference", generator=generator
+        )
         assert result.sequences == 32
         assert result.min_step_probability == 1.0 and result.log_success_min == 0.0
         for name in ("log_io_success_min", "log_neuron_success_median"):  # newer Evaluation fields
@@ -197,15 +205,23 @@ class TestErrors:
 
     def test_tokens(self):
         model = LSTMBaseline(3, 4)
-        with pytest.raises(ValueError, match=r"tokens must lie in \[0, 7\] for io_bits=3; got values in \[0, 8\]"):
+        with pytest.raises(
+            ValueError, match=r"tokens must lie in \[0, 7\] for io_bits=3; got values in \[0, 8\]"
+        ):
             model(torch.tensor([[0], [8]]))
-        with pytest.raises(ValueError, match=r"tokens must lie in \[0, 7\] for io_bits=3; got values in \[-1, 2\]"):
+        with pytest.raises(
+            ValueError, match=r"tokens must lie in \[0, 7\] for io_bits=3; got values in \[-1, 2\]"
+        ):
             model(torch.tensor([[-1], [2]]))
-        with pytest.raises(TypeError, match=r"tokens must be an integer tensor; got dtype torch.float32"):
+        with pytest.raises(
+            TypeError, match=r"tokens must be an integer tensor; got dtype torch.float32"
+        ):
             model(torch.zeros(3, 2))
         with pytest.raises(ValueError, match=r"targets must lie in \[0, 7\] for io_bits=3"):
             model(torch.zeros(3, 2, dtype=torch.long), torch.full((3, 2), 9))
-        with pytest.raises(ValueError, match=r"tokens must have shape \(L, N\) or \(L,\); got \(2, 2, 2\)"):
+        with pytest.raises(
+            ValueError, match=r"tokens must have shape \(L, N\) or \(L,\); got \(2, 2, 2\)"
+        ):
             model(torch.zeros(2, 2, 2, dtype=torch.long))
         with pytest.raises(ValueError, match=r"tokens must hold at least one step; got length 0"):
             model(torch.zeros(0, 2, dtype=torch.long))
@@ -213,9 +229,13 @@ class TestErrors:
     def test_shapes(self):
         model = RNNBaseline(2, 4)
         tokens = torch.zeros(3, 2, dtype=torch.long)
-        with pytest.raises(ValueError, match=r"targets must have the shape of tokens \(3, 2\); got \(3, 1\)"):
+        with pytest.raises(
+            ValueError, match=r"targets must have the shape of tokens \(3, 2\); got \(3, 1\)"
+        ):
             model(tokens, torch.zeros(3, 1, dtype=torch.long))
-        with pytest.raises(ValueError, match=r"collapse must have the shape of tokens; got \(2, 2\)"):
+        with pytest.raises(
+            ValueError, match=r"collapse must have the shape of tokens; got \(2, 2\)"
+        ):
             model(tokens, tokens, collapse=torch.ones(2, 2, dtype=torch.bool))
         with pytest.raises(ValueError, match=r"state must have shape \(1, 2, 4\); got \(2, 4\)"):
             model(tokens, state=torch.zeros(2, 4))

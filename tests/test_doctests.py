@@ -13,7 +13,7 @@ REQUIRED = ["pennylane_qrnn.optim", "pennylane_qrnn.evaluation"]
 
 
 def _mnist_missing():
-    from pennylane_qrnn.tasks import MNISTPixels  # pylint: disable=import-outside-toplevel
+    from pennylane_qrnn.tasks import MNISTPixels
 
     try:
         MNISTPixels((0, 1)).batch(1, split="test")
@@ -37,7 +37,12 @@ def _modules():
         try:
             module = importlib.import_module(name)
         except ImportError as error:  # an optional extra (qiskit, braket) not installed
-            params.append(pytest.param(name, marks=pytest.mark.skip(reason=f"{name} needs an optional dependency: {error}")))
+            params.append(
+                pytest.param(
+                    name,
+                    marks=pytest.mark.skip(reason=f"{name} needs an optional dependency: {error}"),
+                )
+            )
             continue
         if _examples(module) or name in REQUIRED:
             params.append(name)
@@ -64,4 +69,6 @@ def test_docstring_examples_run(name):
     for test in _examples(module):
         runner.run(test)
     result = runner.summarize(verbose=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (see the output above)"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} examples in {name} failed (see the output above)"
+    )

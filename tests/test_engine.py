@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pennylane_qrnn import engine, memory
-from pennylane_qrnn.errors import ModelSizeError, NonFiniteError
 from pennylane_qrnn.engine import CellLayout, build_operators, run_sequence
+from pennylane_qrnn.errors import ModelSizeError, NonFiniteError
 from pennylane_qrnn.nn import QRNN
 
 
@@ -56,8 +56,9 @@ def test_backward_pass_gradcheck(workspace):
         return (result.log_probs * weights).sum() + result.state.sum()
 
     # the large case checks a random projection of the Jacobian (seconds instead of a minute)
-    assert torch.autograd.gradcheck(function, (write, output, state), atol=1e-6,
-                                    fast_mode=workspace >= 6)
+    assert torch.autograd.gradcheck(
+        function, (write, output, state), atol=1e-6, fast_mode=workspace >= 6
+    )
 
 
 def test_sampling_is_reproducible_and_collapses():
@@ -76,7 +77,9 @@ def test_neuron_success_is_one_when_amplified():
     from pennylane_qrnn import QRNNCell
 
     weights = [torch.rand(s, dtype=torch.float64) for s in QRNNCell.shape(2, 3, 1, 2).values()]
-    result = run_sequence(build_operators(layout, *weights), torch.randint(0, 4, (4, 3)), torch.randint(0, 4, (4, 3)))
+    result = run_sequence(
+        build_operators(layout, *weights), torch.randint(0, 4, (4, 3)), torch.randint(0, 4, (4, 3))
+    )
     assert torch.allclose(result.neuron_success, torch.ones(4, 3, dtype=torch.float64))
 
 
@@ -156,7 +159,9 @@ def test_float32_gradient_overflow_is_reported():
     exact, single = _twin_models(6, "postselect", 6)
     tokens, targets = torch.randint(0, 4, (6, 3)), torch.randint(0, 4, (6, 3))
     a = _forward_backward(exact, tokens, targets)
-    with pytest.warns(engine.NumericalRangeWarning, match="gradient of the transfer matrices overflowed"):
+    with pytest.warns(
+        engine.NumericalRangeWarning, match="gradient of the transfer matrices overflowed"
+    ):
         b = _forward_backward(single, tokens, targets)
     assert a[0].gather(2, targets.unsqueeze(2)).min() < -100
     assert torch.isfinite(b[0]).all()
@@ -171,7 +176,9 @@ def test_log_neuron_success_below_the_smallest_float32():
     assert a.log_neuron_success.min() < math.log(torch.finfo(torch.float32).tiny)  # the point
     assert torch.allclose(b.log_neuron_success.double(), a.log_neuron_success, rtol=1e-5)
     assert torch.allclose(a.neuron_success, a.log_neuron_success.exp())
-    assert torch.allclose(b.log_outcome_probability.double(), a.log_outcome_probability, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(
+        b.log_outcome_probability.double(), a.log_outcome_probability, rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("mode", ["postselect", "amplified"])
@@ -212,14 +219,16 @@ def _always_rescale(original):
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
         self.budget = 0.0
+
     return init
 
 
 def test_nothing_representable_is_nan_with_a_warning():
     """Before: every branch underflowing gave a uniform distribution, without a word."""
     operators = _operators(2, 2)
-    dead = engine.CellOperators(operators.write_stage, torch.zeros_like(operators.output_stage),
-                                operators.layout)
+    dead = engine.CellOperators(
+        operators.write_stage, torch.zeros_like(operators.output_stage), operators.layout
+    )
     tokens = torch.randint(0, 4, (3, 2))
     with pytest.warns(engine.NumericalRangeWarning, match="2 of 2 sequence"):
         result = run_sequence(dead, tokens, tokens)
@@ -231,8 +240,9 @@ def test_a_tiny_state_is_rescaled():
     """A float32 state of size 1e-30 (its square underflows) gives the same run as the normalised
     one. Before: every q underflowed and the step read uniform."""
     operators = _operators(1, 2)
-    operators = engine.CellOperators(operators.write_stage.float(), operators.output_stage.float(),
-                                     operators.layout)
+    operators = engine.CellOperators(
+        operators.write_stage.float(), operators.output_stage.float(), operators.layout
+    )
     state = torch.tensor([[0.6, 0.0, 0.8, 0.0]])
     tokens = torch.randint(0, 2, (3, 1))
     reference = run_sequence(operators, tokens, tokens, state=state)
@@ -240,7 +250,9 @@ def test_a_tiny_state_is_rescaled():
     assert torch.allclose(tiny.log_probs, reference.log_probs, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["input_weights", "rotation_weights", "stage_weights", "output_weights"])
+@pytest.mark.parametrize(
+    "name", ["input_weights", "rotation_weights", "stage_weights", "output_weights"]
+)
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_weights_refused(name, bad):
     """Before: NaN or infinite weights gave NaN log-probabilities without an error."""
@@ -251,14 +263,17 @@ def test_non_finite_weights_refused(name, bad):
         model(torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long))
 
 
-# -- memory (issue 8, item 8) -----------------------------------------------------------------------
+# -- memory (issue 8, item 8) ----------------------------------------------------------------------
 
 
 def test_sequence_memory_checked_before_running(monkeypatch):
     model = QRNN(1, 6)
     monkeypatch.setenv(memory.ENV_VARIABLE, "64M")
-    with pytest.raises(ModelSizeError, match=r"memory for the exact engine on 3000 sequence\(s\) of "
-                       r"length 500 .* must be at most 64.0 MiB \(QRNN_MEMORY_LIMIT\); got an estimate of"):
+    with pytest.raises(
+        ModelSizeError,
+        match=r"memory for the exact engine on 3000 sequence\(s\) of "
+        r"length 500 .* must be at most 64.0 MiB \(QRNN_MEMORY_LIMIT\); got an estimate of",
+    ):
         model(torch.zeros(500, 3000, dtype=torch.long), torch.zeros(500, 3000, dtype=torch.long))
     model(torch.zeros(5, 3, dtype=torch.long))  # small runs still pass
 
@@ -295,8 +310,12 @@ def test_engine_estimates_bound_the_peak_memory(io, ws, stages, length, batch):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _MEASURE, str(io), str(ws), str(stages), str(length), str(batch)],
-                         capture_output=True, text=True, check=True, env={**__import__("os").environ,
-                                                                          memory.ENV_VARIABLE: "off"})
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(io), str(ws), str(stages), str(length), str(batch)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, memory.ENV_VARIABLE: "off"},
+    )
     used, estimate = map(int, out.stdout.split())
     assert used <= estimate <= 4 * used

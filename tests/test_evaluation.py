@@ -43,7 +43,10 @@ def test_untrained_elman_letters_sampled_agrees_with_expected(protocol):
     sigma = _binomial_sigma(result.accuracy_expected, scored)
     assert 0 < result.accuracy_expected < 0.2  # untrained: near chance (1/8), not near 1
     assert abs(result.accuracy_sampled - result.accuracy_expected) <= 4 * sigma, (
-        result.accuracy_sampled, result.accuracy_expected, sigma)
+        result.accuracy_sampled,
+        result.accuracy_expected,
+        sigma,
+    )
 
 
 def test_forced_and_scored_steps_are_sampled():

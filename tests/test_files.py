@@ -12,12 +12,26 @@ import torch
 from pennylane_qrnn.checkpoints import file_format, load_file
 from pennylane_qrnn.cli import main
 from pennylane_qrnn.errors import UnsafeFileError
-from pennylane_qrnn.reference import ReferenceImportError, import_reference, load_reference_checkpoint
+from pennylane_qrnn.reference import (
+    ReferenceImportError,
+    import_reference,
+    load_reference_checkpoint,
+)
 from pennylane_qrnn.training import TrainConfig, Trainer, load_checkpoint, load_trained_model
 from tests.planted_files import KINDS, plant, torchscript_archive
 
-TINY = dict(task="elman-xor", length=5, workspace=1, stages=1, degree=1, order=1, batch_size=2, steps=2,
-            eval_every=2, eval_batches=1)
+TINY = dict(
+    task="elman-xor",
+    length=5,
+    workspace=1,
+    stages=1,
+    degree=1,
+    order=1,
+    batch_size=2,
+    steps=2,
+    eval_every=2,
+    eval_batches=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +62,20 @@ def test_the_pickles_really_run_code(tmp_path):
         assert sentinel.exists(), kind
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("torchscript", "torchscript"), ("plain-zip", "zip"), ("zip-os-system", "torch-zip"),
-    ("legacy-os-system", "legacy-pickle"), ("pickle-os-system", "legacy-pickle"), ("pickle-text-open", "unknown"),
-    ("truncated-zip", "corrupt-zip"), ("empty", "empty"), ("random-bytes", "unknown"),
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("torchscript", "torchscript"),
+        ("plain-zip", "zip"),
+        ("zip-os-system", "torch-zip"),
+        ("legacy-os-system", "legacy-pickle"),
+        ("pickle-os-system", "legacy-pickle"),
+        ("pickle-text-open", "unknown"),
+        ("truncated-zip", "corrupt-zip"),
+        ("empty", "empty"),
+        ("random-bytes", "unknown"),
+    ],
+)
 def test_file_format(tmp_path, model_file, kind, expected):
     path = plant(kind, tmp_path / "file", tmp_path / "sentinel", model_file)
     assert file_format(path) == expected
@@ -127,7 +150,9 @@ def test_model_file_with_nan_weights_refused(tmp_path, model_file, capsys):
     torch.save(saved, tmp_path / "nan.pt")
     assert main(["eval", str(tmp_path / "nan.pt")]) == 2
     err = capsys.readouterr().err
-    assert f"must hold finite weights; {name} holds NaN or infinity" in err and "Traceback" not in err
+    assert (
+        f"must hold finite weights; {name} holds NaN or infinity" in err and "Traceback" not in err
+    )
 
 
 FAKE_CREDENTIALS = {
@@ -147,7 +172,12 @@ def test_planted_credentials_appear_nowhere(tmp_path, monkeypatch, capsys, caplo
     import logging
 
     from pennylane_qrnn import QRNN
-    from pennylane_qrnn.devices.braket import BraketTarget, MissingCredentialsError, aws_credentials_available, require_credentials
+    from pennylane_qrnn.devices.braket import (
+        BraketTarget,
+        MissingCredentialsError,
+        aws_credentials_available,
+        require_credentials,
+    )
     from pennylane_qrnn.devices.catalogue import installed_devices
     from pennylane_qrnn.errors import QRNNError
 
@@ -157,20 +187,55 @@ def test_planted_credentials_appear_nowhere(tmp_path, monkeypatch, capsys, caplo
     caplog.set_level(logging.DEBUG)
     texts = []
     out = tmp_path / "run"
-    flags = ["--task", "elman-xor", "--length", "5", "--workspace", "1", "--stages", "1", "--degree", "1",
-             "--order", "1", "--batch-size", "2", "--eval-every", "2", "--quiet"]
+    flags = [
+        "--task",
+        "elman-xor",
+        "--length",
+        "5",
+        "--workspace",
+        "1",
+        "--stages",
+        "1",
+        "--degree",
+        "1",
+        "--order",
+        "1",
+        "--batch-size",
+        "2",
+        "--eval-every",
+        "2",
+        "--quiet",
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(["train", *flags, "--steps", "2", "--out", str(out)]) == 0
-        assert main(["eval", str(out / "model.pt"), "--batches", "1", "--seeds", "2", "--json"]) == 0
+        assert (
+            main(["eval", str(out / "model.pt"), "--batches", "1", "--seeds", "2", "--json"]) == 0
+        )
         assert main(["sample", str(out / "model.pt"), "--steps", "3"]) == 0
         assert main(["train", "--resume", "--quiet", "--steps", "3", "--out", str(out)]) == 0
         for device in ("braket.aws.qubit", "qiskit.remote"):
             if device in installed_devices():  # refused before any device is made
-                assert main(["train", *flags, "--device", device, "--mode", "amplified", "--out", str(tmp_path / device)]) == 2
+                assert (
+                    main(
+                        [
+                            "train",
+                            *flags,
+                            "--device",
+                            device,
+                            "--mode",
+                            "amplified",
+                            "--out",
+                            str(tmp_path / device),
+                        ]
+                    )
+                    == 2
+                )
         if "braket.aws.qubit" in installed_devices():
             assert aws_credentials_available() is True  # a bool, never the credentials
-            target = BraketTarget("arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet", "amazon-braket-qrnn-test")
+            target = BraketTarget(
+                "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet", "amazon-braket-qrnn-test"
+            )
             texts.append(repr(target))
             model = QRNN(2, 1, 1, 1, 1, mode="amplified", backend="braket.aws.qubit")
             texts.append(repr(model))
@@ -191,7 +256,9 @@ def test_planted_credentials_appear_nowhere(tmp_path, monkeypatch, capsys, caplo
     texts += [record.getMessage() for record in caplog.records]
     texts += [str(w.message) for w in caught]
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert {"checkpoint.pt", "model.pt", "metrics.csv", "summary.json", "config.json"} <= {p.name for p in written}
+    assert {"checkpoint.pt", "model.pt", "metrics.csv", "summary.json", "config.json"} <= {
+        p.name for p in written
+    }
     for name, value in FAKE_CREDENTIALS.items():
         for text in texts:
             assert value not in text, name

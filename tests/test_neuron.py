@@ -1,6 +1,5 @@
 """The neuron's maths against brute force and the closed forms of QRNN.md."""
 
-import itertools
 from math import comb
 
 import numpy as np
@@ -28,7 +27,8 @@ def test_eta_table_brute_force(rng, n, d):
     for x in range(2**n):
         bits = [(x >> (n - 1 - i)) & 1 for i in range(n)]
         expected = sum(
-            w * np.prod([bits[i] for i in subset]) for w, subset in zip(weights, neuron.monomials(n, d))
+            w * np.prod([bits[i] for i in subset])
+            for w, subset in zip(weights, neuron.monomials(n, d), strict=True)
         )
         assert table[x] == pytest.approx(expected)
 
@@ -95,7 +95,7 @@ def test_errors(call, error, match):
 
 def test_monomial_matrix_rows_are_bits():
     m = neuron.monomial_matrix(3, 3)
-    for x, subset_row in itertools.product(range(8), [0]):
+    for x in range(8):
         bits = [(x >> (2 - i)) & 1 for i in range(3)]
         assert list(m[x, 1:4]) == bits
 
@@ -131,8 +131,11 @@ def test_stable_forms_equal_the_closed_forms(order):
     scaled = neuron.scaled_amplitudes(eta, order, reference)
     assert np.allclose(scaled[0], c / reference ** (2**order), rtol=1e-12)
     assert np.allclose(scaled[1], s / reference ** (2**order), rtol=1e-12)
-    assert np.allclose(neuron.log_success_probability(eta, order),
-                       np.log(neuron.success_probability(eta, order)), atol=1e-12)
+    assert np.allclose(
+        neuron.log_success_probability(eta, order),
+        np.log(neuron.success_probability(eta, order)),
+        atol=1e-12,
+    )
 
 
 def test_activation_rotation_keeps_tiny_amplitudes():

@@ -29,8 +29,15 @@ class TestUpdateRule:
     def test_one_step_by_hand(self):
         theta = torch.nn.Parameter(torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64))
         start = theta.detach().clone()
-        optimizer = SPSA([theta], lr=0.2, perturbation=0.05, alpha=0.6, gamma=0.1, stability=2.0,
-                         generator=torch.Generator().manual_seed(7))
+        optimizer = SPSA(
+            [theta],
+            lr=0.2,
+            perturbation=0.05,
+            alpha=0.6,
+            gamma=0.1,
+            stability=2.0,
+            generator=torch.Generator().manual_seed(7),
+        )
         seen = []
 
         def closure():
@@ -78,9 +85,13 @@ class TestUpdateRule:
             moves = []
             for seed in range(30):
                 theta = torch.nn.Parameter(torch.zeros(20, dtype=torch.float64))
-                optimizer = SPSA([theta], lr=0.05, resamplings=resamplings,
-                                 generator=torch.Generator().manual_seed(seed))
-                optimizer.step(lambda: _quadratic(theta))
+                optimizer = SPSA(
+                    [theta],
+                    lr=0.05,
+                    resamplings=resamplings,
+                    generator=torch.Generator().manual_seed(seed),
+                )
+                optimizer.step(lambda theta=theta: _quadratic(theta))
                 moves.append(theta.detach().clone())
             return torch.stack(moves).var(dim=0).sum()
 
@@ -97,8 +108,11 @@ class TestUpdateRule:
     def test_parameter_groups_use_their_own_gains(self):
         a = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
         b = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
-        optimizer = SPSA([{"params": [a]}, {"params": [b], "lr": 0.0001}], lr=0.1,
-                         generator=torch.Generator().manual_seed(3))
+        optimizer = SPSA(
+            [{"params": [a]}, {"params": [b], "lr": 0.0001}],
+            lr=0.1,
+            generator=torch.Generator().manual_seed(3),
+        )
         # distinct weights 1, 2, 4, 8: the difference of the two evaluations is never 0
         far = torch.tensor([1.0, 2.0, 4.0, 8.0], dtype=torch.float64)
         optimizer.step(lambda: ((torch.cat([a, b]) - far) ** 2).sum())
@@ -124,7 +138,9 @@ class TestUpdateRule:
 class TestConvergence:
     def test_quadratic(self):
         theta = torch.nn.Parameter(torch.zeros(20, dtype=torch.float64))
-        optimizer = SPSA([theta], lr=0.1, perturbation=0.1, generator=torch.Generator().manual_seed(0))
+        optimizer = SPSA(
+            [theta], lr=0.1, perturbation=0.1, generator=torch.Generator().manual_seed(0)
+        )
         start = float(_quadratic(theta.detach()))
         for _ in range(300):
             optimizer.step(lambda: _quadratic(theta))
@@ -135,7 +151,9 @@ class TestConvergence:
         shots give a probability near 1/2)."""
         theta = torch.nn.Parameter(torch.zeros(20, dtype=torch.float64))
         noise = torch.Generator().manual_seed(100)
-        optimizer = SPSA([theta], lr=0.1, perturbation=0.2, generator=torch.Generator().manual_seed(0))
+        optimizer = SPSA(
+            [theta], lr=0.1, perturbation=0.2, generator=torch.Generator().manual_seed(0)
+        )
 
         def closure():
             return _quadratic(theta) + 0.05 * torch.randn((), generator=noise, dtype=torch.float64)
@@ -154,8 +172,9 @@ class TestConvergence:
             log_probs, _ = model(tokens, targets)
             return model.loss(log_probs, targets)
 
-        optimizer = SPSA(model.parameters(), lr=0.1, perturbation=0.1,
-                         generator=torch.Generator().manual_seed(0))
+        optimizer = SPSA(
+            model.parameters(), lr=0.1, perturbation=0.1, generator=torch.Generator().manual_seed(0)
+        )
         with torch.no_grad():
             start = float(closure())
         estimates = [optimizer.step(closure) for _ in range(100)]
@@ -167,7 +186,9 @@ class TestConvergence:
 
     def test_runs_on_the_circuit_path(self):
         """The setting SPSA is for: the loss from QNodes. Smoke test, a few analytic steps."""
-        model = QRNN(1, 2, stages=1, degree=2, order=2, dtype=torch.float64, backend="default.qubit")
+        model = QRNN(
+            1, 2, stages=1, degree=2, order=2, dtype=torch.float64, backend="default.qubit"
+        )
         tokens, targets = torch.tensor([[0], [1]]), torch.tensor([[1], [0]])
 
         def closure():
@@ -178,7 +199,9 @@ class TestConvergence:
         optimizer = SPSA(model.parameters(), lr=0.1, generator=torch.Generator().manual_seed(0))
         losses = [optimizer.step(closure) for _ in range(2)]
         assert all(math.isfinite(loss) for loss in losses)
-        assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters()))
+        assert any(
+            not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True)
+        )
 
 
 class TestReproducibility:
@@ -210,8 +233,12 @@ class TestState:
         restored.load_state_dict(state)
         assert restored.step_count == 7
         assert restored.state[theta]["step"] == 7
-        assert restored.param_groups[0]["lr"] == 0.3 and restored.param_groups[0]["stability"] == 5.0
-        assert restored.gains(restored.param_groups[0]) == optimizer.gains(optimizer.param_groups[0])
+        assert (
+            restored.param_groups[0]["lr"] == 0.3 and restored.param_groups[0]["stability"] == 5.0
+        )
+        assert restored.gains(restored.param_groups[0]) == optimizer.gains(
+            optimizer.param_groups[0]
+        )
 
     def test_resume_continues_the_same_trajectory(self):
         def fresh():
@@ -267,7 +294,9 @@ class TestInputs:
 
     def test_missing_closure(self):
         optimizer = SPSA([torch.nn.Parameter(torch.zeros(2))])
-        with pytest.raises(ValueError, match="closure must be given: SPSA evaluates the loss itself; got None"):
+        with pytest.raises(
+            ValueError, match="closure must be given: SPSA evaluates the loss itself; got None"
+        ):
             optimizer.step()
 
     def test_non_finite_loss(self):

@@ -16,14 +16,16 @@ from pennylane_qrnn import QRNN, QuantumNeuron, engine, neuron
 # not kept between CI runs)
 FAST = settings(max_examples=25, deadline=None, derandomize=True)
 
-configs = st.fixed_dictionaries({
-    "io_bits": st.integers(1, 2),
-    "workspace": st.integers(1, 3),
-    "stages": st.integers(0, 1),
-    "degree": st.integers(1, 2),
-    "order": st.integers(1, 3),
-    "mode": st.sampled_from(["postselect", "amplified"]),
-})
+configs = st.fixed_dictionaries(
+    {
+        "io_bits": st.integers(1, 2),
+        "workspace": st.integers(1, 3),
+        "stages": st.integers(0, 1),
+        "degree": st.integers(1, 2),
+        "order": st.integers(1, 3),
+        "mode": st.sampled_from(["postselect", "amplified"]),
+    }
+)
 seeds = st.integers(0, 2**31 - 1)
 scales = st.floats(0.1, 3.0)
 
@@ -40,8 +42,10 @@ def _model(config, seed, scale, dtype=torch.float64):
 def _sequences(config, seed, length=4, batch=3):
     generator = torch.Generator().manual_seed(seed)
     vocab = 2 ** config["io_bits"]
-    return (torch.randint(0, vocab, (length, batch), generator=generator),
-            torch.randint(0, vocab, (length, batch), generator=generator))
+    return (
+        torch.randint(0, vocab, (length, batch), generator=generator),
+        torch.randint(0, vocab, (length, batch), generator=generator),
+    )
 
 
 @FAST
@@ -49,12 +53,15 @@ def _sequences(config, seed, length=4, batch=3):
 def test_step_distributions_are_normalised(config, seed, scale, forced):
     model = _model(config, seed, scale)
     tokens, targets = _sequences(config, seed)
-    log_probs, state = model(tokens, targets if forced else None,
-                             generator=torch.Generator().manual_seed(seed))
+    log_probs, state = model(
+        tokens, targets if forced else None, generator=torch.Generator().manual_seed(seed)
+    )
     probs = log_probs.exp()
     assert torch.all((probs >= 0) & (probs <= 1 + 1e-12))
     assert torch.allclose(probs.sum(-1), torch.ones_like(probs[..., 0]), atol=1e-12)
-    assert torch.allclose(state.norm(dim=-1), torch.ones(state.shape[0], dtype=state.dtype), atol=1e-12)
+    assert torch.allclose(
+        state.norm(dim=-1), torch.ones(state.shape[0], dtype=state.dtype), atol=1e-12
+    )
 
 
 @FAST
@@ -67,7 +74,9 @@ def test_postselection_probabilities_lie_in_0_1(config, seed, scale):
         assert torch.all((p >= 0) & (p <= 1 + 1e-12))
     assert torch.all(result.log_neuron_success <= 1e-12)
     if config["mode"] == "amplified":
-        assert torch.allclose(result.neuron_success, torch.ones_like(result.neuron_success), atol=1e-12)
+        assert torch.allclose(
+            result.neuron_success, torch.ones_like(result.neuron_success), atol=1e-12
+        )
     model(tokens, targets)
     stats = model.postselection
     assert torch.all((stats.step >= 0) & (stats.step <= 1 + 1e-12))
@@ -81,7 +90,7 @@ def test_batch_equals_loop(config, seed, scale):
     tokens, targets = _sequences(config, seed)
     together, final = model(tokens, targets)
     for n in range(tokens.shape[1]):
-        alone, state = model(tokens[:, n:n + 1], targets[:, n:n + 1])
+        alone, state = model(tokens[:, n : n + 1], targets[:, n : n + 1])
         assert torch.allclose(alone[:, 0], together[:, n], atol=1e-12)
         assert torch.allclose(state[0], final[n], atol=1e-12)
 
@@ -89,9 +98,17 @@ def test_batch_equals_loop(config, seed, scale):
 @FAST
 @given(st.integers(1, 3), st.integers(1, 2), st.integers(1, 4), seeds)
 def test_amplified_neuron_is_orthogonal(n_controls, degree, order, seed):
-    weights = np.random.default_rng(seed).uniform(-np.pi, np.pi, neuron.num_weights(n_controls, degree))
-    op = QuantumNeuron(weights, control_wires=list(range(n_controls)), target_wire=n_controls,
-                       degree=degree, order=order, mode="amplified")
+    weights = np.random.default_rng(seed).uniform(
+        -np.pi, np.pi, neuron.num_weights(n_controls, degree)
+    )
+    op = QuantumNeuron(
+        weights,
+        control_wires=list(range(n_controls)),
+        target_wire=n_controls,
+        degree=degree,
+        order=order,
+        mode="amplified",
+    )
     matrix = qml.matrix(op)
     assert np.allclose(matrix.imag, 0, atol=1e-12)
     assert np.allclose(matrix.real.T @ matrix.real, np.eye(2 ** (n_controls + 1)), atol=1e-10)
@@ -146,8 +163,19 @@ def test_neuron_float32_agrees_with_float64_at_high_order(etas, order):
 
 @settings(max_examples=15, deadline=None, derandomize=True)
 @given(configs, seeds, st.floats(0.1, 1.0), st.integers(4, 6))
-@example(config={"io_bits": 1, "workspace": 2, "stages": 0, "degree": 2, "order": 1, "mode": "postselect"},
-         seed=91, scale=0.75, order=6)  # once failed a too tight tolerance (see below)
+@example(
+    config={
+        "io_bits": 1,
+        "workspace": 2,
+        "stages": 0,
+        "degree": 2,
+        "order": 1,
+        "mode": "postselect",
+    },
+    seed=91,
+    scale=0.75,
+    order=6,
+)  # once failed a too tight tolerance (see below)
 def test_engine_float32_agrees_with_float64_at_high_order(config, seed, scale, order):
     config = {**config, "order": order}
     exact = _model(config, seed, scale)
@@ -171,5 +199,6 @@ def test_engine_float32_agrees_with_float64_at_high_order(config, seed, scale, o
     # with float32's relative rounding times 2**order * |tan eta|: about 1e-3 relative at order
     # 6 (found by hypothesis: -358.36 against -357.96). A broken float32 path is off by orders
     # of magnitude (-inf, or a uniform guess), not by this.
-    assert torch.allclose(single.postselection.log_total.double(), exact.postselection.log_total,
-                          rtol=5e-3, atol=1e-3)
+    assert torch.allclose(
+        single.postselection.log_total.double(), exact.postselection.log_total, rtol=5e-3, atol=1e-3
+    )

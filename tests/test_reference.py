@@ -9,11 +9,21 @@ import torch
 
 from pennylane_qrnn import QRNN
 from pennylane_qrnn.cli import main
-from pennylane_qrnn.reference import ReferenceImportError, import_reference, load_reference_checkpoint, reference_task
+from pennylane_qrnn.reference import (
+    ReferenceImportError,
+    import_reference,
+    load_reference_checkpoint,
+    reference_task,
+)
 from pennylane_qrnn.tasks import MNISTPixels
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MNIST01 = SHARED / "reference-checkpoints" / "mnist01" / "checkpoint--experiment-mnist01-35557-mnist01--6c0e97--2020-05-28--05-27-44.tar"
+MNIST01 = (
+    SHARED
+    / "reference-checkpoints"
+    / "mnist01"
+    / "checkpoint--experiment-mnist01-35557-mnist01--6c0e97--2020-05-28--05-27-44.tar"
+)
 needs_shared = pytest.mark.skipif(
     not (MNIST01.is_file() and (SHARED / "mnist").is_dir()),
     reason="needs ../shared/data (reference checkpoints and MNIST files beside the repository)",
@@ -61,9 +71,22 @@ def test_torchscript_archive_runs_nothing(tmp_path, capsys):
 @pytest.mark.parametrize(
     "content, error, match",
     [
-        (None, FileNotFoundError, "checkpoint must be a reference \\(RVQE\\) checkpoint.*\\(no such file\\)"),
-        (b"not a checkpoint", ReferenceImportError, "checkpoint must be a reference \\(RVQE\\) checkpoint, a legacy torch.save file; .* is not a torch.save file"),
-        ({"epoch": 1}, ReferenceImportError, "checkpoint must hold 'model_state_dict' and '_original_args'"),
+        (
+            None,
+            FileNotFoundError,
+            "checkpoint must be a reference \\(RVQE\\) checkpoint.*\\(no such file\\)",
+        ),
+        (
+            b"not a checkpoint",
+            ReferenceImportError,
+            "checkpoint must be a reference \\(RVQE\\) checkpoint, a legacy torch.save file; .* is "
+            "not a torch.save file",
+        ),
+        (
+            {"epoch": 1},
+            ReferenceImportError,
+            "checkpoint must hold 'model_state_dict' and '_original_args'",
+        ),
         ("zip", ReferenceImportError, "is a torch.save zip archive: refused"),
     ],
 )
@@ -93,18 +116,49 @@ def test_malformed_contents_refused(tmp_path, args, state, match):
     arithmetic on placeholders."""
     import argparse
 
-    values = {"workspace": 1, "stages": 1, "order": 1, "degree": 1, "dataset": "elman-xor", "initial_bias": 0.5}
+    values = {
+        "workspace": 1,
+        "stages": 1,
+        "order": 1,
+        "degree": 1,
+        "dataset": "elman-xor",
+        "initial_bias": 0.5,
+    }
     values.update(args)
     if state is None:
         model = QRNN(2, 1, 1, 1, 1)
         state = {f"cell.output_layer.{i}.θ": torch.zeros(()) for i in range(2)}
-        state.update({f"cell.output_layer.{i}.φ": torch.zeros(model.output_weights.shape[1] - 1) for i in range(2)})
-        state.update({f"cell.input_layer.0.{k}": v for k, v in (("θ", torch.zeros(())), ("φ", torch.zeros(model.input_weights.shape[1] - 1)))})
+        state.update(
+            {
+                f"cell.output_layer.{i}.φ": torch.zeros(model.output_weights.shape[1] - 1)
+                for i in range(2)
+            }
+        )
+        state.update(
+            {
+                f"cell.input_layer.0.{k}": v
+                for k, v in (
+                    ("θ", torch.zeros(())),
+                    ("φ", torch.zeros(model.input_weights.shape[1] - 1)),
+                )
+            }
+        )
         state.update({"cell.kernel_layer.0.0.θs": torch.zeros(1)})
-        state.update({f"cell.kernel_layer.0.1.{k}": v for k, v in (("θ", torch.zeros(())), ("φ", torch.zeros(model.stage_weights.shape[2] - 1)))})
+        state.update(
+            {
+                f"cell.kernel_layer.0.1.{k}": v
+                for k, v in (
+                    ("θ", torch.zeros(())),
+                    ("φ", torch.zeros(model.stage_weights.shape[2] - 1)),
+                )
+            }
+        )
     path = tmp_path / "ref.tar"
-    torch.save({"model_state_dict": state, "_original_args": argparse.Namespace(**values)}, path,
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        {"model_state_dict": state, "_original_args": argparse.Namespace(**values)},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     from pennylane_qrnn.errors import NonFiniteError
 
     with pytest.raises(NonFiniteError if "finite" in match else ReferenceImportError, match=match):
@@ -124,7 +178,13 @@ def test_quick_check_numbers():
     """Test image 0 of each digit: the reference code's step-0 distribution and label
     probabilities (QRNN.md)."""
     model, info = import_reference(MNIST01)
-    assert (info["workspace"], info["stages"], info["degree"], info["order"], info["io_bits"]) == (8, 2, 2, 2, 2)
+    assert (info["workspace"], info["stages"], info["degree"], info["order"], info["io_bits"]) == (
+        8,
+        2,
+        2,
+        2,
+        2,
+    )
     assert sum(p.numel() for p in model.parameters()) == 1212
     task = MNISTPixels((0, 1), folder=SHARED / "mnist")
     data = task.dataset("test")

@@ -27,23 +27,50 @@ def _stored_seed():
     (result,) = [r for r in payload["results"] if r["seed"] == SEED]
     environment = payload.get("environment")
     if not environment or "train_loss" not in result:
-        pytest.fail(f"{STORED.relative_to(ROOT)} predates pinned numerics and stored curves: regenerate it "
-                    f"(`{REGENERATE}`, see docs/reproduction.md)")
+        pytest.fail(
+            f"{STORED.relative_to(ROOT)} predates pinned numerics and stored curves: regenerate it "
+            f"(`{REGENERATE}`, see docs/reproduction.md)"
+        )
     if environment["torch"] != torch.__version__ or environment["machine"] != "x86_64":
-        pytest.skip(f"{STORED.name} was computed with torch {environment['torch']} on {environment['machine']}; "
-                    f"this is torch {torch.__version__}: numbers are pinned for one torch build")
+        pytest.skip(
+            f"{STORED.name} was computed with torch {environment['torch']} on "
+            f"{environment['machine']}; "
+            f"this is torch {torch.__version__}: numbers are pinned for one torch build"
+        )
     if not environment["pinned_numerics"]:
-        pytest.fail(f"{STORED.name} was computed with --native-numerics (machine-dependent): regenerate with `{REGENERATE}`")
+        pytest.fail(
+            f"{STORED.name} was computed with --native-numerics (machine-dependent): regenerate "
+            f"with `{REGENERATE}`"
+        )
     return result
 
 
 def _rerun(tmp_path, *extra):
-    command = [sys.executable, str(SCRIPT), ROW, "--seeds", "1", "--first-seed", str(SEED),
-               "--out", str(tmp_path), "--name", "rerun", "--work", str(tmp_path / "runs"), *extra]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        ROW,
+        "--seeds",
+        "1",
+        "--first-seed",
+        str(SEED),
+        "--out",
+        str(tmp_path),
+        "--name",
+        "rerun",
+        "--work",
+        str(tmp_path / "runs"),
+        *extra,
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     payload = json.loads((tmp_path / "rerun.json").read_text())
-    assert payload["environment"]["pinned_numerics"] and payload["environment"]["cpu_capability"] == "DEFAULT"
+    assert (
+        payload["environment"]["pinned_numerics"]
+        and payload["environment"]["cpu_capability"] == "DEFAULT"
+    )
     return payload["results"][0]
 
 
@@ -53,9 +80,12 @@ def test_seed_zero_matches_docs_step_for_step(tmp_path):
     stored = _stored_seed()
     steps = min(stored["steps"], MAX_STEPS)
     rerun = _rerun(tmp_path, "--stop-after", str(steps))
-    moved = (f"{ROW} seed {SEED} moved ({rerun['steps']} steps, converged {rerun['converged']}, today; "
-             f"{stored['steps']} steps, converged {stored['converged']}, in {STORED.name}): the code changed the "
-             f"numbers; regenerate docs/results (`{REGENERATE}`, and the other rows: docs/reproduction.md)")
+    moved = (
+        f"{ROW} seed {SEED} moved ({rerun['steps']} steps, converged {rerun['converged']}, today; "
+        f"{stored['steps']} steps, converged {stored['converged']}, in {STORED.name}): the code "
+        f"changed the numbers; regenerate docs/results (`{REGENERATE}`, and the other rows: "
+        "docs/reproduction.md)"
+    )
     assert rerun["train_loss"] == stored["train_loss"][:steps], moved
     assert rerun["val_loss_curve"] == [v for v in stored["val_loss_curve"] if v[0] <= steps], moved
     if stored["steps"] <= MAX_STEPS:
@@ -69,7 +99,7 @@ def test_pinning_is_what_makes_runs_machine_independent():
     assert source.index("os.environ.update(PINNED_NUMERICS)") < source.index("import torch")
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        import reproduce  # pylint: disable=import-outside-toplevel
+        import reproduce
     finally:
         sys.path.remove(str(SCRIPT.parent))
     assert reproduce.PINNED_NUMERICS == {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"}

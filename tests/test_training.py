@@ -13,10 +13,40 @@ from pennylane_qrnn.cli import main
 from pennylane_qrnn.errors import NonFiniteError, QRNNValueError
 from pennylane_qrnn.training import RUN_FILES, TrainConfig, Trainer
 
-TINY = dict(task="elman-xor", length=5, workspace=1, stages=1, degree=1, order=1, batch_size=2, steps=4,
-            eval_every=2, eval_batches=1, checkpoint_every=1)
-TINY_FLAGS = ["--task", "elman-xor", "--length", "5", "--workspace", "1", "--stages", "1", "--degree", "1",
-              "--order", "1", "--batch-size", "2", "--eval-every", "2", "--checkpoint-every", "1", "--quiet"]
+TINY = dict(
+    task="elman-xor",
+    length=5,
+    workspace=1,
+    stages=1,
+    degree=1,
+    order=1,
+    batch_size=2,
+    steps=4,
+    eval_every=2,
+    eval_batches=1,
+    checkpoint_every=1,
+)
+TINY_FLAGS = [
+    "--task",
+    "elman-xor",
+    "--length",
+    "5",
+    "--workspace",
+    "1",
+    "--stages",
+    "1",
+    "--degree",
+    "1",
+    "--order",
+    "1",
+    "--batch-size",
+    "2",
+    "--eval-every",
+    "2",
+    "--checkpoint-every",
+    "1",
+    "--quiet",
+]
 
 
 def _weights(path):
@@ -30,7 +60,9 @@ def _snapshot(folder):
 def test_resume_after_convergence_finishes_without_training(tmp_path, monkeypatch):
     """Killed after it converged but before model.pt was written: the resumed run writes its final
     files and trains no further (it used to train on to --steps)."""
-    config = TrainConfig(**{**TINY, "steps": 50, "target_loss": 1e9})  # converges at the first validation
+    config = TrainConfig(
+        **{**TINY, "steps": 50, "target_loss": 1e9}
+    )  # converges at the first validation
     trainer = Trainer(config, tmp_path)
 
     def killed(self, converged):
@@ -56,8 +88,12 @@ def test_resume_after_convergence_finishes_without_training(tmp_path, monkeypatc
 def test_stale_temporaries_removed_and_none_left(tmp_path):
     """A killed atomic write leaves .NAME.*.tmp behind; resuming deletes them (and only them)."""
     Trainer(TrainConfig(**{**TINY, "steps": 2}), tmp_path).run(progress=False)
-    stale = [tmp_path / ".checkpoint.pt.k1ll3d00.tmp", tmp_path / ".model.pt.ab12cd34.tmp",
-             tmp_path / ".metrics.csv.tmp", tmp_path / ".summary.json.0000.tmp"]
+    stale = [
+        tmp_path / ".checkpoint.pt.k1ll3d00.tmp",
+        tmp_path / ".model.pt.ab12cd34.tmp",
+        tmp_path / ".metrics.csv.tmp",
+        tmp_path / ".summary.json.0000.tmp",
+    ]
     kept = [tmp_path / "notes.txt", tmp_path / ".mine.tmp", tmp_path / ".checkpoint.pt.user-backup"]
     for path in stale + kept:
         path.write_bytes(b"partial")
@@ -103,7 +139,10 @@ def test_default_out_is_a_new_folder_per_run(tmp_path, monkeypatch, capsys):
         assert main(["train", *TINY_FLAGS, "--steps", "1"]) == 0
         captured = capsys.readouterr()
         folder = os.path.join("runs", f"elman-xor-{number}")
-        assert f"writing to {folder}" in captured.err and os.path.join(folder, "model.pt") in captured.out
+        assert (
+            f"writing to {folder}" in captured.err
+            and os.path.join(folder, "model.pt") in captured.out
+        )
     assert (tmp_path / "runs" / "elman-xor-1" / "model.pt").is_file()
     assert (tmp_path / "runs" / "elman-xor-2" / "model.pt").is_file()
 
@@ -126,12 +165,23 @@ def test_resume_refuses_a_conflicting_config(tmp_path):
     config = TrainConfig(**{**TINY, "steps": 2})
     Trainer(config, tmp_path).run(progress=False)
     before = _snapshot(tmp_path)
-    for change in ({"task": "memorise"}, {"workspace": 2}, {"lr": 0.5}, {"mode": "amplified"}, {"seed": 3},
-                   {"dtype": "float64"}, {"protocol": "measured"}):
-        with pytest.raises(QRNNValueError, match=f"{next(iter(change))} must match the run being resumed"):
+    for change in (
+        {"task": "memorise"},
+        {"workspace": 2},
+        {"lr": 0.5},
+        {"mode": "amplified"},
+        {"seed": 3},
+        {"dtype": "float64"},
+        {"protocol": "measured"},
+    ):
+        with pytest.raises(
+            QRNNValueError, match=f"{next(iter(change))} must match the run being resumed"
+        ):
             Trainer(replace(config, **change), tmp_path, resume=True)
     assert _snapshot(tmp_path) == before
-    resumed = Trainer(replace(config, steps=3, eval_every=1, checkpoint_every=2), tmp_path, resume=True)
+    resumed = Trainer(
+        replace(config, steps=3, eval_every=1, checkpoint_every=2), tmp_path, resume=True
+    )
     assert resumed.step == 2 and resumed.config.steps == 3
 
 
@@ -148,7 +198,9 @@ def test_file_modes_follow_the_umask(tmp_path, umask):
 
 
 def _inject_nan_loss(trainer, monkeypatch):
-    monkeypatch.setattr(trainer.model, "loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(
+        trainer.model, "loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True)
+    )
 
 
 def _inject_nan_gradient(trainer, monkeypatch):
@@ -166,18 +218,35 @@ def _inject_inf_parameter(trainer, monkeypatch):
     monkeypatch.setattr(trainer.optimizer, "step", exploding_step)
 
 
-@pytest.mark.parametrize("inject, message, stepped", [
-    (_inject_nan_loss, "the training loss must be finite; got nan", False),
-    (_inject_nan_gradient, "the gradients must be finite; got NaN or infinity in output_weights", False),
-    (_inject_inf_parameter, "the parameters must stay finite; the update made stage_weights NaN or infinite", True),
-])
-def test_nonfinite_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, inject, message, stepped):
+@pytest.mark.parametrize(
+    "inject, message, stepped",
+    [
+        (_inject_nan_loss, "the training loss must be finite; got nan", False),
+        (
+            _inject_nan_gradient,
+            "the gradients must be finite; got NaN or infinity in output_weights",
+            False,
+        ),
+        (
+            _inject_inf_parameter,
+            "the parameters must stay finite; the update made stage_weights NaN or infinite",
+            True,
+        ),
+    ],
+)
+def test_nonfinite_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch, inject, message, stepped
+):
     trainer = Trainer(TrainConfig(**{**TINY, "steps": 10}), tmp_path)
     trainer.run(progress=False, stop_after=2)
     good = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert good["step"] == 2
     inject(trainer, monkeypatch)
-    with pytest.raises(NonFiniteError, match=rf"training stopped at step 3: {message}; .*checkpoint.pt' \(step 2\) is the last good checkpoint"):
+    with pytest.raises(
+        NonFiniteError,
+        match=rf"training stopped at step 3: {message}; .*checkpoint.pt' \(step 2\) is the last "
+        r"good checkpoint",
+    ):
         trainer.run(progress=False)
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert saved["step"] == 2

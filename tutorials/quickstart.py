@@ -25,7 +25,7 @@ optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
 data = torch.Generator().manual_seed(0)
 for step in range(1, 301):
     batch = task.batch(8, data)
-    log_probs, state = model(batch.tokens, batch.targets)          # (36, 8, 4), (8, 16)
+    log_probs, state = model(batch.tokens, batch.targets)  # (36, 8, 4), (8, 16)
     loss = model.loss(log_probs, batch.targets, mask=batch.scored)  # only the XOR bits count
     optimizer.zero_grad()
     loss.backward()
@@ -36,9 +36,15 @@ for step in range(1, 301):
 
 validation = [task.batch(64, torch.Generator().manual_seed(1))]
 result = evaluate(model, validation, generator=torch.Generator().manual_seed(2))
-print(f"XOR bits right: {100 * result.accuracy_argmax:.1f} % (argmax), {100 * result.accuracy_sampled:.1f} % (sampled)")
-print(f"log success probability of one sequence on a QPU: median {result.log_success_median:.1f} "
-      f"(i/o postselection {result.log_io_success_median:.1f}, neurons {result.log_neuron_success_median:.1f})")
+print(
+    f"XOR bits right: {100 * result.accuracy_argmax:.1f} % (argmax), "
+    f"{100 * result.accuracy_sampled:.1f} % (sampled)"
+)
+print(
+    f"log success probability of one sequence on a QPU: median {result.log_success_median:.1f} "
+    f"(i/o postselection {result.log_io_success_median:.1f}, neurons "
+    f"{result.log_neuron_success_median:.1f})"
+)
 
 # The same weights as circuits of QuantumNeuron/QRNNCell templates on a PennyLane device.
 circuits = QRNN(2, 4, 1, 3, 2, backend="lightning.qubit")
@@ -47,5 +53,7 @@ short = task.batch(1, torch.Generator().manual_seed(3))
 tokens, targets = short.tokens[:3], short.targets[:3]
 exact, _ = model(tokens, targets)
 on_device, _ = circuits(tokens, targets)
-print("engine vs lightning.qubit, largest difference of the step probabilities:",
-      f"{(exact.exp() - on_device.exp()).abs().max().item():.2e}")
+print(
+    "engine vs lightning.qubit, largest difference of the step probabilities:",
+    f"{(exact.exp() - on_device.exp()).abs().max().item():.2e}",
+)

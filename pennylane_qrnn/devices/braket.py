@@ -13,12 +13,20 @@ import os
 import re
 from contextlib import contextmanager
 
-from .program import SequenceProgram
 from ..errors import QRNNError, QRNNValueError
+from .program import SequenceProgram
 
-__all__ = ["BraketTarget", "MissingCredentialsError", "braket_circuit", "openqasm", "aws_credentials_available"]
+__all__ = [
+    "BraketTarget",
+    "MissingCredentialsError",
+    "braket_circuit",
+    "openqasm",
+    "aws_credentials_available",
+]
 
-_ARN = re.compile(r"^arn:aws:braket:[a-z0-9-]*::device/(qpu|quantum-simulator)/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_ARN = re.compile(
+    r"^arn:aws:braket:[a-z0-9-]*::device/(qpu|quantum-simulator)/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+)
 _BUCKET = re.compile(r"^(?!amzn-s3-demo-)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -46,7 +54,7 @@ def aws_credentials_available(profile: str | None = None) -> bool:
     Looks only at local sources (no instance-metadata request) and returns a bool, never the
     credentials themselves.
     """
-    import botocore.session  # pylint: disable=import-outside-toplevel
+    import botocore.session
 
     with _no_instance_metadata():
         session = botocore.session.Session(profile=profile)
@@ -71,8 +79,8 @@ def require_credentials(profile: str | None = None) -> None:
 def braket_circuit(program: SequenceProgram):
     """The program as a Braket ``Circuit``, measurements deferred onto fresh qubits, translated
     gate by gate with the PennyLane-Braket plugin's own translation."""
-    from braket.circuits import Circuit, Instruction  # pylint: disable=import-outside-toplevel
-    from braket.pennylane_plugin.translation import translate_operation  # pylint: disable=import-outside-toplevel
+    from braket.circuits import Circuit, Instruction
+    from braket.pennylane_plugin.translation import translate_operation
 
     circuit = Circuit()
     for op in program.deferred_operations():
@@ -84,7 +92,7 @@ def braket_circuit(program: SequenceProgram):
 
 def openqasm(program: SequenceProgram) -> str:
     """The OpenQASM 3 source Braket would receive for ``program``."""
-    from braket.circuits.serialization import IRType  # pylint: disable=import-outside-toplevel
+    from braket.circuits.serialization import IRType
 
     return braket_circuit(program).to_ir(IRType.OPENQASM).source
 
@@ -102,15 +110,25 @@ class BraketTarget:
         ValueError: for a malformed ARN or bucket name
     """
 
-    def __init__(self, device_arn: str, s3_bucket: str, s3_prefix: str = "qrnn", profile: str | None = None):
+    def __init__(
+        self, device_arn: str, s3_bucket: str, s3_prefix: str = "qrnn", profile: str | None = None
+    ):
         if not isinstance(device_arn, str) or not _ARN.match(device_arn):
             raise QRNNValueError(
                 "device_arn must look like arn:aws:braket:REGION::device/qpu/VENDOR/NAME; "
                 f"got {device_arn!r}"
             )
         if not isinstance(s3_bucket, str) or not _BUCKET.match(s3_bucket):
-            raise QRNNValueError(f"s3_bucket must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-'); got {s3_bucket!r}")
-        self.device_arn, self.s3_bucket, self.s3_prefix, self.profile = device_arn, s3_bucket, s3_prefix, profile
+            raise QRNNValueError(
+                "s3_bucket must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-'); "
+                f"got {s3_bucket!r}"
+            )
+        self.device_arn, self.s3_bucket, self.s3_prefix, self.profile = (
+            device_arn,
+            s3_bucket,
+            s3_prefix,
+            profile,
+        )
 
     def __repr__(self):
         return f"BraketTarget({self.device_arn!r}, s3://{self.s3_bucket}/{self.s3_prefix})"
@@ -123,7 +141,12 @@ class BraketTarget:
         """The ``braket.aws.qubit`` PennyLane device. Checks credentials first: without them it
         raises :class:`MissingCredentialsError` before anything touches the network."""
         require_credentials(self.profile)
-        import pennylane as qml  # pylint: disable=import-outside-toplevel
+        import pennylane as qml
 
-        return qml.device("braket.aws.qubit", wires=wires, device_arn=self.device_arn,
-                          s3_destination_folder=(self.s3_bucket, self.s3_prefix), **kwargs)
+        return qml.device(
+            "braket.aws.qubit",
+            wires=wires,
+            device_arn=self.device_arn,
+            s3_destination_folder=(self.s3_bucket, self.s3_prefix),
+            **kwargs,
+        )

@@ -13,13 +13,17 @@ The QRNN's circuits need mid-circuit measurements with postselection (the neuron
 
 from __future__ import annotations
 
-from ..errors import QRNNValueError
-
 from dataclasses import dataclass
 
-import pennylane as qml
+from ..errors import QRNNValueError
 
-__all__ = ["DeviceCapabilities", "capabilities", "qnode_options", "DeviceCapabilityError", "device_name"]
+__all__ = [
+    "DeviceCapabilities",
+    "capabilities",
+    "qnode_options",
+    "DeviceCapabilityError",
+    "device_name",
+]
 
 
 class DeviceCapabilityError(QRNNValueError):

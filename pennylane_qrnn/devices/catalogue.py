@@ -13,15 +13,15 @@ _NOTES = {
     "lightning.qubit": "fast C++ state vector; postselection via tree-traversal",
     "lightning.gpu": "CUDA state vector (extra 'gpu'); needs an NVIDIA GPU",
     "lightning.kokkos": "Kokkos state vector",
-    "qiskit.aer": "Qiskit Aer (extra 'ibm'); shot path, both modes: dynamic circuits (measure + reset), "
-                  "postselection by filtering shots; no gradient (SPSA)",
-    "qiskit.remote": "IBM backends via qiskit-ibm-runtime (extra 'ibm'); shot path, both modes: dynamic "
-                     "circuits on the backend, postselection by filtering shots; no gradient (SPSA)",
-    "braket.local.qubit": "Braket local simulator (extra 'braket'); shot path, both modes: measurements "
-                          "deferred onto fresh qubits (at most 26 with braket_sv, 13 with braket_dm), "
-                          "postselection by filtering shots; no gradient (SPSA)",
-    "braket.aws.qubit": "Amazon Braket QPUs/simulators (extra 'braket'); needs AWS credentials; shot path, "
-                        "both modes, measurements deferred; no gradient (SPSA)",
+    "qiskit.aer": "Qiskit Aer (extra 'ibm'); shot path, both modes: dynamic circuits (measure + "
+    "reset), postselection by filtering shots; no gradient (SPSA)",
+    "qiskit.remote": "IBM backends via qiskit-ibm-runtime (extra 'ibm'); shot path, both modes: "
+    "dynamic circuits on the backend, postselection by filtering shots; no gradient (SPSA)",
+    "braket.local.qubit": "Braket local simulator (extra 'braket'); shot path, both modes: "
+    "measurements deferred onto fresh qubits (at most 26 with braket_sv, 13 with braket_dm), "
+    "postselection by filtering shots; no gradient (SPSA)",
+    "braket.aws.qubit": "Amazon Braket QPUs/simulators (extra 'braket'); needs AWS credentials; "
+    "shot path, both modes, measurements deferred; no gradient (SPSA)",
 }
 
 
@@ -39,6 +39,14 @@ def describe_devices() -> list[dict]:
     rows = []
     for name in installed_devices():
         caps = capabilities(name)
-        rows.append({"name": name, "postselect": caps.postselect, "mcm_method": caps.mcm_method, "path": caps.path,
-                     "measurements": None if caps.postselect else caps.measurements, "notes": _NOTES.get(name, "")})
+        rows.append(
+            {
+                "name": name,
+                "postselect": caps.postselect,
+                "mcm_method": caps.mcm_method,
+                "path": caps.path,
+                "measurements": None if caps.postselect else caps.measurements,
+                "notes": _NOTES.get(name, ""),
+            }
+        )
     return rows

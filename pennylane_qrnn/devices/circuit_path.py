@@ -62,10 +62,12 @@ def _analytic(device) -> bool:
 
 
 def _backprop(device) -> bool:
-    from pennylane.devices import ExecutionConfig  # pylint: disable=import-outside-toplevel
+    from pennylane.devices import ExecutionConfig
 
     supports = getattr(device, "supports_derivatives", None)
-    return bool(_analytic(device) and supports and supports(ExecutionConfig(gradient_method="backprop")))
+    return bool(
+        _analytic(device) and supports and supports(ExecutionConfig(gradient_method="backprop"))
+    )
 
 
 def working_diff_methods(device, mode) -> list[str]:
@@ -114,7 +116,9 @@ def resolve_diff_method(device, mode, diff_method=None) -> str:
             return "finite-diff"
         return "none"  # forward only; refused when a gradient is asked for (see CircuitRunner)
     if requested == "backprop" and not _backprop(device):
-        raise refuse(f"{name} does not simulate in torch{'' if _analytic(device) else ' with shots'}")
+        raise refuse(
+            f"{name} does not simulate in torch{'' if _analytic(device) else ' with shots'}"
+        )
     if requested == "parameter-shift" and mode == "postselect":
         raise refuse(
             "diff_method must not be 'parameter-shift' with mode='postselect': postselected "
@@ -122,7 +126,9 @@ def resolve_diff_method(device, mode, diff_method=None) -> str:
         )
     if requested == "finite-diff" and not _analytic(device):
         raise refuse("finite differences of sampled probabilities are noise")
-    if requested == "adjoint" and (mode == "postselect" or name != "default.qubit" or not _analytic(device)):
+    if requested == "adjoint" and (
+        mode == "postselect" or name != "default.qubit" or not _analytic(device)
+    ):
         raise refuse(
             "the adjoint method cannot differentiate mid-circuit measurements (postselected "
             "neurons, teacher forcing), and Lightning's adjoint returns no probabilities"
@@ -133,7 +139,7 @@ def resolve_diff_method(device, mode, diff_method=None) -> str:
 def make_device(name: str, n_wires: int, **kwargs):
     """Create the PennyLane device ``name`` (with ``n_wires`` wires where it needs a count)."""
     if name == "braket.aws.qubit":
-        from .braket import require_credentials  # pylint: disable=import-outside-toplevel
+        from .braket import require_credentials
 
         require_credentials(kwargs.get("aws_profile"))  # before the plugin calls AWS
         kwargs.pop("aws_profile", None)
@@ -175,8 +181,13 @@ class CircuitRunner:
         self.all_wires = self.diff_method == "finite-diff"
 
     def _joint_qnode(self):
-        return qml.QNode(self._joint_circuit, self.device, interface="torch",
-                         diff_method=self.diff_method, mcm_method="deferred")
+        return qml.QNode(
+            self._joint_circuit,
+            self.device,
+            interface="torch",
+            diff_method=self.diff_method,
+            mcm_method="deferred",
+        )
 
     def _options(self):
         if self.diff_method == "finite-diff":
@@ -188,14 +199,24 @@ class CircuitRunner:
     def _joint_circuit(self, weights, inputs):
         measured = []
         for token in inputs:
-            QRNNCell(*weights, token=token, io_wires=self.io_wires, workspace_wires=self.workspace_wires,
-                     ancilla_wires=self.ancilla_wires, degree=self.degree, order=self.order, mode=self.mode)
+            QRNNCell(
+                *weights,
+                token=token,
+                io_wires=self.io_wires,
+                workspace_wires=self.workspace_wires,
+                ancilla_wires=self.ancilla_wires,
+                degree=self.degree,
+                order=self.order,
+                mode=self.mode,
+            )
             measured += measure_token(self.io_wires)
         return qml.probs(op=measured)
 
     def _qnode(self, teacher_forcing: bool):
         options = qnode_options(self.device, self.mode, teacher_forcing=teacher_forcing)
-        return qml.QNode(self._circuit, self.device, interface="torch", **self._options(), **options)
+        return qml.QNode(
+            self._circuit, self.device, interface="torch", **self._options(), **options
+        )
 
     def _circuit(self, weights, inputs, outcomes):
         for step, token in enumerate(inputs):
@@ -212,7 +233,9 @@ class CircuitRunner:
             if step < len(outcomes):
                 postselect_token(outcomes[step], self.io_wires)
         if self.all_wires:
-            return qml.probs(wires=self.io_wires + self.workspace_wires + list(self.ancilla_wires or []))
+            return qml.probs(
+                wires=self.io_wires + self.workspace_wires + list(self.ancilla_wires or [])
+            )
         return qml.probs(wires=self.io_wires)
 
     def step_probabilities(self, weights, inputs, outcomes):
@@ -255,21 +278,25 @@ class CircuitRunner:
 
     def _check_gradient(self, weights, length):
         """Refuse, before running, a gradient this runner cannot make right."""
-        if not (torch.is_grad_enabled() and any(torch.is_tensor(w) and w.requires_grad for w in weights)):
+        if not (
+            torch.is_grad_enabled() and any(torch.is_tensor(w) and w.requires_grad for w in weights)
+        ):
             return
         name = device_name(self.device)
         if self.diff_method == "none":
             raise DeviceCapabilityError(
-                f"diff_method must be one of {', '.join(working_diff_methods(self.device, self.mode))} "
+                "diff_method must be one of "
+                f"{', '.join(working_diff_methods(self.device, self.mode))} "
                 f"for mode={self.mode!r} on {name} with shots; got {self.requested!r}: no gradient "
                 "method is right for postselected neurons on a sampling device (run the forward "
                 "under torch.no_grad(), or use pennylane_qrnn.optim.SPSA)"
             )
         if self.diff_method == "adjoint" and length > 1:
             raise DeviceCapabilityError(
-                f"diff_method must be one of {', '.join(working_diff_methods(self.device, self.mode))} "
-                f"for sequences of {length} steps on {name}; got 'adjoint': teacher forcing "
-                "postselects mid-circuit measurements, which the adjoint method cannot differentiate"
+                "diff_method must be one of "
+                f"{', '.join(working_diff_methods(self.device, self.mode))} for sequences of "
+                f"{length} steps on {name}; got 'adjoint': teacher forcing postselects mid-circuit "
+                "measurements, which the adjoint method cannot differentiate"
             )
 
     def run(self, weights, tokens, targets=None, generator=None):

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
+from ..errors import ModelSizeError, QRNNTypeError, QRNNValueError
 from .capabilities import DeviceCapabilityError, device_name
 from .program import Record, SequenceProgram
-from ..errors import ModelSizeError, QRNNTypeError, QRNNValueError
 
 __all__ = ["run_program", "analyse_shots", "ShotEstimate", "to_qiskit", "check_capacity", "METHODS"]
 
@@ -64,6 +64,7 @@ def run_program(program: SequenceProgram, device, method: str, shots: int, seed=
 
 def _run_native(program, device, shots):
     check_capacity(program, device, "native")
+
     def circuit():
         values = []
         for op in program.operations:
@@ -83,8 +84,9 @@ def _run_deferred(program, device, shots, decorate=None):
     device_wires = getattr(device, "wires", None)
     if device_wires is not None and len(device_wires) < program.deferred_wires:
         raise QRNNValueError(
-            f"device must have at least {program.deferred_wires} wires for this sequence with deferred "
-            f"measurements ({program.n_wires} lanes + {len(program.records)} measurements); got {len(device_wires)}"
+            f"device must have at least {program.deferred_wires} wires for this sequence with "
+            f"deferred measurements ({program.n_wires} lanes + {len(program.records)} "
+            f"measurements); got {len(device_wires)}"
         )
     record_wires = [program.n_wires + r.index for r in program.records]
 
@@ -104,8 +106,15 @@ def _run_deferred(program, device, shots, decorate=None):
 #: bytes per amplitude of a complex128 state (what these simulators hold)
 _AMPLITUDE_BYTES = 16
 #: simulators that run on this machine, whose state must fit in its memory
-_LOCAL_SIMULATORS = {"default.qubit", "default.mixed", "lightning.qubit", "lightning.gpu", "lightning.kokkos",
-                     "qiskit.aer", "braket.local.qubit"}
+_LOCAL_SIMULATORS = {
+    "default.qubit",
+    "default.mixed",
+    "lightning.qubit",
+    "lightning.gpu",
+    "lightning.kokkos",
+    "qiskit.aer",
+    "braket.local.qubit",
+}
 
 
 def available_memory() -> int:
@@ -137,7 +146,12 @@ def _device_limits(device, method):
         module = type(backend).__module__
         local = "qiskit_aer" in module or "fake_provider" in module
         method_option = getattr(getattr(backend, "options", None), "method", None)
-        return str(name), getattr(backend, "num_qubits", None), local, method_option == "density_matrix"
+        return (
+            str(name),
+            getattr(backend, "num_qubits", None),
+            local,
+            method_option == "density_matrix",
+        )
     name = device_name(device) if not isinstance(device, str) else device
     simulator = getattr(device, "_device", None)  # the Braket plugin's LocalSimulator / AwsDevice
     max_qubits, density = None, name == "default.mixed"
@@ -150,7 +164,9 @@ def _device_limits(device, method):
     return name, max_qubits, name in _LOCAL_SIMULATORS, density
 
 
-def check_capacity(program: SequenceProgram, device, method: str, memory: int | None = None) -> None:
+def check_capacity(
+    program: SequenceProgram, device, method: str, memory: int | None = None
+) -> None:
     """Refuse, before anything is sent or allocated, a program wider than ``device`` can run.
 
     The width is :attr:`SequenceProgram.n_wires` (lanes measured and reset in place: ``native``,
@@ -165,37 +181,50 @@ def check_capacity(program: SequenceProgram, device, method: str, memory: int | 
         ModelSizeError: the simulator's state would not fit in memory
     """
     width = program.deferred_wires if method == "deferred" else program.n_wires
-    what = (f"{width} qubits ({program.n_wires} lanes + {len(program.records)} deferred measurements)"
-            if method == "deferred" else f"{width} qubits (measured lanes reset and reused)")
+    what = (
+        f"{width} qubits ({program.n_wires} lanes + {len(program.records)} deferred measurements)"
+        if method == "deferred"
+        else f"{width} qubits (measured lanes reset and reused)"
+    )
     name, max_qubits, local, density = _device_limits(device, method)
-    hint = ("use execution='dynamic' on a Qiskit backend (lanes reused), shorter sequences, or a smaller model"
-            if method == "deferred" else "use a backend with more qubits, shorter sequences, or a smaller model")
+    hint = (
+        "use execution='dynamic' on a Qiskit backend (lanes reused), shorter sequences, or a "
+        "smaller model"
+        if method == "deferred"
+        else "use a backend with more qubits, shorter sequences, or a smaller model"
+    )
     needed = memory_text = None
     if local:
         memory = available_memory() if memory is None else int(memory)
         needed = _AMPLITUDE_BYTES * 2.0 ** (2 * width if density else width)
         fits = max(int(math.log2(max(memory, 1) / _AMPLITUDE_BYTES)) // (2 if density else 1), 0)
         kind = "density matrix" if density else "state vector"
-        memory_text = (f"simulating it takes a {kind} of {_gib(needed)}, and {_gib(memory)} of memory is "
-                       f"available (room for {fits} qubits)")
+        memory_text = (
+            f"simulating it takes a {kind} of {_gib(needed)}, and {_gib(memory)} of memory is "
+            f"available (room for {fits} qubits)"
+        )
     if max_qubits is not None and width > max_qubits:
         raise DeviceCapabilityError(
             f"this {program.length}-step sequence needs {what}; {name} takes at most {max_qubits}"
-            + (f"; {memory_text}" if needed is not None and needed > memory else "") + f". Nothing was run; {hint}"
+            + (f"; {memory_text}" if needed is not None and needed > memory else "")
+            + f". Nothing was run; {hint}"
         )
     if needed is not None and needed > memory:
         raise ModelSizeError(
-            f"this {program.length}-step sequence needs {what} on {name}; {memory_text}. Nothing was run; {hint}"
+            f"this {program.length}-step sequence needs {what} on {name}; {memory_text}. Nothing "
+            f"was run; {hint}"
         )
 
 
 def to_qiskit(program: SequenceProgram, deferred: bool = False):
     """The program as a Qiskit ``QuantumCircuit`` with one classical bit per record (measure then
     reset, i.e. a dynamic circuit), or with fresh qubits and final measurements if ``deferred``."""
-    from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister  # pylint: disable=import-outside-toplevel
+    from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 
     n_qubits = program.deferred_wires if deferred else program.n_wires
-    circuit = QuantumCircuit(QuantumRegister(n_qubits, "q"), ClassicalRegister(len(program.records), "rec"))
+    circuit = QuantumCircuit(
+        QuantumRegister(n_qubits, "q"), ClassicalRegister(len(program.records), "rec")
+    )
     operations = program.deferred_operations() if deferred else program.operations
     for op in operations:
         if isinstance(op, Record):
@@ -212,7 +241,9 @@ def to_qiskit(program: SequenceProgram, deferred: bool = False):
         elif op.name == "PhaseShift":
             circuit.p(float(op.data[0]), wires[0])
         else:  # pragma: no cover - SequenceProgram only emits the four gates
-            raise QRNNTypeError(f"operation must be one of RY, CNOT, PauliX, PhaseShift; got {op.name}")
+            raise QRNNTypeError(
+                f"operation must be one of RY, CNOT, PauliX, PhaseShift; got {op.name}"
+            )
     if deferred:
         for record in program.records:
             circuit.measure(program.n_wires + record.index, record.index)
@@ -225,12 +256,14 @@ def _qiskit_backend(device):
 
 
 def _run_dynamic(program, device, shots, seed):
-    from qiskit import transpile  # pylint: disable=import-outside-toplevel
-    from qiskit_ibm_runtime import SamplerV2  # pylint: disable=import-outside-toplevel
+    from qiskit import transpile
+    from qiskit_ibm_runtime import SamplerV2
 
     check_capacity(program, device, "dynamic")
     backend = _qiskit_backend(device)
-    circuit = transpile(to_qiskit(program), backend=backend, optimization_level=1, seed_transpiler=0)
+    circuit = transpile(
+        to_qiskit(program), backend=backend, optimization_level=1, seed_transpiler=0
+    )
     sampler = SamplerV2(mode=backend)
     if seed is not None:
         sampler.options.simulator.seed_simulator = int(seed)
@@ -276,7 +309,8 @@ class ShotEstimate:
 
     @property
     def measured(self) -> np.ndarray:
-        """``(L,)`` bool, the steps with at least ``min_survivors`` survivors (the others are NaN)."""
+        """``(L,)`` bool, the steps with at least ``min_survivors`` survivors (the others are
+        NaN)."""
         return self.neuron_survivors >= self.min_survivors
 
     @property
@@ -289,8 +323,9 @@ class ShotEstimate:
             return np.where(self.measured, 0.5 / np.sqrt(n), np.nan)
 
 
-def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forced=None,
-                  min_survivors: int = 1) -> ShotEstimate:
+def analyse_shots(
+    program: SequenceProgram, bits: np.ndarray, targets=None, forced=None, min_survivors: int = 1
+) -> ShotEstimate:
     """Filter shots step by step (see the module docstring).
 
     Args:
@@ -299,7 +334,11 @@ def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forc
         min_survivors: the surviving shots a step needs to be estimated; below, its
             probabilities are NaN
     """
-    if isinstance(min_survivors, bool) or not isinstance(min_survivors, (int, np.integer)) or min_survivors < 1:
+    if (
+        isinstance(min_survivors, bool)
+        or not isinstance(min_survivors, (int, np.integer))
+        or min_survivors < 1
+    ):
         raise QRNNValueError(f"min_survivors must be an int >= 1; got {min_survivors!r}")
     shots = bits.shape[0]
     length, vocabulary = program.length, 2**program.io_bits
@@ -323,5 +362,14 @@ def analyse_shots(program: SequenceProgram, bits: np.ndarray, targets=None, forc
         if targets is not None and (forced is None or forced[step]):
             alive &= token == int(targets[step])
         completed += alive
-    return ShotEstimate(probs, alive_before, neuron_survivors, outcomes, float(alive.mean()), shots, alive,
-                        int(min_survivors), completed)
+    return ShotEstimate(
+        probs,
+        alive_before,
+        neuron_survivors,
+        outcomes,
+        float(alive.mean()),
+        shots,
+        alive,
+        int(min_survivors),
+        completed,
+    )

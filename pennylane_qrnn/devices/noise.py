@@ -12,11 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
+from ..errors import QRNNValueError
 from .execution import _run_deferred, analyse_shots, run_program
 from .program import Record, SequenceProgram
-from ..errors import QRNNValueError
 
-__all__ = ["ShotAccuracy", "shot_accuracy", "depolarizing_aer", "with_depolarizing", "run_noisy_deferred"]
+__all__ = [
+    "ShotAccuracy",
+    "shot_accuracy",
+    "depolarizing_aer",
+    "with_depolarizing",
+    "run_noisy_deferred",
+]
 
 
 @dataclass
@@ -54,16 +60,30 @@ def shot_accuracy(model, batch, run, shots, protocol="measured") -> ShotAccuracy
         tokens = batch.tokens[:, item].tolist()
         targets = batch.targets[:, item].tolist()
         scored = batch.scored[:, item].tolist()
-        program = SequenceProgram.build(model.weights(), tokens, model.io_bits, model.workspace,
-                                        model.degree, model.order, model.mode)
+        program = SequenceProgram.build(
+            model.weights(),
+            tokens,
+            model.io_bits,
+            model.workspace,
+            model.degree,
+            model.order,
+            model.mode,
+        )
         bits = run(program, shots)
         # the same rule as pennylane_qrnn.evaluation.collapse_mask: a scored step is sampled,
         # never postselected on its target (else it reads as right by construction)
         reference = protocol == "reference"
-        forced = [bool(f and not s) and reference for f, s in zip(batch.forced[:, item].tolist(), scored)]
+        forced = [
+            bool(f and not s) and reference
+            for f, s in zip(batch.forced[:, item].tolist(), scored, strict=True)
+        ]
         estimate = analyse_shots(program, bits, targets, forced)
         alive = estimate.alive
-        right = [(estimate.outcomes[alive, step] == targets[step]).mean() for step in range(len(tokens)) if scored[step]]
+        right = [
+            (estimate.outcomes[alive, step] == targets[step]).mean()
+            for step in range(len(tokens))
+            if scored[step]
+        ]
         per_sequence.append(float(np.mean(right)) if alive.any() else float("nan"))
         survival.append(float(alive.mean()))
     values = np.asarray(per_sequence)
@@ -74,8 +94,8 @@ def depolarizing_aer(two_qubit: float, one_qubit: float | None = None, readout: 
     """An Aer simulator whose gates depolarize: ``two_qubit`` on ``cx``, ``one_qubit`` (default a
     tenth) on ``rz``/``sx``/``x``, and a symmetric ``readout`` flip; circuits are transpiled to
     that basis with all-to-all connectivity."""
-    from qiskit_aer import AerSimulator  # pylint: disable=import-outside-toplevel
-    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error  # pylint: disable=import-outside-toplevel
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
 
     one_qubit = two_qubit / 10 if one_qubit is None else one_qubit
     model = NoiseModel(basis_gates=["rz", "sx", "x", "cx"])
@@ -84,7 +104,9 @@ def depolarizing_aer(two_qubit: float, one_qubit: float | None = None, readout: 
     if one_qubit:
         model.add_all_qubit_quantum_error(depolarizing_error(one_qubit, 1), ["rz", "sx", "x"])
     if readout:
-        model.add_all_qubit_readout_error(ReadoutError([[1 - readout, readout], [readout, 1 - readout]]))
+        model.add_all_qubit_readout_error(
+            ReadoutError([[1 - readout, readout], [readout, 1 - readout]])
+        )
     return AerSimulator(noise_model=model, basis_gates=["rz", "sx", "x", "cx", "measure", "reset"])
 
 
@@ -99,10 +121,14 @@ def with_depolarizing(operations, probability: float) -> list:
     return out
 
 
-def run_noisy_deferred(program: SequenceProgram, device, shots: int, probability: float) -> np.ndarray:
+def run_noisy_deferred(
+    program: SequenceProgram, device, shots: int, probability: float
+) -> np.ndarray:
     """Run ``program`` with deferred measurements and depolarizing noise on a mixed-state device
     (e.g. ``braket.local.qubit`` with ``backend="braket_dm"``); records ``(shots, n_records)``."""
-    return _run_deferred(program, device, shots, decorate=lambda ops: with_depolarizing(ops, probability))
+    return _run_deferred(
+        program, device, shots, decorate=lambda ops: with_depolarizing(ops, probability)
+    )
 
 
 def noiseless(device, method, seed=None):

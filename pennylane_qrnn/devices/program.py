@@ -16,9 +16,9 @@ import numpy as np
 import pennylane as qml
 import torch
 
+from ..errors import QRNNTypeError
 from ..templates import QRNNCell, QuantumNeuron
 from ..templates.tokens import token_bits
-from ..errors import QRNNTypeError
 
 __all__ = ["Record", "SequenceProgram", "GATES"]
 
@@ -60,12 +60,13 @@ class SequenceProgram:
     tokens: list = field(default_factory=list)
 
     @classmethod
-    def build(cls, weights, tokens, io_bits, workspace, degree, order, mode) -> "SequenceProgram":
+    def build(cls, weights, tokens, io_bits, workspace, degree, order, mode) -> SequenceProgram:
         """The program of one sequence: for each step, the cell on ``tokens[t]`` (which writes
         the token itself), then a record of the i/o lanes (then reset them).
 
         Args:
-            weights: the cell's four weight tensors (a :class:`~pennylane_qrnn.QRNN`'s ``weights()``)
+            weights: the cell's four weight tensors (a :class:`~pennylane_qrnn.QRNN`'s
+                ``weights()``)
             tokens: the input token of each step
         """
         weights = [np.asarray(torch.as_tensor(w).detach().cpu().double()) for w in weights]
@@ -78,8 +79,16 @@ class SequenceProgram:
         with qml.QueuingManager.stop_recording():
             for step, token in enumerate(tokens):
                 token_bits(token, io_bits)
-                cell = QRNNCell(*weights, token=token, io_wires=io_wires, workspace_wires=workspace_wires,
-                                ancilla_wires=ancilla_wires or None, degree=degree, order=order, mode=mode)
+                cell = QRNNCell(
+                    *weights,
+                    token=token,
+                    io_wires=io_wires,
+                    workspace_wires=workspace_wires,
+                    ancilla_wires=ancilla_wires or None,
+                    degree=degree,
+                    order=order,
+                    mode=mode,
+                )
                 for op in _flatten(cell.decomposition()):
                     if isinstance(op, qml.ops.MidMeasure):
                         record = Record(len(records), int(op.wires[0]), "ancilla", step)

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..errors import QRNNError, QRNNTypeError, QRNNValueError
 from .execution import to_qiskit
 from .program import SequenceProgram
-from ..errors import QRNNError, QRNNTypeError, QRNNValueError
 
 __all__ = [
     "Budget",
@@ -66,7 +66,9 @@ def check_budget_value(budget, name: str = "budget") -> float | None:
     if budget is None:
         return None
     if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
-        raise QRNNTypeError(f"{name} must be a number of USD or None; got {type(budget).__name__} {budget!r}")
+        raise QRNNTypeError(
+            f"{name} must be a number of USD or None; got {type(budget).__name__} {budget!r}"
+        )
     value = float(budget)
     if not math.isfinite(value) or value < 0:
         raise QRNNValueError(f"{name} must be a finite number of USD >= 0 or None; got {budget!r}")
@@ -161,22 +163,32 @@ class ResourceReport:
         return asdict(self)
 
     def __str__(self):
+        deferred = (
+            ""
+            if self.measurements != "deferred"
+            else f", {self.qubits_deferred} with deferred measurements"
+        )
         lines = [
-            f"resources on {self.device} ({self.measurements} measurements), {self.sequences} sequence(s) of length {self.length}:",
-            f"  qubits: {self.qubits} (lanes reused){'' if self.measurements != 'deferred' else f', {self.qubits_deferred} with deferred measurements'}",
-            f"  per step: {self.step_two_qubit_gates} two-qubit gates, depth {self.step_depth} (native gates)",
-            f"  per sequence: {self.sequence_two_qubit_gates} two-qubit gates, depth {self.sequence_depth}, "
-            f"{self.mid_circuit_measurements} mid-circuit measurements",
+            f"resources on {self.device} ({self.measurements} measurements), {self.sequences} "
+            f"sequence(s) of length {self.length}:",
+            f"  qubits: {self.qubits} (lanes reused){deferred}",
+            f"  per step: {self.step_two_qubit_gates} two-qubit gates, depth {self.step_depth} "
+            "(native gates)",
+            f"  per sequence: {self.sequence_two_qubit_gates} two-qubit gates, depth "
+            f"{self.sequence_depth}, {self.mid_circuit_measurements} mid-circuit measurements",
             f"  surviving shots (exact engine): {self.survival:.3g} of all shots",
-            f"  shots for a standard error of {self.precision} on every step: {self.shots:,} per sequence",
+            f"  shots for a standard error of {self.precision} on every step: {self.shots:,} per "
+            "sequence",
         ]
         if self.qpu_seconds is not None:
             lines.append(f"  QPU time: about {self.qpu_seconds:,.1f} s")
         if self.price_usd is not None:
             lines.append(f"  estimated price: {self.price_usd:,.2f} USD")
         if self.budget_usd is not None:
-            lines.append(f"  budget: {self.budget_usd:,.2f} USD, spent {self.spent_usd:,.2f} USD, "
-                         f"remaining {self.remaining_usd:,.2f} USD")
+            lines.append(
+                f"  budget: {self.budget_usd:,.2f} USD, spent {self.spent_usd:,.2f} USD, "
+                f"remaining {self.remaining_usd:,.2f} USD"
+            )
         elif self.spent_usd:
             lines.append(f"  spent so far: {self.spent_usd:,.2f} USD (no budget set)")
         lines.extend(f"  note: {note}" for note in self.notes)
@@ -192,20 +204,31 @@ def _qiskit_backend(device):
 
 
 def _transpiled(program: SequenceProgram, backend, basis, deferred: bool):
-    from qiskit import transpile  # pylint: disable=import-outside-toplevel
+    from qiskit import transpile
 
     circuit = to_qiskit(program, deferred=deferred)
     if backend is not None:
         return transpile(circuit, backend=backend, optimization_level=1, seed_transpiler=0)
-    return transpile(circuit, basis_gates=basis + ["measure", "reset"], optimization_level=1, seed_transpiler=0)
+    return transpile(
+        circuit, basis_gates=basis + ["measure", "reset"], optimization_level=1, seed_transpiler=0
+    )
 
 
 def _two_qubit(circuit) -> int:
     return sum(1 for instruction in circuit.data if instruction.operation.num_qubits == 2)
 
 
-def resource_report(model, tokens, targets=None, device=None, device_name=None, measurements=None,
-                    precision=0.05, sequences=1, price_table=None) -> ResourceReport:
+def resource_report(
+    model,
+    tokens,
+    targets=None,
+    device=None,
+    device_name=None,
+    measurements=None,
+    precision=0.05,
+    sequences=1,
+    price_table=None,
+) -> ResourceReport:
     """Estimate what running ``model`` on one token sequence costs, before running it.
 
     Args:
@@ -234,9 +257,18 @@ def resource_report(model, tokens, targets=None, device=None, device_name=None, 
 
     with torch.no_grad():
         tokens_tensor = torch.tensor(tokens).unsqueeze(1)
-        engine_model = model.__class__(model.io_bits, model.workspace, model.stages, model.degree, model.order,
-                                       model.mode, dtype=torch.float64)
-        engine_model.load_state_dict({name: value.detach().double().cpu() for name, value in model.named_parameters()})
+        engine_model = model.__class__(
+            model.io_bits,
+            model.workspace,
+            model.stages,
+            model.degree,
+            model.order,
+            model.mode,
+            dtype=torch.float64,
+        )
+        engine_model.load_state_dict(
+            {name: value.detach().double().cpu() for name, value in model.named_parameters()}
+        )
         targets_tensor = None if targets is None else torch.as_tensor(targets).reshape(-1, 1)
         engine_model(tokens_tensor, targets_tensor, generator=torch.Generator().manual_seed(0))
         stats = engine_model.postselection
@@ -248,34 +280,76 @@ def resource_report(model, tokens, targets=None, device=None, device_name=None, 
     shots = int(math.ceil(needed / max(survival, 1e-300))) if survival > 0 else 0
     notes = []
     if survival < 1e-6:
-        notes.append("fewer than one shot in a million survives the postselections: impractical on hardware; "
-                     "consider mode='amplified' and the measured protocol")
+        notes.append(
+            "fewer than one shot in a million survives the postselections: impractical on "
+            "hardware; consider mode='amplified' and the measured protocol"
+        )
     report = ResourceReport(
-        device=name, measurements=measurements, length=len(tokens), qubits=program.n_wires,
-        qubits_deferred=program.deferred_wires, step_two_qubit_gates=_two_qubit(step), step_depth=step.depth(),
-        sequence_two_qubit_gates=_two_qubit(whole), sequence_depth=whole.depth(),
-        mid_circuit_measurements=0 if deferred else len(program.records), survival=survival,
-        precision=precision, shots=shots, sequences=int(sequences), notes=notes,
+        device=name,
+        measurements=measurements,
+        length=len(tokens),
+        qubits=program.n_wires,
+        qubits_deferred=program.deferred_wires,
+        step_two_qubit_gates=_two_qubit(step),
+        step_depth=step.depth(),
+        sequence_two_qubit_gates=_two_qubit(whole),
+        sequence_depth=whole.depth(),
+        mid_circuit_measurements=0 if deferred else len(program.records),
+        survival=survival,
+        precision=precision,
+        shots=shots,
+        sequences=int(sequences),
+        notes=notes,
     )
     _price(report, name, whole, backend, price_table)
     budget = getattr(model, "spending", None)
     if budget is not None:
-        report.budget_usd, report.spent_usd, report.remaining_usd = budget.limit, budget.spent, budget.remaining
-        if budget.limit is not None and report.price_usd is not None and budget.spent + report.price_usd > budget.limit:
-            report.notes.append(f"this run ({report.price_usd:,.2f} USD) would exceed the remaining budget "
-                                f"({budget.remaining:,.2f} USD): the model would refuse it")
+        report.budget_usd, report.spent_usd, report.remaining_usd = (
+            budget.limit,
+            budget.spent,
+            budget.remaining,
+        )
+        if (
+            budget.limit is not None
+            and report.price_usd is not None
+            and budget.spent + report.price_usd > budget.limit
+        ):
+            report.notes.append(
+                f"this run ({report.price_usd:,.2f} USD) would exceed the remaining budget "
+                f"({budget.remaining:,.2f} USD): the model would refuse it"
+            )
     return report
 
 
-def run_price(model, tokens, name: str, device=None, measurements="deferred", shots=1024, sequences=1,
-              price_table=None) -> float | None:
+def run_price(
+    model,
+    tokens,
+    name: str,
+    device=None,
+    measurements="deferred",
+    shots=1024,
+    sequences=1,
+    price_table=None,
+) -> float | None:
     """The price in USD of running ``sequences`` sequences like ``tokens`` with ``shots`` each on
     the device called ``name`` (a Braket ARN in the table, or a Qiskit backend with calibrated
     durations); ``None`` where no price is known."""
-    report = ResourceReport(device=name, measurements=measurements, length=len(tokens), qubits=0, qubits_deferred=0,
-                            step_two_qubit_gates=0, step_depth=0, sequence_two_qubit_gates=0, sequence_depth=0,
-                            mid_circuit_measurements=0, survival=1.0, precision=0.0, shots=int(shots),
-                            sequences=int(sequences))
+    report = ResourceReport(
+        device=name,
+        measurements=measurements,
+        length=len(tokens),
+        qubits=0,
+        qubits_deferred=0,
+        step_two_qubit_gates=0,
+        step_depth=0,
+        sequence_two_qubit_gates=0,
+        sequence_depth=0,
+        mid_circuit_measurements=0,
+        survival=1.0,
+        precision=0.0,
+        shots=int(shots),
+        sequences=int(sequences),
+    )
     backend = _qiskit_backend(device)
     circuit = None
     if backend is not None:
@@ -285,8 +359,15 @@ def run_price(model, tokens, name: str, device=None, measurements="deferred", sh
 
 
 def model_program(model, tokens) -> SequenceProgram:
-    return SequenceProgram.build(model.weights(), tokens, model.io_bits, model.workspace, model.degree,
-                                 model.order, model.mode)
+    return SequenceProgram.build(
+        model.weights(),
+        tokens,
+        model.io_bits,
+        model.workspace,
+        model.degree,
+        model.order,
+        model.mode,
+    )
 
 
 def _price(report, name, circuit, backend, price_table):
@@ -300,7 +381,7 @@ def _price(report, name, circuit, backend, price_table):
         # an IBM backend (or its fake stand-in, with the same calibrated durations): QPU time
         try:
             duration = circuit.estimate_duration(backend.target, unit="s")
-        except Exception:  # pylint: disable=broad-except  # simulators have no durations
+        except Exception:  # simulators have no durations
             duration = None
         if duration is not None:
             report.qpu_seconds = report.sequences * report.shots * (duration + IBM_REP_DELAY)

@@ -4,6 +4,7 @@ QRNN and the classical baselines), so they take inputs the same way and fail the
 from __future__ import annotations
 
 import torch
+
 from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["SequenceInputs"]
@@ -33,7 +34,9 @@ class SequenceInputs:
             return tokens.unsqueeze(1), True
         if tokens.dim() != 2:
             layout = "(N, L)" if self.batch_first else "(L, N)"
-            raise QRNNValueError(f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}")
+            raise QRNNValueError(
+                f"{name} must have shape {layout} or (L,); got {tuple(tokens.shape)}"
+            )
         return (tokens.t() if self.batch_first else tokens), False
 
     def _sequence_inputs(self, tokens, targets=None, collapse=None):
@@ -45,12 +48,15 @@ class SequenceInputs:
             targets, _ = self._to_time_major("targets", targets)
             if targets.shape != tokens.shape:
                 raise QRNNValueError(
-                    f"targets must have the shape of tokens {tuple(tokens.shape)}; got {tuple(targets.shape)}"
+                    f"targets must have the shape of tokens {tuple(tokens.shape)}; got "
+                    f"{tuple(targets.shape)}"
                 )
         if collapse is not None:
             collapse = torch.as_tensor(collapse, device=tokens.device).bool()
             collapse = collapse.reshape(tokens.shape[0], -1) if unbatched else collapse
             collapse = collapse.t() if (self.batch_first and not unbatched) else collapse
             if collapse.shape != tokens.shape:
-                raise QRNNValueError(f"collapse must have the shape of tokens; got {tuple(collapse.shape)}")
+                raise QRNNValueError(
+                    f"collapse must have the shape of tokens; got {tuple(collapse.shape)}"
+                )
         return tokens, targets, collapse, unbatched

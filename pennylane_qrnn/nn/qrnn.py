@@ -16,9 +16,9 @@ from torch import nn
 from .. import engine, memory
 from ..devices.capabilities import DeviceCapabilityError, device_name
 from ..devices.circuit_path import CircuitRunner, make_device
+from ..errors import QRNNTypeError, QRNNValueError
 from ..templates import QRNNCell as _CellTemplate
 from .inputs import SequenceInputs
-from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["QRNN", "QRNNCell", "PostselectionStats", "sequence_nll"]
 
@@ -140,29 +140,49 @@ class _QRNNBase(SequenceInputs, nn.Module):
         _check_int("stages", stages, 0)
         self.layout = engine.CellLayout(io_bits, workspace, stages, degree, order, mode)
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise QRNNTypeError(f"dtype must be a floating-point torch dtype or None; got {dtype!r}")
+            raise QRNNTypeError(
+                f"dtype must be a floating-point torch dtype or None; got {dtype!r}"
+            )
         # refuse a size that cannot fit before allocating anything (pennylane_qrnn.memory)
-        memory.check_model(io_bits, workspace, stages, degree, order, mode,
-                           None if backend is None else getattr(backend, "short_name", None)
-                           or getattr(backend, "name", backend),
-                           torch.empty((), dtype=dtype).element_size(), device=device)
+        memory.check_model(
+            io_bits,
+            workspace,
+            stages,
+            degree,
+            order,
+            mode,
+            None
+            if backend is None
+            else getattr(backend, "short_name", None) or getattr(backend, "name", backend),
+            torch.empty((), dtype=dtype).element_size(),
+            device=device,
+        )
         factory = {"device": device, "dtype": dtype}
         for name, shape in _CellTemplate.shape(io_bits, workspace, stages, degree).items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         self._set_backend(backend, backend_options or {})
         self.diff_method = diff_method
-        from ..devices.hardware import check_shot_policy  # pylint: disable=import-outside-toplevel
-        from ..devices.resources import Budget  # pylint: disable=import-outside-toplevel
+        from ..devices.hardware import check_shot_policy
+        from ..devices.resources import Budget
 
         self.spending = Budget(budget)  # validates: a finite number of USD >= 0, or None
-        self.shots, self.seed, self.budget, self.price_table = shots, seed, self.spending.limit, price_table
+        self.shots, self.seed, self.budget, self.price_table = (
+            shots,
+            seed,
+            self.spending.limit,
+            price_table,
+        )
         check_shot_policy(min_survivors, on_insufficient_shots)
         self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
         self._execution = execution
-        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+        if shots is not None and (
+            isinstance(shots, bool) or not isinstance(shots, int) or shots < 1
+        ):
             raise QRNNValueError(f"shots must be a positive int or None; got {shots!r}")
         if execution is not None and execution not in ("native", "dynamic", "deferred"):
-            raise QRNNValueError(f"execution must be 'native', 'dynamic' or 'deferred'; got {execution!r}")
+            raise QRNNValueError(
+                f"execution must be 'native', 'dynamic' or 'deferred'; got {execution!r}"
+            )
         self.postselection: PostselectionStats | None = None
         self.last_outcomes: torch.Tensor | None = None
         self.reset_parameters()
@@ -183,13 +203,13 @@ class _QRNNBase(SequenceInputs, nn.Module):
             self._backend_name, self._backend_options, self._device = None, {}, None
             return
         if isinstance(backend, str):
-            from ..devices.catalogue import installed_devices  # pylint: disable=import-outside-toplevel
+            from ..devices.catalogue import installed_devices
 
             installed = installed_devices()
             if backend not in installed:
                 raise QRNNValueError(
-                    f"backend must be the name of an installed PennyLane device ({', '.join(installed)}); "
-                    f"got {backend!r}"
+                    "backend must be the name of an installed PennyLane device "
+                    f"({', '.join(installed)}); got {backend!r}"
                 )
             self._backend_name, self._backend_options, self._device = backend, dict(options), None
             return
@@ -201,8 +221,14 @@ class _QRNNBase(SequenceInputs, nn.Module):
         options = dict(options)
         shots = getattr(backend, "shots", None)
         if shots:
-            options.setdefault("shots", shots.total_shots if hasattr(shots, "total_shots") else shots)
-        self._backend_name, self._backend_options, self._device = device_name(backend), options, backend
+            options.setdefault(
+                "shots", shots.total_shots if hasattr(shots, "total_shots") else shots
+            )
+        self._backend_name, self._backend_options, self._device = (
+            device_name(backend),
+            options,
+            backend,
+        )
 
     @property
     def backend(self) -> str | None:
@@ -216,7 +242,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
         the ``measurements`` realisation. Override with ``execution=`` at construction."""
         if self.backend is None:
             return {"backend": None, "path": "engine"}
-        from ..devices.capabilities import capabilities  # pylint: disable=import-outside-toplevel
+        from ..devices.capabilities import capabilities
 
         caps = capabilities(self._device if self._device is not None else self._backend_name)
         path = "shots" if self._execution is not None else caps.path
@@ -230,15 +256,23 @@ class _QRNNBase(SequenceInputs, nn.Module):
         """Price the run before it starts and refuse it if it would take this model's spending
         (:attr:`spending`, all runs together) past :attr:`budget` (USD). Returns the price, to
         be charged once the run is submitted; ``None`` without a budget."""
-        from ..devices.resources import check_budget_value, run_price  # pylint: disable=import-outside-toplevel
+        from ..devices.resources import check_budget_value, run_price
 
         self.spending.limit = check_budget_value(self.budget)  # budget may have been reassigned
         if self.spending.limit is None:
             return None
         name = self._backend_options.get("device_arn") or self.backend
         device = self._device if plan["measurements"] == "dynamic" else None
-        price = run_price(self, tokens[:, 0].tolist(), name, device, plan["measurements"], plan["shots"],
-                          tokens.shape[1], self.price_table)
+        price = run_price(
+            self,
+            tokens[:, 0].tolist(),
+            name,
+            device,
+            plan["measurements"],
+            plan["shots"],
+            tokens.shape[1],
+            self.price_table,
+        )
         self.spending.check(name, price, tokens.shape[1], plan["shots"])
         return price
 
@@ -250,15 +284,19 @@ class _QRNNBase(SequenceInputs, nn.Module):
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if self.budget is not None or self.spending.spent:
-            destination[prefix + self._SPENT_KEY] = torch.tensor(self.spending.spent, dtype=torch.float64)
+            destination[prefix + self._SPENT_KEY] = torch.tensor(
+                self.spending.spent, dtype=torch.float64
+            )
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         spent = state_dict.pop(prefix + self._SPENT_KEY, None)
         if spent is not None:
             self.spending.restore(float(spent))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def _live_device(self, n_wires):
         if self._device is None:
@@ -266,13 +304,15 @@ class _QRNNBase(SequenceInputs, nn.Module):
         return self._device
 
     def _shot_runner(self, plan, tokens_length):
-        from ..devices.hardware import ShotRunner  # pylint: disable=import-outside-toplevel
+        from ..devices.hardware import ShotRunner
 
         n_anc = self.order if self.mode == "postselect" else 0
         lanes = self.io_bits + self.workspace + n_anc
         n_wires = lanes
         if plan["measurements"] == "deferred":
-            per_step = self.io_bits + (2**self.order - 1) * self.layout.n_neurons * (self.mode == "postselect")
+            per_step = self.io_bits + (2**self.order - 1) * self.layout.n_neurons * (
+                self.mode == "postselect"
+            )
             n_wires = lanes + per_step * tokens_length
         if plan["measurements"] == "dynamic" and not (self.backend or "").startswith("qiskit."):
             raise QRNNValueError(
@@ -280,15 +320,30 @@ class _QRNNBase(SequenceInputs, nn.Module):
                 f"got backend={self.backend!r} (use 'native' or 'deferred')"
             )
         device = self._live_device(n_wires)
-        return ShotRunner(device, self.io_bits, self.workspace, self.degree, self.order, self.mode,
-                          plan["measurements"], plan["shots"], seed=self.seed, min_survivors=self.min_survivors,
-                          on_insufficient_shots=self.on_insufficient_shots)
+        return ShotRunner(
+            device,
+            self.io_bits,
+            self.workspace,
+            self.degree,
+            self.order,
+            self.mode,
+            plan["measurements"],
+            plan["shots"],
+            seed=self.seed,
+            min_survivors=self.min_survivors,
+            on_insufficient_shots=self.on_insufficient_shots,
+        )
 
     def _runner(self) -> CircuitRunner:
         n_wires = self.io_bits + self.workspace + (self.order if self.mode == "postselect" else 0)
         self._live_device(n_wires)
         return CircuitRunner(
-            self._device, self.io_bits, self.workspace, self.degree, self.order, self.mode,
+            self._device,
+            self.io_bits,
+            self.workspace,
+            self.degree,
+            self.order,
+            self.mode,
             diff_method=self.diff_method,
         )
 
@@ -298,7 +353,7 @@ class _QRNNBase(SequenceInputs, nn.Module):
         return state
 
     def __deepcopy__(self, memo):
-        import copy  # pylint: disable=import-outside-toplevel
+        import copy
 
         clone = self.__class__.__new__(self.__class__)
         memo[id(self)] = clone
@@ -356,7 +411,11 @@ class _QRNNBase(SequenceInputs, nn.Module):
             forced = torch.ones_like(tokens, dtype=torch.bool) if collapse is None else collapse
         if self.backend is None:
             result = engine.run_sequence(
-                self.operators(), tokens, targets, state=state, generator=generator,
+                self.operators(),
+                tokens,
+                targets,
+                state=state,
+                generator=generator,
                 collapse=collapse,
             )
             stats = PostselectionStats.from_probabilities(
@@ -388,15 +447,22 @@ class _QRNNBase(SequenceInputs, nn.Module):
             price = self._check_budget(plan, tokens)
             runner = self._shot_runner(plan, tokens.shape[0])
             self.spending.charge(price)  # submitted now; a run that fails midway stays charged
-            log_probs, outcomes, neuron, picked = runner.run(self.weights(), tokens.cpu(), None if targets is None else targets.cpu(),
-                                                             None if collapse is None else collapse.cpu(), generator)
+            log_probs, outcomes, neuron, picked = runner.run(
+                self.weights(),
+                tokens.cpu(),
+                None if targets is None else targets.cpu(),
+                None if collapse is None else collapse.cpu(),
+                generator,
+            )
             self.last_shot_estimates = runner.last_estimates
             self.postselection = PostselectionStats.from_probabilities(neuron, picked, forced.cpu())
             dtype, device = self.input_weights.dtype, self.input_weights.device
             return log_probs.to(dtype=dtype, device=device), None, outcomes.to(device)
         if collapse is not None:
-            raise QRNNValueError("collapse is only supported by the exact engine and the shot path; "
-                             f"got a collapse mask with backend={self.backend!r} on the circuit path")
+            raise QRNNValueError(
+                "collapse is only supported by the exact engine and the shot path; "
+                f"got a collapse mask with backend={self.backend!r} on the circuit path"
+            )
         log_probs, outcomes = self._runner().run(self.weights(), tokens, targets, generator)
         picked = log_probs.detach().gather(2, outcomes.unsqueeze(2)).squeeze(2).exp()
         self.postselection = PostselectionStats.from_probabilities(
@@ -477,14 +543,49 @@ class QRNN(_QRNNBase):
         >>> loss = model.loss(log_probs, tokens[1:])
     """
 
-    def __init__(self, io_bits, workspace, stages=1, degree=2, order=2, mode="postselect",
-                 backend=None, batch_first=False, device=None, dtype=None, diff_method=None,
-                 backend_options=None, shots=None, execution=None, seed=None, budget=None,
-                 price_table=None, min_survivors=1, on_insufficient_shots="warn"):
+    def __init__(
+        self,
+        io_bits,
+        workspace,
+        stages=1,
+        degree=2,
+        order=2,
+        mode="postselect",
+        backend=None,
+        batch_first=False,
+        device=None,
+        dtype=None,
+        diff_method=None,
+        backend_options=None,
+        shots=None,
+        execution=None,
+        seed=None,
+        budget=None,
+        price_table=None,
+        min_survivors=1,
+        on_insufficient_shots="warn",
+    ):
         self.batch_first = bool(batch_first)
-        super().__init__(io_bits, workspace, stages, degree, order, mode, backend, device,
-                         dtype, diff_method, backend_options, shots, execution, seed, budget, price_table,
-                         min_survivors, on_insufficient_shots)
+        super().__init__(
+            io_bits,
+            workspace,
+            stages,
+            degree,
+            order,
+            mode,
+            backend,
+            device,
+            dtype,
+            diff_method,
+            backend_options,
+            shots,
+            execution,
+            seed,
+            budget,
+            price_table,
+            min_survivors,
+            on_insufficient_shots,
+        )
 
     def extra_repr(self) -> str:
         text = super().extra_repr()

@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
+from ..errors import QRNNValueError
 from .base import SPLITS, Batch, SequenceTask, TaskDefaults
 from .digits import MNISTUMAP, GenerativeDigits, MNISTPixels, SklearnDigits
 from .synthetic import DNA, ElmanLetters, ElmanXOR, Memorisation
-from ..errors import QRNNValueError
 
 __all__ = [
     "Batch",

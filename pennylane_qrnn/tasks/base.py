@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
+
 from ..errors import QRNNValueError
 
 __all__ = ["Batch", "SequenceTask", "SPLITS", "check_positive_int", "check_split"]
@@ -49,17 +50,24 @@ class Batch:
         shape = self.tokens.shape
         for name in ("targets", "scored", "forced"):
             if getattr(self, name).shape != shape:
-                raise QRNNValueError(f"{name} must have shape {tuple(shape)}; got {tuple(getattr(self, name).shape)}")
+                raise QRNNValueError(
+                    f"{name} must have shape {tuple(shape)}; got {tuple(getattr(self, name).shape)}"
+                )
 
     @property
     def length(self) -> int:
         return self.tokens.shape[0]
 
-    def columns(self, start: int, stop: int) -> "Batch":
+    def columns(self, start: int, stop: int) -> Batch:
         """Sequences ``start:stop`` of the batch (views, not copies)."""
         labels = None if self.labels is None else self.labels[start:stop]
-        return Batch(self.tokens[:, start:stop], self.targets[:, start:stop], self.scored[:, start:stop],
-                     self.forced[:, start:stop], labels)
+        return Batch(
+            self.tokens[:, start:stop],
+            self.targets[:, start:stop],
+            self.scored[:, start:stop],
+            self.forced[:, start:stop],
+            labels,
+        )
 
     @property
     def size(self) -> int:
@@ -98,7 +106,9 @@ class SequenceTask(ABC):
     paper_result: str = ""
 
     @abstractmethod
-    def batch(self, size: int, generator: torch.Generator | None = None, split: str = "train") -> Batch:
+    def batch(
+        self, size: int, generator: torch.Generator | None = None, split: str = "train"
+    ) -> Batch:
         """Draw ``size`` sequences. Synthetic tasks ignore ``split``; dataset tasks read it."""
 
     def check_data(self, splits=SPLITS) -> None:

@@ -127,14 +127,17 @@ class _DigitTask(SequenceTask):
         positions = torch.arange(size) % len(self.digits)
         # one draw per item in batch order, as the reference does
         picks = [
-            rows[c][torch.randint(0, len(rows[c]), (1,), generator=generator).item()] for c in positions.tolist()
+            rows[c][torch.randint(0, len(rows[c]), (1,), generator=generator).item()]
+            for c in positions.tolist()
         ]
         return self._encode(np.stack(picks), positions)
 
     def dataset(self, split: str = "test") -> Batch:
         """Every image of ``split``: digits in the order given, each digit's rows in file order."""
         rows = self._rows(check_split(split))
-        positions = torch.cat([torch.full((len(r),), c, dtype=torch.long) for c, r in enumerate(rows)])
+        positions = torch.cat(
+            [torch.full((len(r),), c, dtype=torch.long) for c, r in enumerate(rows)]
+        )
         return self._encode(np.concatenate(rows), positions)
 
     def _label_words(self, positions):
@@ -154,9 +157,9 @@ class _PixelClassification(_DigitTask):
         tokens = pixels[:-1]
         targets = torch.zeros_like(tokens)
         words = self._label_words(positions)
-        targets[-len(words):] = words
+        targets[-len(words) :] = words
         scored = torch.zeros_like(tokens, dtype=torch.bool)
-        scored[-len(words):] = True
+        scored[-len(words) :] = True
         return Batch(tokens, targets, scored, forced=~scored, labels=positions)
 
 
@@ -190,9 +193,22 @@ class MNISTPixels(_PixelClassification):
     """
 
     name = "mnist"
-    defaults = TaskDefaults(workspace=8, stages=2, degree=2, order=2, steps=1000, batch_size=100, lr=0.001,
-                            optimizer="adam", loss="reference", extra={"reference_lr": "adam 0.3..0.01, 50 images per digit"})
-    PAPER = {(0, 1): "99.2 +- 0.2 % test (H8 S2 d2, 1212 params)", (3, 6): "89.7 +- 0.8 % test (H8 S2 d2)"}
+    defaults = TaskDefaults(
+        workspace=8,
+        stages=2,
+        degree=2,
+        order=2,
+        steps=1000,
+        batch_size=100,
+        lr=0.001,
+        optimizer="adam",
+        loss="reference",
+        extra={"reference_lr": "adam 0.3..0.01, 50 images per digit"},
+    )
+    PAPER = {
+        (0, 1): "99.2 +- 0.2 % test (H8 S2 d2, 1212 params)",
+        (3, 6): "89.7 +- 0.8 % test (H8 S2 d2)",
+    }
     PIXELS = 100
     PATTERN = SIMPLE_PATTERN
 
@@ -205,20 +221,27 @@ class MNISTPixels(_PixelClassification):
             or len(set(scanlines)) != len(scanlines)
             or not all(s in (0, 1, 2) and not isinstance(s, bool) for s in scanlines)
         ):
-            raise QRNNValueError(f"scanlines must be distinct values among 0, 1, 2; got {scanlines!r}")
+            raise QRNNValueError(
+                f"scanlines must be distinct values among 0, 1, 2; got {scanlines!r}"
+            )
         self.scanlines = scanlines
         self.io_bits = len(scanlines)
         self.length = self.PIXELS - 1
         _check_length(length, self.length)
         self.folder = _check_folder(folder)
         self.name = _digits_name("mnist", self.digits)
-        self.paper_result = self.PAPER.get(self.digits, "not in the paper pixel by pixel (its full MNIST row: mnist-umap)")
+        self.paper_result = self.PAPER.get(
+            self.digits, "not in the paper pixel by pixel (its full MNIST row: mnist-umap)"
+        )
         self._cache = {}
 
     def _load(self, split):
         names = [f"mnist-simple-{d}-{split}.csv.gz" for d in self.digits]
         folder = data_folder(names, self.PATTERN, self.folder)
-        return [scanline_words(read_table(folder / name, self.PIXELS, 7), self.scanlines) for name in names]
+        return [
+            scanline_words(read_table(folder / name, self.PIXELS, 7), self.scanlines)
+            for name in names
+        ]
 
     def __repr__(self):
         args = [f"digits={self.digits!r}"]
@@ -248,11 +271,14 @@ class GenerativeDigits(MNISTPixels):
         self.paper_result = type(self).paper_result
         if self.label_length != 1:
             raise QRNNValueError(
-                f"digits must have labels that fit one {self.io_bits}-bit word; got {len(self.digits)} digits"
+                f"digits must have labels that fit one {self.io_bits}-bit word; got "
+                f"{len(self.digits)} digits"
             )
 
     def _encode(self, rows, positions):
-        sequence = torch.as_tensor(np.ascontiguousarray(rows.T), dtype=torch.long).clone()  # (100, N)
+        sequence = torch.as_tensor(
+            np.ascontiguousarray(rows.T), dtype=torch.long
+        ).clone()  # (100, N)
         sequence[0] = positions
         tokens, targets = sequence[:-1], sequence[1:]
         scored = torch.ones_like(tokens, dtype=torch.bool)
@@ -271,7 +297,9 @@ class SklearnDigits(_PixelClassification):
 
     name = "digits"
     io_bits = 2
-    defaults = TaskDefaults(workspace=6, stages=1, degree=2, order=2, steps=300, batch_size=32, lr=0.05)
+    defaults = TaskDefaults(
+        workspace=6, stages=1, degree=2, order=2, steps=300, batch_size=32, lr=0.05
+    )
     paper_result = "not in the paper: offline stand-in for MNIST (sklearn 8x8 digits)"
     SIDE = 8
 
@@ -284,10 +312,11 @@ class SklearnDigits(_PixelClassification):
 
     def _load(self, split):
         try:
-            from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+            from sklearn.datasets import load_digits
         except ImportError as error:
             raise ImportError(
-                "SklearnDigits needs scikit-learn: pip install 'pennylane-qrnn[tasks]' (or scikit-learn)"
+                "SklearnDigits needs scikit-learn: pip install 'pennylane-qrnn[tasks]' (or "
+                "scikit-learn)"
             ) from error
         data = load_digits()
         background = (data.images < 8).astype(np.int64)  # (N, 8, 8)
@@ -325,7 +354,9 @@ class MNISTUMAP(_DigitTask):
     """
 
     name = "mnist-umap"
-    defaults = TaskDefaults(workspace=7, stages=2, degree=3, order=2, steps=500, batch_size=64, lr=0.03)
+    defaults = TaskDefaults(
+        workspace=7, stages=2, degree=3, order=2, steps=500, batch_size=64, lr=0.03
+    )
     paper_result = "96.7 +- 0.2 % (13 qubits, 3134 params)"
     PATTERN = UMAP_PATTERN
 
@@ -355,8 +386,9 @@ class MNISTUMAP(_DigitTask):
             for t in range(self.resolution):
                 data[t] |= ((coordinates[:, lane] >> (7 - t)) & 1) << (self.dims - 1 - lane)
         inputs = torch.cat([data, torch.zeros(ll - 1, size, dtype=torch.long)])
-        target_words = torch.cat([torch.zeros(self.resolution - 1, size, dtype=torch.long),
-                                  self._label_words(positions)])
+        target_words = torch.cat(
+            [torch.zeros(self.resolution - 1, size, dtype=torch.long), self._label_words(positions)]
+        )
         tokens, targets = inputs[:-1], target_words[1:]
         scored = torch.zeros_like(tokens, dtype=torch.bool)
         scored[-ll:] = True

@@ -36,7 +36,10 @@ def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
         for dj, wj in ((0, 1 - fj), (1, fj)):
             ii, jj = i0 + di, j0 + dj
             inside = (ii >= 0) & (ii < n) & (jj >= 0) & (jj < n)
-            out += np.where(inside, wi * wj, 0.0) * images[:, np.clip(ii, 0, n - 1), np.clip(jj, 0, n - 1)]
+            out += (
+                np.where(inside, wi * wj, 0.0)
+                * images[:, np.clip(ii, 0, n - 1), np.clip(jj, 0, n - 1)]
+            )
     return out
 
 
@@ -48,7 +51,8 @@ def binarised_blocks(images: np.ndarray) -> np.ndarray:
 
 
 def preprocess_images(images) -> np.ndarray:
-    """Raw 28x28 MNIST images ``(N, 28, 28)`` (0..255, ink high) to the paper's ``(N, 100)`` values 0..7.
+    """Raw 28x28 MNIST images ``(N, 28, 28)`` (0..255, ink high) to the paper's ``(N, 100)``
+    values 0..7.
 
     Our implementation of the paper's description: crop to the central 20x20 (drop 4 pixels on
     each side), downscale to 10x10 by 2x2 block means, binarise (block mean < 128: background 1,

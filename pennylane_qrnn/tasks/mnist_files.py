@@ -52,14 +52,16 @@ _REFERENCE = "the QRNN reference implementation, https://github.com/CLEconomides
 #: pattern -> what the files are and where to get them, for the error that says they are missing
 _WHERE_TO_GET = {
     SIMPLE_PATTERN: (
-        "These are the QRNN paper's preprocessed MNIST digits (10x10, binarised, gzip'd CSV), not shipped "
-        f"with pennylane-qrnn: copy them from {_REFERENCE} (folder RVQE/datasets/res), or make them from "
-        "MNIST's raw IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...) with "
-        "pennylane_qrnn.tasks.digits.write_preprocessed(folder, images, labels, split='train' or 'test')."
+        "These are the QRNN paper's preprocessed MNIST digits (10x10, binarised, gzip'd CSV), not "
+        f"shipped with pennylane-qrnn: copy them from {_REFERENCE} (folder RVQE/datasets/res), or "
+        "make them from MNIST's raw IDX files (train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-...) with "
+        "pennylane_qrnn.tasks.digits.write_preprocessed(folder, images, labels, split='train' or "
+        "'test')."
     ),
     UMAP_PATTERN: (
-        "These are the QRNN paper's UMAP coordinates of MNIST (gzip'd CSV), not shipped with pennylane-qrnn "
-        f"and not made by it: copy them from {_REFERENCE} (under RVQE/datasets)."
+        "These are the QRNN paper's UMAP coordinates of MNIST (gzip'd CSV), not shipped with "
+        f"pennylane-qrnn and not made by it: copy them from {_REFERENCE} (under RVQE/datasets)."
     ),
 }
 _HOW_TO_POINT = f"The command line's --data-dir DIR sets {DATA_DIR_ENV} for one command."
@@ -67,7 +69,8 @@ _CSV_CACHE: dict[tuple, np.ndarray] = {}
 
 
 def data_folder(names, pattern: str, folder=None) -> Path:
-    """The folder that holds the files ``names`` of ``pattern``: ``folder``, else ``$QRNN_MNIST_DIR``.
+    """The folder that holds the files ``names`` of ``pattern``: ``folder``, else
+    ``$QRNN_MNIST_DIR``.
 
     Args:
         names (list[str]): the files needed now (one split's)
@@ -83,14 +86,21 @@ def data_folder(names, pattern: str, folder=None) -> Path:
     if folder is not None:
         path, origin = Path(folder), f"folder={str(folder)!r}"
     elif os.environ.get(DATA_DIR_ENV):
-        path, origin = Path(os.environ[DATA_DIR_ENV]), f"{DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]!r}"
+        path, origin = (
+            Path(os.environ[DATA_DIR_ENV]),
+            f"{DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]!r}",
+        )
     else:
-        raise DataNotFoundError(head + f"no folder ({DATA_DIR_ENV} is unset and no folder= was given).{tail}")
+        raise DataNotFoundError(
+            head + f"no folder ({DATA_DIR_ENV} is unset and no folder= was given).{tail}"
+        )
     if not path.is_dir():
         raise DataNotFoundError(head + f"{origin}, which is not a folder.{tail}")
     missing = [name for name in names if not (path / name).is_file()]
     if missing:
-        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        shown = ", ".join(missing[:4]) + (
+            f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        )
         raise DataNotFoundError(head + f"{str(path)!r} ({origin}) without {shown}.{tail}")
     return path
 
@@ -177,13 +187,17 @@ def read_idx(path) -> np.ndarray:
         raise QRNNValueError(f"IDX file must start with two zero bytes; got {raw[:4]!r} in {path}")
     code, ndim = raw[2], raw[3]
     if code not in _IDX_TYPES:
-        raise QRNNValueError(f"IDX type code must be one of {', '.join(hex(c) for c in _IDX_TYPES)}; got {hex(code)}")
+        raise QRNNValueError(
+            f"IDX type code must be one of {', '.join(hex(c) for c in _IDX_TYPES)}; got {hex(code)}"
+        )
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[code])
     expected = dtype.itemsize * math.prod(shape)
     data = raw[4 + 4 * ndim :]
     if len(data) != expected:
-        raise QRNNValueError(f"IDX data must have {expected} bytes for shape {shape}; got {len(data)} in {path}")
+        raise QRNNValueError(
+            f"IDX data must have {expected} bytes for shape {shape}; got {len(data)} in {path}"
+        )
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -196,7 +210,9 @@ def preprocess_idx(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
     return preprocess_images(images), labels.astype(np.int64)
 
 
-def write_preprocessed(folder, images_path, labels_path, split="train", validate_size=500) -> list[Path]:
+def write_preprocessed(
+    folder, images_path, labels_path, split="train", validate_size=500
+) -> list[Path]:
     """Write ``mnist-simple-D-SPLIT.csv.gz`` files from raw IDX files, as the paper's are laid out.
 
     ``split="train"`` (MNIST's training files) writes, per digit, the first ``validate_size``
@@ -212,7 +228,11 @@ def write_preprocessed(folder, images_path, labels_path, split="train", validate
     written = []
     for digit in sorted(set(labels.tolist())):
         rows = values[labels == digit]
-        parts = {"test": rows} if split == "test" else {"validate": rows[:validate_size], "train": rows[validate_size:]}
+        parts = (
+            {"test": rows}
+            if split == "test"
+            else {"validate": rows[:validate_size], "train": rows[validate_size:]}
+        )
         for name, part in parts.items():
             path = folder / f"mnist-simple-{digit}-{name}.csv.gz"
             with gzip.open(path, "wt") as handle:

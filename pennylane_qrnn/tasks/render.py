@@ -41,16 +41,24 @@ def render_digit(tokens, scanline=0, scanlines=(0, 1), first=0, side=None) -> np
     ..#
     #..
     """
-    tokens = np.asarray(tokens.tolist() if isinstance(tokens, torch.Tensor) else tokens, dtype=np.int64).ravel()
+    tokens = np.asarray(
+        tokens.tolist() if isinstance(tokens, torch.Tensor) else tokens, dtype=np.int64
+    ).ravel()
     if side is None:
         side = math.isqrt(len(tokens) + first + 1)
     elif isinstance(side, bool) or not isinstance(side, int) or side < 2:
         raise QRNNValueError(f"side must be an int >= 2 or None; got {side!r}")
     if side * side < len(tokens) + first or side < 2:
-        raise QRNNValueError(f"tokens must hold at most side**2 - first words of a square image; got {len(tokens)}")
+        raise QRNNValueError(
+            f"tokens must hold at most side**2 - first words of a square image; got {len(tokens)}"
+        )
     if scanline not in scanlines:
-        raise QRNNValueError(f"scanline must be one of scanlines {tuple(scanlines)!r}; got {scanline!r}")
-    words = np.full(side * side, 2 ** len(scanlines) - 1, dtype=np.int64)  # background in every lane
+        raise QRNNValueError(
+            f"scanline must be one of scanlines {tuple(scanlines)!r}; got {scanline!r}"
+        )
+    words = np.full(
+        side * side, 2 ** len(scanlines) - 1, dtype=np.int64
+    )  # background in every lane
     words[first : first + len(tokens)] = tokens
     lane = len(scanlines) - 1 - list(scanlines).index(scanline)
     ink = (1 - ((words >> lane) & 1)).reshape(side, side).astype(np.uint8)
@@ -69,11 +77,19 @@ def render_samples(generated, task) -> list[np.ndarray]:
     side = math.isqrt(task.length + 1)
     if side * side != task.length + 1:
         raise QRNNValueError(
-            f"task must read a square image pixel by pixel (length side**2 - 1); got length {task.length}"
+            "task must read a square image pixel by pixel (length side**2 - 1); got length "
+            f"{task.length}"
         )
-    columns = generated.T.tolist() if isinstance(generated, torch.Tensor) else np.asarray(generated).T.tolist()
+    columns = (
+        generated.T.tolist()
+        if isinstance(generated, torch.Tensor)
+        else np.asarray(generated).T.tolist()
+    )
     scanlines = getattr(task, "scanlines", (0, 1))
-    return [render_digit(column[1 : side * side], scanlines=scanlines, first=1, side=side) for column in columns]
+    return [
+        render_digit(column[1 : side * side], scanlines=scanlines, first=1, side=side)
+        for column in columns
+    ]
 
 
 def to_ascii(image) -> str:
@@ -83,14 +99,14 @@ def to_ascii(image) -> str:
 
 def write_png(images, path, title: str = "") -> None:
     """The ``images`` side by side in one PNG at ``path`` (needs matplotlib)."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 1.9), squeeze=False)
     try:
-        for axis, image in zip(axes[0], images):
+        for axis, image in zip(axes[0], images, strict=True):
             axis.imshow(image, cmap="gray_r", vmin=0, vmax=1)
             axis.set_xticks([])
             axis.set_yticks([])

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Batch, SequenceTask, TaskDefaults, check_positive_int
 from ..errors import QRNNValueError
+from .base import Batch, SequenceTask, TaskDefaults, check_positive_int
 
 __all__ = ["Memorisation", "ElmanXOR", "ElmanLetters", "DNA"]
 
@@ -29,8 +29,9 @@ class Memorisation(SequenceTask):
 
     name = "memorise"
     io_bits = 3
-    defaults = TaskDefaults(workspace=5, stages=2, degree=3, order=2, steps=300, batch_size=2,
-                            lr=0.05, target_loss=1e-3)
+    defaults = TaskDefaults(
+        workspace=5, stages=2, degree=3, order=2, steps=300, batch_size=2, lr=0.05, target_loss=1e-3
+    )
     paper_result = "converges (H5 S2 d3, 1162 params); Adam best, lr ~0.05"
 
     def __init__(self, length: int = 20, variant: str = "paper"):
@@ -62,8 +63,9 @@ class ElmanXOR(SequenceTask):
 
     name = "elman-xor"
     io_bits = 2
-    defaults = TaskDefaults(workspace=4, stages=1, degree=3, order=2, steps=300, batch_size=8,
-                            lr=0.05, target_loss=1e-3)
+    defaults = TaskDefaults(
+        workspace=4, stages=1, degree=3, order=2, steps=300, batch_size=8, lr=0.05, target_loss=1e-3
+    )
     paper_result = "val loss < 1e-3 (H4 S1); bias init at pi/4 matters most"
 
     def __init__(self, length: int = 36):
@@ -93,8 +95,9 @@ class ElmanLetters(SequenceTask):
 
     name = "elman-letters"
     io_bits = 3
-    defaults = TaskDefaults(workspace=6, stages=2, degree=2, order=2, steps=900, batch_size=4,
-                            lr=0.05, target_loss=1e-2)
+    defaults = TaskDefaults(
+        workspace=6, stages=2, degree=2, order=2, steps=900, batch_size=4, lr=0.05, target_loss=1e-2
+    )
     paper_result = "~550-900 steps (best H6 S2 d2 ord2)"
     CODES = {"b": 4, "d": 5, "g": 6, "a": 0, "i": 1, "u": 2}
     WORDS = {"b": "ba", "d": "dii", "g": "guuu"}
@@ -112,7 +115,9 @@ class ElmanLetters(SequenceTask):
             columns.append([self.CODES[ch] for ch in letters[: self.length + 1]])
         sequence = torch.tensor(columns, dtype=torch.long).T
         is_consonant = sequence >= 4
-        target_words = torch.where(is_consonant, torch.full_like(sequence, self.UNPREDICTABLE), sequence)
+        target_words = torch.where(
+            is_consonant, torch.full_like(sequence, self.UNPREDICTABLE), sequence
+        )
         tokens, targets = sequence[:-1], target_words[1:]
         scored = torch.ones_like(tokens, dtype=torch.bool)
         return Batch(tokens, targets, scored, forced=targets == self.UNPREDICTABLE)
@@ -135,8 +140,16 @@ class DNA(SequenceTask):
 
     name = "dna"
     io_bits = 3
-    defaults = TaskDefaults(workspace=5, stages=1, degree=3, order=2, steps=400, batch_size=128,
-                            lr=0.01, target_loss=1e-3)
+    defaults = TaskDefaults(
+        workspace=5,
+        stages=1,
+        degree=3,
+        order=2,
+        steps=400,
+        batch_size=128,
+        lr=0.01,
+        target_loss=1e-3,
+    )
     paper_result = "~100 steps to val loss 1e-3, flat in length (H5 S1 d3, 837 params)"
     MARKER = 4
 

@@ -4,9 +4,10 @@ postselected circuits against gradient transforms, and their resource counts.
 
 Resources have one source: each template registers a decomposition rule with PennyLane's graph
 decomposition system (:func:`register_template_decomposition`), whose resource function counts
-the rule's operators. ``qml.specs`` sees inside a template through :meth:`MeasuringTemplate.resources`
-(a :class:`~pennylane.resource.ResourcesOperation`), which expands that registered count down to
-basic gates; :func:`~pennylane_qrnn.templates.neuron_resources` reads the same count.
+the rule's operators. ``qml.specs`` sees inside a template through
+:meth:`MeasuringTemplate.resources` (a :class:`~pennylane.resource.ResourcesOperation`), which
+expands that registered count down to basic gates;
+:func:`~pennylane_qrnn.templates.neuron_resources` reads the same count.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "register_template_decomposition",
     "basic_gate_counts",
 ]
+
 
 def check_finite_weights(name, weights) -> None:
     """Refuse NaN or infinite angles (a circuit would run and return NaN, or garbage, silently).
@@ -173,8 +175,13 @@ class MeasuringTemplate(ResourcesOperation):
         for name, count in counts.items():
             size = _GATE_SIZES.get(name, 1)
             sizes[size] = sizes.get(size, 0) + count
-        return Resources(num_wires=len(self.wires), num_gates=sum(counts.values()), gate_types=counts,
-                         gate_sizes=sizes, depth=_depth(self))
+        return Resources(
+            num_wires=len(self.wires),
+            num_gates=sum(counts.values()),
+            gate_types=counts,
+            gate_sizes=sizes,
+            depth=_depth(self),
+        )
 
     @classmethod
     def _unflatten(cls, data, metadata):
@@ -183,7 +190,9 @@ class MeasuringTemplate(ResourcesOperation):
     def map_wires(self, wire_map):
         new_op = super().map_wires(wire_map)
         for key in self._wire_keys:
-            new_op._hyperparameters[key] = Wires([wire_map.get(w, w) for w in self._hyperparameters[key]])
+            new_op._hyperparameters[key] = Wires(
+                [wire_map.get(w, w) for w in self._hyperparameters[key]]
+            )
         return new_op
 
     def queue(self, context=qml.QueuingManager):
@@ -239,17 +248,21 @@ def _check_qnode_postselects(template, ops) -> None:
     qnode = _recording_qnode()
     if qnode is None:
         return
-    from ..devices.capabilities import DeviceCapabilityError  # pylint: disable=import-outside-toplevel
+    from ..devices.capabilities import DeviceCapabilityError
 
     device = qnode.device
     mcm_method = qnode.execute_kwargs.get("mcm_method")
-    shots = [getattr(getattr(owner, "shots", None), "total_shots", None) for owner in (qnode, device)]
+    shots = [
+        getattr(getattr(owner, "shots", None), "total_shots", None) for owner in (qnode, device)
+    ]
     if mcm_method not in (None, "deferred") or any(shots):
         return
     name = getattr(device, "short_name", None) or getattr(device, "name", "")
     n_mcm = sum(isinstance(op, qml.ops.MidMeasure) for op in ops)
-    fix = ("use mcm_method='tree-traversal' in the QNode (qml.qnode(dev, mcm_method="
-           "'tree-traversal')), or mode='amplified' (no mid-circuit measurements)")
+    fix = (
+        "use mcm_method='tree-traversal' in the QNode (qml.qnode(dev, mcm_method="
+        "'tree-traversal')), or mode='amplified' (no mid-circuit measurements)"
+    )
     kind = type(template).__name__
     if name.startswith("lightning."):
         raise DeviceCapabilityError(

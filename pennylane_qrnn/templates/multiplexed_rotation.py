@@ -31,10 +31,10 @@ def _popcount(value: int) -> int:
 
 def _walk_length(sequence) -> int:
     closed = list(sequence) + [0]
-    return sum(_popcount(a ^ b) for a, b in zip([0] + list(sequence), closed))
+    return sum(_popcount(a ^ b) for a, b in zip([0] + list(sequence), closed, strict=True))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def walsh_walk(n_controls: int, degree: int) -> tuple[int, ...]:
     """Order in which to visit the parity sets ``B`` (bit masks, control 0 the most significant
     bit) with ``popcount(B) <= degree``, starting at the empty set; the walk returns to it.
@@ -65,7 +65,9 @@ def multiplexed_rotation_cost(n_controls: int, degree: int | None = None) -> dic
     return {"cnot": _walk_length(walk), "ry": len(walk)}
 
 
-def multiplexed_ry(angles, control_wires, target_wire, degree: int | None = None, rotation=qml.RY) -> list:
+def multiplexed_ry(
+    angles, control_wires, target_wire, degree: int | None = None, rotation=qml.RY
+) -> list:
     """Operations applying ``RY(angles[..., x])`` to ``target_wire`` for each control state ``x``.
 
     Args:

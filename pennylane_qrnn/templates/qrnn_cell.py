@@ -7,10 +7,21 @@ from pennylane.decomposition import register_resources, resource_rep
 from pennylane.wires import Wires
 
 from .. import neuron
-from .base import MeasuringTemplate, PostselectedRY, check_finite_weights, register_template_decomposition
-from .quantum_neuron import QuantumNeuron, _neuron_resource_counts, check_ancillas, check_mode, distinct_wires
-from .tokens import token_bits, write_token
 from ..errors import QRNNTypeError, QRNNValueError
+from .base import (
+    MeasuringTemplate,
+    PostselectedRY,
+    check_finite_weights,
+    register_template_decomposition,
+)
+from .quantum_neuron import (
+    QuantumNeuron,
+    _neuron_resource_counts,
+    check_ancillas,
+    check_mode,
+    distinct_wires,
+)
+from .tokens import token_bits, write_token
 
 __all__ = ["QRNNCell", "neuron_controls"]
 
@@ -113,7 +124,16 @@ class QRNNCell(MeasuringTemplate):
     grad_method = None
     _wire_keys = ("io_wires", "workspace_wires", "ancilla_wires")
     ndim_params = (2, 2, 3, 2)
-    resource_keys = {"io_bits", "workspace", "stages", "degree", "order", "mode", "token_ones", "write"}
+    resource_keys = {
+        "io_bits",
+        "workspace",
+        "stages",
+        "degree",
+        "order",
+        "mode",
+        "token_ones",
+        "write",
+    }
 
     def __init__(
         self,
@@ -145,11 +165,17 @@ class QRNNCell(MeasuringTemplate):
                 f"workspace_wires must hold at least one wire; got {workspace_wires.tolist()}"
             )
         check_ancillas(mode, order, ancilla_wires)
-        all_wires = distinct_wires(io_wires=io_wires, workspace_wires=workspace_wires, ancilla_wires=ancilla_wires)
+        all_wires = distinct_wires(
+            io_wires=io_wires, workspace_wires=workspace_wires, ancilla_wires=ancilla_wires
+        )
         token_bits(token, len(io_wires))
         weights = (input_weights, rotation_weights, stage_weights, output_weights)
         names = ("input_weights", "rotation_weights", "stage_weights", "output_weights")
-        stages = qml.math.shape(rotation_weights)[-2] if len(qml.math.shape(rotation_weights)) >= 2 else None
+        stages = (
+            qml.math.shape(rotation_weights)[-2]
+            if len(qml.math.shape(rotation_weights)) >= 2
+            else None
+        )
         if stages is None:
             raise QRNNValueError(
                 "rotation_weights must have shape (stages, H) (or (batch, stages, H)); "
@@ -157,9 +183,9 @@ class QRNNCell(MeasuringTemplate):
             )
         expected = self.shape(len(io_wires), len(workspace_wires), stages, degree)
         batch = None
-        for name, tensor in zip(names, weights):
+        for name, tensor in zip(names, weights, strict=True):
             shape, want = tuple(qml.math.shape(tensor)), expected[name]
-            if shape[-len(want):] != want or len(shape) - len(want) not in (0, 1):
+            if shape[-len(want) :] != want or len(shape) - len(want) not in (0, 1):
                 raise QRNNValueError(
                     f"{name} must have shape {want} (or (batch, *{want})) for I={len(io_wires)}, "
                     f"H={len(workspace_wires)}, stages={stages}, degree={degree}; got {shape}"
@@ -244,7 +270,7 @@ class QRNNCell(MeasuringTemplate):
         order,
         mode,
         write=True,
-    ):  # pylint: disable=arguments-differ,too-many-arguments
+    ):
         r"""Token write (unless ``write=False``), input stage, work stages, i/o reset and output
         stage, as standard operations."""
         ops = list(write_token(token, io_wires)) if write else []
@@ -282,11 +308,12 @@ class QRNNCell(MeasuringTemplate):
         return ops
 
 
-def _cell_resource_counts(io_bits, workspace, stages, degree, order, mode, token_ones, write) -> dict:
+def _cell_resource_counts(
+    io_bits, workspace, stages, degree, order, mode, token_ones, write
+) -> dict:
     """The operators of :meth:`QRNNCell.compute_decomposition`, counted without building it: the
     resource function registered with PennyLane. Amplified neurons stay templates (counted by
     their own registered rule); postselected ones are expanded in place, as the cell does."""
-    # pylint: disable=too-many-arguments
     neurons = workspace * (1 + stages) + io_bits
     n_controls = io_bits + workspace - 1
     counts: dict = {}
@@ -296,7 +323,12 @@ def _cell_resource_counts(io_bits, workspace, stages, degree, order, mode, token
             counts[rep] = counts.get(rep, 0) + count
 
     if mode == "amplified":
-        add(resource_rep(QuantumNeuron, n_controls=n_controls, degree=degree, order=order, mode=mode), neurons)
+        add(
+            resource_rep(
+                QuantumNeuron, n_controls=n_controls, degree=degree, order=order, mode=mode
+            ),
+            neurons,
+        )
         add(resource_rep(qml.RY), stages * workspace)
     else:
         for rep, count in _neuron_resource_counts(n_controls, degree, order, mode).items():
@@ -360,15 +392,18 @@ def _check_token_written_once(cell, context) -> None:
     if hp["write"]:
         if written:
             raise QRNNValueError(
-                f"io_wires must be in |0> when a QRNNCell writes its token (write=True); got X gates "
-                f"on {written} just before it: QRNNCell now writes token={token} itself, so "
-                "write_token(token, io_wires) before it writes the token twice (X X cancels). Drop "
-                "the write_token call, or pass write=False to write the token yourself"
+                "io_wires must be in |0> when a QRNNCell writes its token (write=True); got X "
+                f"gates on {written} just before it: QRNNCell now writes token={token} itself, so "
+                "write_token(token, io_wires) before it writes the token twice (X X cancels). "
+                "Drop the write_token call, or pass write=False to write the token yourself"
             )
         return
     bits = token_bits(token, len(io_wires))
-    mismatched = [w for w, bit in zip(io_wires, bits)
-                  if (bit and states[w] == "zero") or (not bit and states[w] == "written")]
+    mismatched = [
+        w
+        for w, bit in zip(io_wires, bits, strict=True)
+        if (bit and states[w] == "zero") or (not bit and states[w] == "written")
+    ]
     if mismatched:
         raise QRNNValueError(
             f"token must be the one written on the i/o lanes for a QRNNCell with write=False; got "

@@ -8,6 +8,7 @@ from pennylane.decomposition import register_resources, resource_rep
 from pennylane.wires import Wires
 
 from .. import neuron
+from ..errors import QRNNValueError
 from .base import (
     MeasuringTemplate,
     PostselectedRY,
@@ -16,7 +17,6 @@ from .base import (
     register_template_decomposition,
 )
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
-from ..errors import QRNNValueError
 
 __all__ = ["QuantumNeuron", "MODES", "check_mode", "neuron_resources"]
 
@@ -34,10 +34,13 @@ def check_ancillas(mode: str, order: int, ancilla_wires: Wires) -> None:
     """``order`` ancillas for ``"postselect"``, none for ``"amplified"``."""
     if mode == "postselect" and len(ancilla_wires) != order:
         raise QRNNValueError(
-            f"ancilla_wires must hold order={order} wires for mode='postselect'; got {len(ancilla_wires)}"
+            f"ancilla_wires must hold order={order} wires for mode='postselect'; got "
+            f"{len(ancilla_wires)}"
         )
     if mode == "amplified" and len(ancilla_wires) > 0:
-        raise QRNNValueError(f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}")
+        raise QRNNValueError(
+            f"ancilla_wires must be empty for mode='amplified'; got {ancilla_wires.tolist()}"
+        )
 
 
 def distinct_wires(**groups: Wires) -> list:
@@ -179,7 +182,9 @@ class QuantumNeuron(MeasuringTemplate):
         if len(target_wire) != 1:
             raise QRNNValueError(f"target_wire must be a single wire; got {target_wire.tolist()}")
         check_ancillas(mode, order, ancilla_wires)
-        all_wires = distinct_wires(control_wires=control_wires, target_wire=target_wire, ancilla_wires=ancilla_wires)
+        all_wires = distinct_wires(
+            control_wires=control_wires, target_wire=target_wire, ancilla_wires=ancilla_wires
+        )
         expected = self.shape(len(control_wires), degree)
         shape = qml.math.shape(weights)
         if len(shape) not in (1, 2) or tuple(shape[-1:]) != expected:
@@ -210,13 +215,17 @@ class QuantumNeuron(MeasuringTemplate):
     @property
     def resource_params(self) -> dict:
         hp = self.hyperparameters
-        return {"n_controls": len(hp["control_wires"]), "degree": hp["degree"], "order": hp["order"],
-                "mode": hp["mode"]}
+        return {
+            "n_controls": len(hp["control_wires"]),
+            "degree": hp["degree"],
+            "order": hp["order"],
+            "mode": hp["mode"],
+        }
 
     @staticmethod
     def compute_decomposition(
         weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode
-    ):  # pylint: disable=arguments-differ,too-many-arguments
+    ):
         r"""The neuron as standard gates (and, in ``"postselect"`` mode, mid-circuit measurements
         postselected on 0 with reset)."""
         n = len(control_wires)
@@ -228,8 +237,9 @@ class QuantumNeuron(MeasuringTemplate):
         def prepare(level, qubit, sign):
             # level 0: the multiplexed rotation itself; level j: an order-j block on `qubit`
             if level == 0:
-                return multiplexed_ry(sign * 2 * eta, control_wires, qubit, degree=degree,
-                                      rotation=PostselectedRY)
+                return multiplexed_ry(
+                    sign * 2 * eta, control_wires, qubit, degree=degree, rotation=PostselectedRY
+                )
             return block(level, qubit, sign)
 
         def block(level, qubit, sign):
@@ -260,11 +270,13 @@ def _neuron_resource_counts(n_controls, degree, order, mode) -> dict:
 
 
 @register_resources(_neuron_resource_counts)
-def _neuron_decomposition(weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode, **_):
-    # pylint: disable=too-many-arguments
+def _neuron_decomposition(
+    weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode, **_
+):
     with qml.QueuingManager.stop_recording():
-        ops = QuantumNeuron.compute_decomposition(weights, wires, control_wires, target_wire, ancilla_wires,
-                                                  degree, order, mode)
+        ops = QuantumNeuron.compute_decomposition(
+            weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode
+        )
     for op in ops:
         qml.apply(op)
 
@@ -280,9 +292,14 @@ def neuron_resources(n_controls: int, degree: int, order: int, mode: str = "post
     ``mid_circuit_measurements`` and ``ancillas``.
     """
     check_mode(mode)
-    counts = basic_gate_counts(_neuron_decomposition.compute_resources(
-        n_controls=int(n_controls), degree=neuron.check_degree(degree), order=neuron.check_order(order), mode=mode
-    ).gate_counts)
+    counts = basic_gate_counts(
+        _neuron_decomposition.compute_resources(
+            n_controls=int(n_controls),
+            degree=neuron.check_degree(degree),
+            order=neuron.check_order(order),
+            mode=mode,
+        ).gate_counts
+    )
     return {
         "cnot": counts.get("CNOT", 0),
         "ry": counts.get("RY", 0),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pennylane as qml
+
 from ..errors import QRNNTypeError, QRNNValueError
 
 __all__ = ["token_bits", "write_token", "postselect_token", "measure_token"]
@@ -26,7 +27,9 @@ def token_bits(token, n_bits: int) -> list[int]:
     if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
         raise QRNNTypeError(f"token must be an int; got {type(token).__name__}")
     if not 0 <= token < 2**n_bits:
-        raise QRNNValueError(f"token must be in [0, {2**n_bits - 1}] for {n_bits} i/o lanes; got {token}")
+        raise QRNNValueError(
+            f"token must be in [0, {2**n_bits - 1}] for {n_bits} i/o lanes; got {token}"
+        )
     return [(int(token) >> (n_bits - 1 - i)) & 1 for i in range(n_bits)]
 
 
@@ -36,7 +39,9 @@ def write_token(token, io_wires) -> list:
     The same gates applied again reset the lanes, as long as they were used only as controls.
     """
     io_wires = _io_wires(io_wires)
-    return [qml.X(w) for w, bit in zip(io_wires, token_bits(token, len(io_wires))) if bit]
+    return [
+        qml.X(w) for w, bit in zip(io_wires, token_bits(token, len(io_wires)), strict=True) if bit
+    ]
 
 
 def postselect_token(token, io_wires) -> list:
@@ -44,7 +49,9 @@ def postselect_token(token, io_wires) -> list:
     a reset to ``|0>``: teacher forcing, the quantum way. Returns the measurement values."""
     io_wires = _io_wires(io_wires)
     bits = token_bits(token, len(io_wires))
-    return [qml.measure(w, reset=True, postselect=bit) for w, bit in zip(io_wires, bits)]
+    return [
+        qml.measure(w, reset=True, postselect=bit) for w, bit in zip(io_wires, bits, strict=True)
+    ]
 
 
 def measure_token(io_wires) -> list:

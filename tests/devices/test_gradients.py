@@ -36,9 +36,9 @@ def _gradient(model, tokens, targets):
     model.zero_grad()
     log_probs, _ = model(tokens, targets)
     model.loss(log_probs, targets).backward()
-    return torch.cat([
-        (torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in model.parameters()
-    ])
+    return torch.cat(
+        [(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in model.parameters()]
+    )
 
 
 def _pair(**circuit_kwargs):
@@ -66,7 +66,10 @@ class TestParameterShiftOnTheCircuitPath:
         """Several teacher-forced steps: postselected (renormalised) i/o lanes would break the
         shift rule, so the circuit path reads joint probabilities of measured outcomes; the
         gradient equals the exact engine's."""
-        tokens, targets = torch.tensor([[0, 1], [1, 1], [0, 0]]), torch.tensor([[1, 0], [0, 1], [1, 1]])
+        tokens, targets = (
+            torch.tensor([[0, 1], [1, 1], [0, 0]]),
+            torch.tensor([[1, 0], [0, 1], [1, 1]]),
+        )
         exact, shifted = _pair(backend=backend, diff_method="parameter-shift")
         expected = _gradient(exact, tokens, targets)
         assert expected.abs().max() > 0.1
@@ -85,8 +88,15 @@ class TestParameterShiftOnTheCircuitPath:
         def joint(*weights):
             measured = []
             for token in inputs:
-                QRNNCell(*weights, token=token, io_wires=[0], workspace_wires=[1, 2],
-                         degree=2, order=2, mode="amplified")
+                QRNNCell(
+                    *weights,
+                    token=token,
+                    io_wires=[0],
+                    workspace_wires=[1, 2],
+                    degree=2,
+                    order=2,
+                    mode="amplified",
+                )
                 measured += measure_token([0])
             return qml.probs(op=measured)
 
@@ -115,14 +125,20 @@ class TestParameterShiftOnTheCircuitPath:
         expected = _gradient(exact, tokens, targets)
         samples = []
         for seed in range(1, 5):
-            circuit = QRNN(**CONFIG, dtype=torch.float64, backend="default.qubit",
-                           diff_method="parameter-shift",
-                           backend_options={"shots": 20000, "seed": seed})
+            circuit = QRNN(
+                **CONFIG,
+                dtype=torch.float64,
+                backend="default.qubit",
+                diff_method="parameter-shift",
+                backend_options={"shots": 20000, "seed": seed},
+            )
             circuit.load_state_dict(exact.state_dict())
-            with pytest.warns(qml.exceptions.PennyLaneDeprecationWarning,
-                              match="Setting shots on device is deprecated"):
+            with pytest.warns(
+                qml.exceptions.PennyLaneDeprecationWarning,
+                match="Setting shots on device is deprecated",
+            ):
                 samples.append(_gradient(circuit, tokens, targets))
-            assert circuit._device.shots.total_shots == 20000  # pylint: disable=protected-access
+            assert circuit._device.shots.total_shots == 20000
         samples = torch.stack(samples)
         assert not torch.equal(samples[0], samples[1])  # really sampled
         error = (samples.mean(dim=0) - expected).norm()
@@ -138,8 +154,9 @@ def _neuron_layer(diff_method):
     @qml.qnode(qml.device("default.qubit", wires=3), interface="torch", diff_method=diff_method)
     def circuit(inputs, weights):
         qml.AngleEmbedding(inputs, wires=[0, 1])
-        QuantumNeuron(weights, control_wires=[0, 1], target_wire=2, degree=2, order=2,
-                      mode="amplified")
+        QuantumNeuron(
+            weights, control_wires=[0, 1], target_wire=2, degree=2, order=2, mode="amplified"
+        )
         return [qml.expval(qml.Z(w)) for w in range(3)]
 
     torch.manual_seed(1)  # TorchLayer draws its initial weights from torch's generator
@@ -189,7 +206,7 @@ class TestTorchLayerIssue6078:
         inputs = self.INPUTS.clone().requires_grad_(True)
         shifted = _layer_gradients(_neuron_layer("parameter-shift"), inputs, per_row=True)
         reference = _layer_gradients(_neuron_layer("backprop"), inputs)
-        for got, want in zip(shifted, reference):
+        for got, want in zip(shifted, reference, strict=True):
             assert torch.allclose(got, want, atol=1e-10)
 
 
@@ -201,7 +218,9 @@ TEACHER_FORCED = (torch.tensor([[0], [1], [1]]), torch.tensor([[1], [1], [0]]))
 def _two_log_probs_gradient(model):
     log_probs, _ = model(*TEACHER_FORCED)
     objective = log_probs[0, 0, 1] + log_probs[2, 0, 0]
-    return torch.cat([g.flatten() for g in torch.autograd.grad(objective, list(model.parameters()))])
+    return torch.cat(
+        [g.flatten() for g in torch.autograd.grad(objective, list(model.parameters()))]
+    )
 
 
 def _engine_and_circuit(order, mode="postselect", **kwargs):
@@ -226,13 +245,19 @@ class TestDefaultMethodOnLightning:
         _, backprop = _engine_and_circuit(order, backend="default.qubit", diff_method="backprop")
         assert torch.allclose(_two_log_probs_gradient(backprop), expected, atol=1e-12)
         got = _two_log_probs_gradient(lightning)
-        assert ((got - expected).norm() / expected.norm()) < 1e-7  # seen: 3e-9 (order 1), 1e-9 (order 2)
+        assert (
+            (got - expected).norm() / expected.norm()
+        ) < 1e-7  # seen: 3e-9 (order 1), 1e-9 (order 2)
 
     def test_amplified_is_exact(self):
         exact, lightning = _engine_and_circuit(2, mode="amplified", backend="lightning.qubit")
-        assert torch.allclose(_two_log_probs_gradient(lightning), _two_log_probs_gradient(exact), atol=1e-10)
+        assert torch.allclose(
+            _two_log_probs_gradient(lightning), _two_log_probs_gradient(exact), atol=1e-10
+        )
 
-    @pytest.mark.parametrize("mode, method", [("postselect", "finite-diff"), ("amplified", "parameter-shift")])
+    @pytest.mark.parametrize(
+        "mode, method", [("postselect", "finite-diff"), ("amplified", "parameter-shift")]
+    )
     def test_resolution(self, mode, method):
         from pennylane_qrnn.devices.circuit_path import resolve_diff_method
 
@@ -241,7 +266,9 @@ class TestDefaultMethodOnLightning:
 
     def test_backprop_on_lightning_refused_with_choices(self):
         _, lightning = _engine_and_circuit(1, backend="lightning.qubit", diff_method="backprop")
-        with pytest.raises(ValueError, match="diff_method must be one of 'finite-diff' .* got 'backprop'"):
+        with pytest.raises(
+            ValueError, match="diff_method must be one of 'finite-diff' .* got 'backprop'"
+        ):
             lightning(*TEACHER_FORCED)
 
 
@@ -256,7 +283,9 @@ class TestPostselectedFiniteDifferences:
     @pytest.mark.parametrize("order", [1, 2])
     def test_output_neurons(self, backend, order):
         exact = QRNN(1, 1, 1, 1, order, dtype=torch.float64)
-        circuit = QRNN(1, 1, 1, 1, order, dtype=torch.float64, backend=backend, diff_method="finite-diff")
+        circuit = QRNN(
+            1, 1, 1, 1, order, dtype=torch.float64, backend=backend, diff_method="finite-diff"
+        )
         circuit.load_state_dict(exact.state_dict())
         tokens, targets = torch.tensor([[1]]), torch.tensor([[0]])
         (want,) = torch.autograd.grad(exact(tokens, targets)[0][0, 0, 1], exact.output_weights)

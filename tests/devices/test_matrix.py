@@ -51,7 +51,12 @@ def _assert_within_shot_noise(model, mode):
         n = estimate.neuron_survivors[step]
         assert n > 50, f"too few surviving shots at step {step}: {n}"
         bound = 5 * np.sqrt(expected[step] * (1 - expected[step]) / n) + 2 / n
-        assert np.all(np.abs(estimated[step] - expected[step]) <= bound), (step, estimated[step], expected[step], bound)
+        assert np.all(np.abs(estimated[step] - expected[step]) <= bound), (
+            step,
+            estimated[step],
+            expected[step],
+            bound,
+        )
     return estimate
 
 
@@ -59,7 +64,12 @@ def _assert_within_shot_noise(model, mode):
 def test_lightning_shots_native(mode):
     model = _model(mode, backend="lightning.qubit", execution="native", shots=3000, seed=1)
     model.load_state_dict(_model(mode).state_dict())
-    assert model.execution_plan() == {"backend": "lightning.qubit", "path": "shots", "measurements": "native", "shots": 3000}
+    assert model.execution_plan() == {
+        "backend": "lightning.qubit",
+        "path": "shots",
+        "measurements": "native",
+        "shots": 3000,
+    }
     _assert_within_shot_noise(model, mode)
 
 
@@ -75,14 +85,25 @@ def test_qiskit_aer_dynamic_circuits(mode):
 
 @requires_qiskit
 def test_qiskit_aer_deferred_via_pennylane():
-    model = _model("amplified", backend="qiskit.aer", execution="deferred", shots=4000, backend_options={"seed_simulator": 5})
+    model = _model(
+        "amplified",
+        backend="qiskit.aer",
+        execution="deferred",
+        shots=4000,
+        backend_options={"seed_simulator": 5},
+    )
     _assert_within_shot_noise(model, "amplified")
 
 
 @requires_braket
-@pytest.mark.parametrize("simulator, mode", [("braket_sv", "postselect"), ("braket_sv", "amplified"), ("braket_dm", "amplified")])
+@pytest.mark.parametrize(
+    "simulator, mode",
+    [("braket_sv", "postselect"), ("braket_sv", "amplified"), ("braket_dm", "amplified")],
+)
 def test_braket_local_deferred(simulator, mode):
-    model = _model(mode, backend="braket.local.qubit", backend_options={"backend": simulator}, shots=3000)
+    model = _model(
+        mode, backend="braket.local.qubit", backend_options={"backend": simulator}, shots=3000
+    )
     plan = model.execution_plan()
     assert plan["measurements"] == "deferred"
     _assert_within_shot_noise(model, mode)
@@ -105,7 +126,11 @@ def test_qiskit_remote_fake_backend_noisy_but_close():
 
 
 @pytest.mark.skipif(
-    "lightning.gpu" not in {ep.name for ep in __import__("importlib.metadata").metadata.entry_points(group="pennylane.plugins")}
+    "lightning.gpu"
+    not in {
+        ep.name
+        for ep in __import__("importlib.metadata").metadata.entry_points(group="pennylane.plugins")
+    }
     or not torch.cuda.is_available(),
     reason="lightning.gpu needs pennylane-lightning-gpu (extra 'gpu') and an NVIDIA GPU",
 )
@@ -116,7 +141,11 @@ def test_lightning_gpu_exact():
 
 
 @pytest.mark.skipif(
-    "lightning.kokkos" not in {ep.name for ep in __import__("importlib.metadata").metadata.entry_points(group="pennylane.plugins")},
+    "lightning.kokkos"
+    not in {
+        ep.name
+        for ep in __import__("importlib.metadata").metadata.entry_points(group="pennylane.plugins")
+    },
     reason="lightning.kokkos needs pennylane-lightning-kokkos (extra 'kokkos')",
 )
 def test_lightning_kokkos_exact():
@@ -126,14 +155,29 @@ def test_lightning_kokkos_exact():
 
 
 def test_capability_table():
-    rows = {name: capabilities(name) for name in ("default.qubit", "lightning.qubit", "qiskit.aer", "qiskit.remote", "braket.local.qubit", "braket.aws.qubit")}
-    assert rows["default.qubit"].path == "circuits" and rows["lightning.qubit"].mcm_method == "tree-traversal"
+    rows = {
+        name: capabilities(name)
+        for name in (
+            "default.qubit",
+            "lightning.qubit",
+            "qiskit.aer",
+            "qiskit.remote",
+            "braket.local.qubit",
+            "braket.aws.qubit",
+        )
+    }
+    assert (
+        rows["default.qubit"].path == "circuits"
+        and rows["lightning.qubit"].mcm_method == "tree-traversal"
+    )
     assert rows["qiskit.remote"].path == "shots" and rows["qiskit.remote"].measurements == "dynamic"
     assert rows["braket.aws.qubit"].measurements == "deferred"
 
 
 def test_bad_execution_choices():
-    with pytest.raises(ValueError, match="execution must be 'native', 'dynamic' or 'deferred'; got 'magic'"):
+    with pytest.raises(
+        ValueError, match="execution must be 'native', 'dynamic' or 'deferred'; got 'magic'"
+    ):
         QRNN(1, 2, backend="default.qubit", execution="magic")
     model = QRNN(1, 2, backend="default.qubit", execution="dynamic", shots=10)
     with pytest.raises(ValueError, match="execution='dynamic' needs a Qiskit backend"):
@@ -151,7 +195,9 @@ def test_sampled_run_reports_a_surviving_shot():
     (estimate,) = model.last_shot_estimates
     assert estimate.alive.any() and not estimate.alive.all()  # some shots fail: the check bites
     reported = model.last_outcomes[:, 0].numpy()
-    assert any((estimate.outcomes[shot] == reported).all() for shot in np.flatnonzero(estimate.alive))
+    assert any(
+        (estimate.outcomes[shot] == reported).all() for shot in np.flatnonzero(estimate.alive)
+    )
 
 
 # -- the differential matrix: every exact device x gradient method x mode x (1, 3 steps) -------
@@ -167,12 +213,16 @@ from pennylane_qrnn.devices.capabilities import DeviceCapabilityError  # noqa: E
 
 _INSTALLED = {ep.name for ep in importlib.metadata.entry_points(group="pennylane.plugins")}
 EXACT_DEVICES = [
-    pytest.param(name, marks=pytest.mark.skipif(name not in _INSTALLED, reason=f"{name} not installed"))
+    pytest.param(
+        name, marks=pytest.mark.skipif(name not in _INSTALLED, reason=f"{name} not installed")
+    )
     for name in ("default.qubit", "lightning.qubit", "lightning.kokkos")
 ]
 METHODS = [None, "backprop", "adjoint", "parameter-shift", "finite-diff"]
-SEQUENCES = {1: (torch.tensor([[1]]), torch.tensor([[0]])),
-             3: (torch.tensor([[1], [0], [1]]), torch.tensor([[0], [1], [1]]))}
+SEQUENCES = {
+    1: (torch.tensor([[1]]), torch.tensor([[0]])),
+    3: (torch.tensor([[1], [0], [1]]), torch.tensor([[0], [1], [1]])),
+}
 
 
 def expected_outcome(device, method, mode, steps):
@@ -183,13 +233,19 @@ def expected_outcome(device, method, mode, steps):
             return "exact"  # backprop
         return "exact" if mode == "amplified" else "finite-diff"  # joint shift rule / central FD
     if method == "backprop":
-        return r"got 'backprop': lightning\.\w+ does not simulate in torch" if lightning else "exact"
+        return (
+            r"got 'backprop': lightning\.\w+ does not simulate in torch" if lightning else "exact"
+        )
     if method == "adjoint":
         if lightning or mode == "postselect":
             return "got 'adjoint': the adjoint method cannot differentiate mid-circuit measurements"
         return "exact" if steps == 1 else "got 'adjoint': teacher forcing postselects"
     if method == "parameter-shift":
-        return "exact" if mode == "amplified" else "diff_method must not be 'parameter-shift' with mode='postselect'"
+        return (
+            "exact"
+            if mode == "amplified"
+            else "diff_method must not be 'parameter-shift' with mode='postselect'"
+        )
     return "finite-diff"
 
 
@@ -214,11 +270,27 @@ def _slow_if(condition):
 
 
 MATRIX = [
-    pytest.param(device.values[0], method, mode, steps, order,
-                 marks=list(device.marks) + _slow_if(steps == 3 and (order == 2 or expected_outcome(device.values[0], method, mode, steps) == "finite-diff")),
-                 id=f"{device.values[0]}-{method}-{mode}-{steps}step-order{order}")
-    for device in EXACT_DEVICES for method in METHODS for mode in ("postselect", "amplified")
-    for steps in (1, 3) for order in (1, 2)
+    pytest.param(
+        device.values[0],
+        method,
+        mode,
+        steps,
+        order,
+        marks=list(device.marks)
+        + _slow_if(
+            steps == 3
+            and (
+                order == 2
+                or expected_outcome(device.values[0], method, mode, steps) == "finite-diff"
+            )
+        ),
+        id=f"{device.values[0]}-{method}-{mode}-{steps}step-order{order}",
+    )
+    for device in EXACT_DEVICES
+    for method in METHODS
+    for mode in ("postselect", "amplified")
+    for steps in (1, 3)
+    for order in (1, 2)
 ]
 
 
@@ -251,7 +323,10 @@ def test_refused_methods_still_run_forward_without_gradient(device):
     exact = _small("postselect", 1)
     model = _small("postselect", 1, backend=qml.device(device, shots=2000))
     model.load_state_dict(exact.state_dict())
-    with pytest.raises(DeviceCapabilityError, match="no gradient method is right for postselected neurons on a sampling device"):
+    with pytest.raises(
+        DeviceCapabilityError,
+        match="no gradient method is right for postselected neurons on a sampling device",
+    ):
         model(tokens, targets)
     with torch.no_grad():
         log_probs, _ = model(tokens, targets)
@@ -278,7 +353,11 @@ def test_float32_in_float32_out(backend, method):
 
 
 def test_unknown_backend_name_refused_at_construction():
-    with pytest.raises(ValueError, match=r"backend must be the name of an installed PennyLane device \(.*default\.qubit.*\); got 'no\.such\.device'"):
+    with pytest.raises(
+        ValueError,
+        match=r"backend must be the name of an installed PennyLane device \(.*default\.qubit.*\); "
+        r"got 'no\.such\.device'",
+    ):
         QRNN(1, 2, backend="no.such.device")
 
 

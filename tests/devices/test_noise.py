@@ -20,7 +20,9 @@ def trained():
     data = torch.Generator().manual_seed(0)
     for _ in range(150):
         batch = task.batch(16, data)
-        log_probs, _ = model(batch.tokens, batch.targets, collapse=torch.zeros_like(batch.scored), generator=data)
+        log_probs, _ = model(
+            batch.tokens, batch.targets, collapse=torch.zeros_like(batch.scored), generator=data
+        )
         loss = model.loss(log_probs, batch.targets, batch.scored)
         optimizer.zero_grad()
         loss.backward()
@@ -35,8 +37,15 @@ def evaluate_replicated(model, batch):
     from pennylane_qrnn.tasks import Batch
 
     columns = torch.arange(batch.size).repeat_interleave(1000)
-    replicas = Batch(batch.tokens[:, columns], batch.targets[:, columns], batch.scored[:, columns], batch.forced[:, columns])
-    return evaluate(model, [replicas], "measured", generator=torch.Generator().manual_seed(1)).accuracy_expected
+    replicas = Batch(
+        batch.tokens[:, columns],
+        batch.targets[:, columns],
+        batch.scored[:, columns],
+        batch.forced[:, columns],
+    )
+    return evaluate(
+        model, [replicas], "measured", generator=torch.Generator().manual_seed(1)
+    ).accuracy_expected
 
 
 @requires_qiskit
@@ -50,7 +59,9 @@ def test_ideal_dynamic_circuits_match_exact_and_noise_degrades(trained):
     ideal = shot_accuracy(model, batch, noiseless(AerSimulator(), "dynamic", seed=2), shots)
     # 4 sequences x 2000 shots: a binomial standard error below 0.006; 5 of them
     assert abs(ideal.accuracy - exact) < 0.03
-    assert ideal.surviving_fraction == 1.0  # amplified neurons, measured protocol: nothing discarded
+    assert (
+        ideal.surviving_fraction == 1.0
+    )  # amplified neurons, measured protocol: nothing discarded
     noisy = shot_accuracy(model, batch, noiseless(depolarizing_aer(0.03), "dynamic", seed=2), shots)
     assert noisy.accuracy < ideal.accuracy - 0.1
 
@@ -62,12 +73,18 @@ def test_braket_density_matrix_noise(trained):
     from pennylane_qrnn.devices.noise import run_noisy_deferred, shot_accuracy
 
     model, batch, exact = trained
-    batch = type(batch)(batch.tokens[:, :2], batch.targets[:, :2], batch.scored[:, :2], batch.forced[:, :2])
+    batch = type(batch)(
+        batch.tokens[:, :2], batch.targets[:, :2], batch.scored[:, :2], batch.forced[:, :2]
+    )
     exact = evaluate_replicated(model, batch)
 
     def run(p):
         return lambda program, shots: run_noisy_deferred(
-            program, qml.device("braket.local.qubit", wires=program.deferred_wires, backend="braket_dm"), shots, p)
+            program,
+            qml.device("braket.local.qubit", wires=program.deferred_wires, backend="braket_dm"),
+            shots,
+            p,
+        )
 
     ideal = shot_accuracy(model, batch, run(0.0), 1000)
     assert abs(ideal.accuracy - exact) < 0.05  # 2 x 1000 shots: 5 binomial standard errors
@@ -95,8 +112,12 @@ def test_density_matrix_width_refused_before_running(trained):
     model, _, _ = trained
     program = SequenceProgram.build(model.weights(), [1, 2], 2, 2, 2, 2, "postselect")
     assert program.deferred_wires > 13
-    device = qml.device("braket.local.qubit", wires=program.deferred_wires, backend="braket_dm", shots=10)
-    with pytest.raises(DeviceCapabilityError, match=f"needs {program.deferred_wires} qubits .* takes at most 13"):
+    device = qml.device(
+        "braket.local.qubit", wires=program.deferred_wires, backend="braket_dm", shots=10
+    )
+    with pytest.raises(
+        DeviceCapabilityError, match=f"needs {program.deferred_wires} qubits .* takes at most 13"
+    ):
         run_noisy_deferred(program, device, 10, 0.01)
 
 
@@ -114,8 +135,13 @@ def test_reference_protocol_samples_scored_steps_even_where_forced():
     batch = ElmanXOR(length=3).batch(2, torch.Generator().manual_seed(5))
     everything = torch.ones_like(batch.scored)
     forced_and_scored = Batch(batch.tokens, batch.targets, everything, everything)
-    result = shot_accuracy(model, forced_and_scored, noiseless(AerSimulator(), "dynamic", seed=2), 2000,
-                           protocol="reference")
+    result = shot_accuracy(
+        model,
+        forced_and_scored,
+        noiseless(AerSimulator(), "dynamic", seed=2),
+        2000,
+        protocol="reference",
+    )
     expected = evaluate(model, [forced_and_scored], "reference").accuracy_expected
     # 2 sequences x 2000 shots: the shot accuracy's standard error is below 0.01
     assert result.accuracy < 0.9

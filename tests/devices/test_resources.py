@@ -41,13 +41,25 @@ def test_report_on_a_fake_ibm_backend():
     backend = FakeManilaV2()
     model = _model()
     tokens, targets = [1, 0, 1], [0, 1, 1]
-    report = resource_report(model, tokens, targets, device=backend, device_name="ibm_manila", measurements="dynamic", precision=0.02)
+    report = resource_report(
+        model,
+        tokens,
+        targets,
+        device=backend,
+        device_name="ibm_manila",
+        measurements="dynamic",
+        precision=0.02,
+    )
     assert report.qubits == 3 and report.mid_circuit_measurements == 3
     assert 0 < report.step_two_qubit_gates < report.sequence_two_qubit_gates
     # survival predicted by the exact engine: product of the teacher-forced steps before the last
     with torch.no_grad():
-        model_log_probs, _ = model(torch.tensor(tokens).unsqueeze(1), torch.tensor(targets).unsqueeze(1))
-    expected = math.exp(float(model_log_probs[:-1, 0].gather(1, torch.tensor(targets[:-1]).unsqueeze(1)).sum()))
+        model_log_probs, _ = model(
+            torch.tensor(tokens).unsqueeze(1), torch.tensor(targets).unsqueeze(1)
+        )
+    expected = math.exp(
+        float(model_log_probs[:-1, 0].gather(1, torch.tensor(targets[:-1]).unsqueeze(1)).sum())
+    )
     assert report.survival == pytest.approx(expected, rel=1e-4)
     assert report.shots == math.ceil(0.25 / 0.02**2 / report.survival)
     assert report.qpu_seconds > 0 and report.price_usd == pytest.approx(report.qpu_seconds * 1.60)
@@ -63,26 +75,43 @@ def test_transpiled_gates_are_native():
 
     backend = FakeManilaV2()
     program = SequenceProgram.build(_model().weights(), [1], 1, 2, 2, 1, "amplified")
-    circuit = transpile(to_qiskit(program), backend=backend, optimization_level=1, seed_transpiler=0)
+    circuit = transpile(
+        to_qiskit(program), backend=backend, optimization_level=1, seed_transpiler=0
+    )
     assert {i.operation.name for i in circuit.data} <= set(backend.operation_names)
 
 
 def test_braket_price_and_budget():
-    report = resource_report(_model(), [1, 0], None, device_name="arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1",
-                             measurements="deferred", precision=0.05, sequences=3)
+    report = resource_report(
+        _model(),
+        [1, 0],
+        None,
+        device_name="arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1",
+        measurements="deferred",
+        precision=0.05,
+        sequences=3,
+    )
     per_task, per_shot = BRAKET_PRICES["ionq/aria"]
     assert report.price_usd == pytest.approx(3 * (per_task + per_shot * report.shots))
     assert native_basis("arn:...:qpu/ionq/Aria-1") == ["rx", "ry", "rz", "rxx"]
     check_budget(report, report.price_usd + 0.01)
     with pytest.raises(BudgetExceededError, match="exceeds the budget of 1.00 USD"):
         check_budget(report, 1.0)
-    custom = resource_report(_model(), [1, 0], None, device_name="my-qpu", measurements="deferred",
-                             price_table={"my-qpu": (1.0, 0.5)})
+    custom = resource_report(
+        _model(),
+        [1, 0],
+        None,
+        device_name="my-qpu",
+        measurements="deferred",
+        price_table={"my-qpu": (1.0, 0.5)},
+    )
     assert custom.price_usd == pytest.approx(1.0 + 0.5 * custom.shots)
 
 
 def test_unknown_price_with_budget_refuses():
-    report = resource_report(_model(), [1], None, device_name="some.device", measurements="deferred")
+    report = resource_report(
+        _model(), [1], None, device_name="some.device", measurements="deferred"
+    )
     assert report.price_usd is None
     with pytest.raises(BudgetExceededError, match="no price is known for 'some.device'"):
         check_budget(report, 10.0)
@@ -99,8 +128,14 @@ from pennylane_qrnn.errors import QRNNTypeError, QRNNValueError  # noqa: E402
 
 #: a local shot device priced by the user's table: 0.01 USD a task + 0.001 USD a shot, so one
 #: sequence of 40 shots costs 0.05 USD
-PRICED = dict(backend="default.qubit", execution="native", shots=40, seed=0, mode="amplified",
-              price_table={"default.qubit": (0.01, 0.001)})
+PRICED = dict(
+    backend="default.qubit",
+    execution="native",
+    shots=40,
+    seed=0,
+    mode="amplified",
+    price_table={"default.qubit": (0.01, 0.001)},
+)
 RUN = (torch.tensor([1]), torch.tensor([0]))
 
 
@@ -109,14 +144,25 @@ def _priced(budget, **kwargs):
     return QRNN(1, 2, stages=1, degree=2, order=1, budget=budget, **{**PRICED, **kwargs})
 
 
-@pytest.mark.parametrize("budget, error, message", [
-    (float("nan"), QRNNValueError, "budget must be a finite number of USD >= 0 or None; got nan"),
-    (float("inf"), QRNNValueError, "budget must be a finite number of USD >= 0 or None; got inf"),
-    (-1.0, QRNNValueError, "budget must be a finite number of USD >= 0 or None; got -1.0"),
-    ("5", QRNNTypeError, "budget must be a number of USD or None; got str '5'"),
-    (True, QRNNTypeError, "budget must be a number of USD or None; got bool True"),
-    ([5], QRNNTypeError, r"budget must be a number of USD or None; got list \[5\]"),
-])
+@pytest.mark.parametrize(
+    "budget, error, message",
+    [
+        (
+            float("nan"),
+            QRNNValueError,
+            "budget must be a finite number of USD >= 0 or None; got nan",
+        ),
+        (
+            float("inf"),
+            QRNNValueError,
+            "budget must be a finite number of USD >= 0 or None; got inf",
+        ),
+        (-1.0, QRNNValueError, "budget must be a finite number of USD >= 0 or None; got -1.0"),
+        ("5", QRNNTypeError, "budget must be a number of USD or None; got str '5'"),
+        (True, QRNNTypeError, "budget must be a number of USD or None; got bool True"),
+        ([5], QRNNTypeError, r"budget must be a number of USD or None; got list \[5\]"),
+    ],
+)
 def test_budget_validated_at_construction(budget, error, message):
     with pytest.raises(error, match=message):
         QRNN(1, 2, backend="braket.aws.qubit", shots=10, budget=budget)
@@ -131,13 +177,18 @@ def test_budget_is_cumulative_and_refuses_before_sending(monkeypatch):
 
     sent = []
     original = hardware.run_program
-    monkeypatch.setattr(hardware, "run_program", lambda *a, **k: sent.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        hardware, "run_program", lambda *a, **k: sent.append(1) or original(*a, **k)
+    )
     model = _priced(0.12)
     model(*RUN)
     model(*RUN)
     assert model.spending.spent == pytest.approx(0.10) and len(sent) == 2
-    with pytest.raises(BudgetExceededError, match=r"estimated price 0.05 USD exceeds the budget of 0.12 USD "
-                                                  r"\(0.10 USD already spent, 0.02 USD remaining"):
+    with pytest.raises(
+        BudgetExceededError,
+        match=r"estimated price 0.05 USD exceeds the budget of 0.12 USD "
+        r"\(0.10 USD already spent, 0.02 USD remaining",
+    ):
         model(*RUN)
     assert len(sent) == 2 and model.spending.spent == pytest.approx(0.10)
     model.budget = 1.0  # raising the limit lets the next run through, and counts it
@@ -168,7 +219,9 @@ def test_models_without_budget_and_old_checkpoints_unaffected():
     plain = _model()
     names = {name for name, _ in plain.named_parameters()}
     assert set(plain.state_dict()) == names  # no extra key without a budget
-    old = {name: value.clone() for name, value in plain.state_dict().items()}  # a checkpoint from before
+    old = {
+        name: value.clone() for name, value in plain.state_dict().items()
+    }  # a checkpoint from before
     budgeted = _priced(1.0)
     budgeted.load_state_dict(old)  # strict: the missing key is fine
     assert budgeted.spending.spent == 0.0 and "budget_spent_usd" in budgeted.state_dict()
@@ -182,8 +235,14 @@ def test_models_without_budget_and_old_checkpoints_unaffected():
 def test_report_shows_budget_spent_and_remaining():
     model = _priced(0.12)
     model(*RUN)
-    report = resource_report(model, [1, 0], None, device_name="default.qubit", measurements="native",
-                             price_table={"default.qubit": (0.01, 0.001)})
+    report = resource_report(
+        model,
+        [1, 0],
+        None,
+        device_name="default.qubit",
+        measurements="native",
+        price_table={"default.qubit": (0.01, 0.001)},
+    )
     assert (report.budget_usd, report.spent_usd) == (0.12, pytest.approx(0.05))
     assert report.remaining_usd == pytest.approx(0.07)
     text = str(report)
@@ -206,9 +265,16 @@ def test_program_counts_equal_the_cells_registered_resources(mode):
     counts = program.counts()
     expected = {}
     for token in tokens:
-        cell = QRNNCell(*[w.detach().numpy() for w in model.weights()], token=token, io_wires=[0],
-                        workspace_wires=[1, 2], ancilla_wires=[3] if mode == "postselect" else None,
-                        degree=2, order=1, mode=mode)
+        cell = QRNNCell(
+            *[w.detach().numpy() for w in model.weights()],
+            token=token,
+            io_wires=[0],
+            workspace_wires=[1, 2],
+            ancilla_wires=[3] if mode == "postselect" else None,
+            degree=2,
+            order=1,
+            mode=mode,
+        )
         for name, n in cell.resources().gate_types.items():
             expected[name] = expected.get(name, 0) + n
     assert expected.pop("MidMeasureMP", 0) == counts["ancilla_measurements"]

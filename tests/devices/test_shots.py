@@ -42,8 +42,12 @@ def _engine_survival(model, tokens, targets):
     """Fraction of shots reaching each step's readout, from the exact engine (float64)."""
     with torch.no_grad():
         weights = [w.detach().double() for w in model.weights()]
-        layout = engine.CellLayout(model.io_bits, model.workspace, model.stages, model.degree, model.order, model.mode)
-        result = engine.run_sequence(engine.build_operators(layout, *weights), tokens.reshape(-1, 1), targets.reshape(-1, 1))
+        layout = engine.CellLayout(
+            model.io_bits, model.workspace, model.stages, model.degree, model.order, model.mode
+        )
+        result = engine.run_sequence(
+            engine.build_operators(layout, *weights), tokens.reshape(-1, 1), targets.reshape(-1, 1)
+        )
     step = result.neuron_success[:, 0] * result.outcome_probability[:, 0]
     before = torch.cat([torch.ones(1, dtype=step.dtype), torch.cumprod(step, 0)[:-1]])
     return (before * result.neuron_success[:, 0]).numpy()
@@ -61,7 +65,7 @@ class TestAnalyseShots:
     def test_unmeasured_step_is_nan_not_uniform(self):
         program = _one_bit_program(2)
         bits = np.array([[0, 1], [0, 0], [0, 1]], dtype=np.uint8)  # step 1 outcomes 0, 0, 0
-        estimate = analyse_shots(program, bits, targets=[1, 0])      # no shot reads the target 1
+        estimate = analyse_shots(program, bits, targets=[1, 0])  # no shot reads the target 1
         assert estimate.probs[0] == pytest.approx([1.0, 0.0])
         assert np.isnan(estimate.probs[1]).all()
         assert list(estimate.survivors) == [3, 0] and list(estimate.measured) == [True, False]
@@ -69,10 +73,12 @@ class TestAnalyseShots:
     def test_one_survivor_is_kept_with_its_count_and_error(self):
         program = _one_bit_program(2)
         bits = np.array([[1, 0], [0, 1], [0, 0]], dtype=np.uint8)
-        estimate = analyse_shots(program, bits, targets=[1, 0])      # only shot 0 reads 1 at step 1
+        estimate = analyse_shots(program, bits, targets=[1, 0])  # only shot 0 reads 1 at step 1
         assert list(estimate.survivors) == [3, 1]
-        assert estimate.probs[1] == pytest.approx([1.0, 0.0])        # the one shot's outcome ...
-        assert estimate.standard_error[1] == pytest.approx(0.5)      # ... reported as uncertain as it is
+        assert estimate.probs[1] == pytest.approx([1.0, 0.0])  # the one shot's outcome ...
+        assert estimate.standard_error[1] == pytest.approx(
+            0.5
+        )  # ... reported as uncertain as it is
         assert estimate.standard_error[0] == pytest.approx(0.5 / math.sqrt(3))
 
     def test_min_survivors_threshold(self):
@@ -91,7 +97,9 @@ class TestAnalyseShots:
         estimate = analyse_shots(program, bits, targets=[1, 0, 1], forced=forced)
         assert not estimate.alive.any() and list(estimate.completed) == [2, 2, 0]
         for seed in range(5):
-            chosen = ShotRunner._trajectory(estimate, [1, 0, 1], forced, torch.Generator().manual_seed(seed))
+            chosen = ShotRunner._trajectory(
+                estimate, [1, 0, 1], forced, torch.Generator().manual_seed(seed)
+            )
             # one of the shots that lasted longest (0 or 1), with the forced steps' targets
             assert chosen.tolist() in ([1, 1, 1], [1, 0, 1])
 
@@ -102,7 +110,9 @@ class TestInsufficientShots:
     SHOTS = 2000
 
     def _run(self, **kwargs):
-        model = _small_model(backend=qml.device("qiskit.aer", wires=20), shots=self.SHOTS, seed=1, **kwargs)
+        model = _small_model(
+            backend=qml.device("qiskit.aer", wires=20), shots=self.SHOTS, seed=1, **kwargs
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             log_probs, _ = model(TOKENS, TARGETS)
@@ -133,15 +143,31 @@ class TestInsufficientShots:
         # one warning, with the survivors per step and the shots the engine says are needed
         (warning,) = caught
         text = str(warning.message)
-        assert "survivors per step: " + ", ".join(str(int(k)) for k in estimate.survivors) + " of 2,000 shots" in text
-        needed = int(re.search(r"about ([\d,]+) shots per sequence for 1 expected survivor", text).group(1).replace(",", ""))
+        assert (
+            "survivors per step: "
+            + ", ".join(str(int(k)) for k in estimate.survivors)
+            + " of 2,000 shots"
+            in text
+        )
+        needed = int(
+            re.search(r"about ([\d,]+) shots per sequence for 1 expected survivor", text)
+            .group(1)
+            .replace(",", "")
+        )
         assert needed == math.ceil(1 / survival.min())
         assert "NaN" in text and "on_insufficient_shots='raise'" in text
 
     def test_raise_option(self):
-        model = _small_model(backend=qml.device("qiskit.aer", wires=20), shots=200, seed=1,
-                             on_insufficient_shots="raise")
-        with pytest.raises(InsufficientShotsError, match=r"survivors per step: \d+, 0, 0 of 200 shots.*Nothing was returned"):
+        model = _small_model(
+            backend=qml.device("qiskit.aer", wires=20),
+            shots=200,
+            seed=1,
+            on_insufficient_shots="raise",
+        )
+        with pytest.raises(
+            InsufficientShotsError,
+            match=r"survivors per step: \d+, 0, 0 of 200 shots.*Nothing was returned",
+        ):
             model(TOKENS, TARGETS)
 
     def test_min_survivors_on_the_model(self):
@@ -162,12 +188,18 @@ class TestInsufficientShots:
         assert torch.isfinite(log_probs).all()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(on_insufficient_shots="ignore"), r"on_insufficient_shots must be one of \('warn', 'raise'\); got 'ignore'"),
-    (dict(min_survivors=0), "min_survivors must be an int >= 1; got 0"),
-    (dict(min_survivors=2.5), "min_survivors must be an int >= 1; got 2.5"),
-    (dict(min_survivors=True), "min_survivors must be an int >= 1; got True"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(on_insufficient_shots="ignore"),
+            r"on_insufficient_shots must be one of \('warn', 'raise'\); got 'ignore'",
+        ),
+        (dict(min_survivors=0), "min_survivors must be an int >= 1; got 0"),
+        (dict(min_survivors=2.5), "min_survivors must be an int >= 1; got 2.5"),
+        (dict(min_survivors=True), "min_survivors must be an int >= 1; got True"),
+    ],
+)
 def test_shot_options_validated(kwargs, message):
     with pytest.raises(QRNNValueError, match=message):
         QRNN(1, 2, backend="default.qubit", execution="native", shots=10, **kwargs)
@@ -190,8 +222,11 @@ def test_braket_local_refuses_a_program_wider_than_it_simulates():
     state-vector simulator takes 26 (before: numpy's "Maximum allowed dimension exceeded")."""
     torch.manual_seed(0)
     model = QRNN(2, 2, 1, 1, 2, backend="braket.local.qubit", shots=10)
-    with pytest.raises(DeviceCapabilityError, match=r"needs 66 qubits \(6 lanes \+ 60 deferred measurements\); "
-                                                    r"braket.local.qubit takes at most 26; .* GiB.*Nothing was run"):
+    with pytest.raises(
+        DeviceCapabilityError,
+        match=r"needs 66 qubits \(6 lanes \+ 60 deferred measurements\); "
+        r"braket.local.qubit takes at most 26; .* GiB.*Nothing was run",
+    ):
         model(TOKENS, TARGETS)
 
 
@@ -199,8 +234,11 @@ def test_local_simulator_memory_checked_before_running():
     program = _one_bit_program(3)  # 3 lanes, 6 qubits deferred
     device = qml.device("default.qubit")
     check_capacity(program, device, "native", memory=16 * 2**3)
-    with pytest.raises(ModelSizeError, match=r"needs 6 qubits .* a state vector of 9.54e-07 GiB, and 2.52e-07 GiB "
-                                             r"of memory is available \(room for 4 qubits\)"):
+    with pytest.raises(
+        ModelSizeError,
+        match=r"needs 6 qubits .* a state vector of 9.54e-07 GiB, and 2.52e-07 GiB "
+        r"of memory is available \(room for 4 qubits\)",
+    ):
         check_capacity(program, device, "deferred", memory=16 * 2**4 + 15)
 
 
@@ -212,8 +250,11 @@ def test_qiskit_backend_too_narrow_is_refused_before_transpiling():
 
     device = qml.device("qiskit.remote", wires=5, backend=FakeManilaV2())
     model = QRNN(2, 4, 1, 3, mode="amplified", backend=device, shots=100)
-    with pytest.raises(DeviceCapabilityError, match=r"needs 6 qubits \(measured lanes reset and reused\); "
-                                                    r"fake_manila takes at most 5. Nothing was run"):
+    with pytest.raises(
+        DeviceCapabilityError,
+        match=r"needs 6 qubits \(measured lanes reset and reused\); "
+        r"fake_manila takes at most 5. Nothing was run",
+    ):
         model(TOKENS, TARGETS)
 
 
@@ -227,7 +268,7 @@ def _docs_block(marker):
 @requires_qiskit
 def test_docs_fake_backend_snippet_runs(capsys):
     namespace = {}
-    exec(_docs_block("FakeManilaV2()"), namespace)  # pylint: disable=exec-used
+    exec(_docs_block("FakeManilaV2()"), namespace)
     model, probs = namespace["model"], namespace["log_probs"].exp()
     assert model.execution_plan()["measurements"] == "dynamic"
     assert torch.allclose(probs.sum(-1), torch.ones(3, dtype=probs.dtype))
@@ -242,7 +283,7 @@ def test_docs_fake_backend_snippet_runs(capsys):
 @requires_qiskit
 def test_docs_insufficient_shots_snippet_runs(capsys):
     namespace = {}
-    exec(_docs_block("catch_warnings"), namespace)  # pylint: disable=exec-used
+    exec(_docs_block("catch_warnings"), namespace)
     estimate = namespace["model"].last_shot_estimates[0]
     assert estimate.survivors[-1] == 0 and torch.isnan(namespace["log_probs"][-1]).all()
     assert issubclass(namespace["caught"][-1].category, InsufficientShotsWarning)
@@ -270,7 +311,15 @@ def test_diff_method_refused_on_the_shot_path():
 
     from pennylane_qrnn.devices import DeviceCapabilityError
 
-    model = QRNN(1, 1, 1, 1, 1, mode="amplified", diff_method="parameter-shift",
-                 backend=qml.device("qiskit.aer", wires=8, shots=100))
+    model = QRNN(
+        1,
+        1,
+        1,
+        1,
+        1,
+        mode="amplified",
+        diff_method="parameter-shift",
+        backend=qml.device("qiskit.aer", wires=8, shots=100),
+    )
     with pytest.raises(DeviceCapabilityError, match="diff_method must be None on the shot path"):
         model(torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long))

@@ -42,9 +42,14 @@ class TestEngineVsCircuits:
             log_probs, _ = model(tokens, targets)
             model.loss(log_probs, targets).backward()
             outputs.append(log_probs.detach())
-            grads.append([torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()])
+            grads.append(
+                [
+                    torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                    for p in model.parameters()
+                ]
+            )
         assert torch.allclose(outputs[0], outputs[1], atol=1e-6)
-        for a, b in zip(*grads):
+        for a, b in zip(*grads, strict=True):
             assert torch.allclose(a, b, atol=1e-6)
 
     @pytest.mark.parametrize("mode", ["postselect", "amplified"])
@@ -113,9 +118,13 @@ class TestContract:
     def test_dtype(self, dtype):
         model = QRNN(2, 3, dtype=dtype)
         assert all(p.dtype == dtype for p in model.parameters())
-        log_probs, state = model(torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long))
+        log_probs, state = model(
+            torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long)
+        )
         assert log_probs.dtype == dtype and state.dtype == dtype
-        assert model.to(torch.float64)(torch.zeros(2, 1, dtype=torch.long))[0].dtype == torch.float64
+        assert (
+            model.to(torch.float64)(torch.zeros(2, 1, dtype=torch.long))[0].dtype == torch.float64
+        )
 
     @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
     def test_cuda(self):
@@ -130,11 +139,22 @@ class TestContract:
     def test_parameters_visible(self):
         model = QRNN(3, 5, stages=1, degree=3)
         assert sum(p.numel() for p in model.parameters()) == 837
-        assert set(model.state_dict()) == {"input_weights", "rotation_weights", "stage_weights", "output_weights"}
+        assert set(model.state_dict()) == {
+            "input_weights",
+            "rotation_weights",
+            "stage_weights",
+            "output_weights",
+        }
 
     def test_reset_parameters(self):
         model = QRNN(2, 4, stages=2)
-        bias = torch.cat([model.input_weights[:, 0], model.stage_weights[..., 0].flatten(), model.output_weights[:, 0]])
+        bias = torch.cat(
+            [
+                model.input_weights[:, 0],
+                model.stage_weights[..., 0].flatten(),
+                model.output_weights[:, 0],
+            ]
+        )
         assert abs(bias.mean() - math.pi / 4) < 0.05 and bias.std() < 0.1
         assert model.input_weights[:, 1:].abs().max() < 0.05
         assert model.rotation_weights.abs().max() < 0.05
@@ -170,19 +190,30 @@ class TestContract:
         model(torch.tensor([[1]]), torch.tensor([[0]]))
         expected = model.postselection.neuron[0, 0]
         weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-        op = CellTemplate(**weights, token=1, io_wires=[0], workspace_wires=[1, 2], ancilla_wires=[3], degree=2, order=1)
+        op = CellTemplate(
+            **weights,
+            token=1,
+            io_wires=[0],
+            workspace_wires=[1, 2],
+            ancilla_wires=[3],
+            degree=2,
+            order=1,
+        )
 
         # P(all ancilla measurements give 0) = prod_k P(m_k = 0 | the earlier ones gave 0); each
         # factor from a circuit cut just before measurement k (earlier ones postselected)
         total = 1.0
         decomposition = op.decomposition()
         indices = [i for i, o in enumerate(decomposition) if isinstance(o, qml.ops.MidMeasure)]
-        for k, index in enumerate(indices):
+        for index in indices:
+
             @qml.qnode(qml.device("default.qubit"), mcm_method="tree-traversal")
             def conditional():
-                for o in decomposition[:index]:  # the cell's decomposition writes token 1 itself
+                # the cell's decomposition writes token 1 itself; the qnode is called in this
+                # iteration, so the loop variable is not bound late
+                for o in decomposition[:index]:  # noqa: B023
                     qml.apply(o)
-                return qml.probs(wires=decomposition[index].wires)
+                return qml.probs(wires=decomposition[index].wires)  # noqa: B023
 
             total *= float(conditional()[0])
         assert total == pytest.approx(float(expected), rel=1e-8)
@@ -231,21 +262,34 @@ class TestLoss:
         log_probs = torch.log_softmax(torch.randn(4, 2, 3), -1)
         targets = torch.randint(0, 3, (4, 2))
         mask = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=torch.bool)
-        expected = -sum(log_probs[t, n, targets[t, n]] for t in range(4) for n in range(2) if mask[t, n]) / 4
+        expected = (
+            -sum(log_probs[t, n, targets[t, n]] for t in range(4) for n in range(2) if mask[t, n])
+            / 4
+        )
         assert torch.allclose(sequence_nll(log_probs, targets, mask), expected)
         assert torch.allclose(sequence_nll(log_probs, targets, mask, "sum"), expected * 4)
 
     @pytest.mark.parametrize(
         "args, match",
-        [((torch.zeros(4, 3, dtype=torch.long), None), r"targets must have shape \(4, 2\) to match log_probs; got \(4, 3\)"),
-         ((torch.zeros(4, 2, dtype=torch.long), torch.ones(4)), r"mask must have shape \(4, 2\); got \(4,\)")],
+        [
+            (
+                (torch.zeros(4, 3, dtype=torch.long), None),
+                r"targets must have shape \(4, 2\) to match log_probs; got \(4, 3\)",
+            ),
+            (
+                (torch.zeros(4, 2, dtype=torch.long), torch.ones(4)),
+                r"mask must have shape \(4, 2\); got \(4,\)",
+            ),
+        ],
     )
     def test_errors(self, args, match):
         with pytest.raises(ValueError, match=match):
             sequence_nll(torch.zeros(4, 2, 3), *args)
 
     def test_reduction_error(self):
-        with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none'; got 'avg'"):
+        with pytest.raises(
+            ValueError, match="reduction must be 'mean', 'sum' or 'none'; got 'avg'"
+        ):
             sequence_nll(torch.zeros(1, 1, 2), torch.zeros(1, 1, dtype=torch.long), reduction="avg")
 
 
@@ -253,12 +297,37 @@ class TestErrors:
     @pytest.mark.parametrize(
         "tokens, targets, error, match",
         [
-            (torch.tensor([[4]]), None, ValueError, r"tokens must lie in \[0, 3\] for io_bits=2; got values in \[4, 4\]"),
+            (
+                torch.tensor([[4]]),
+                None,
+                ValueError,
+                r"tokens must lie in \[0, 3\] for io_bits=2; got values in \[4, 4\]",
+            ),
             (torch.tensor([[-1]]), None, ValueError, r"tokens must lie in \[0, 3\]"),
-            (torch.zeros(2, 2), None, TypeError, "tokens must be an integer tensor; got dtype torch.float32"),
-            (torch.zeros(2, 2, 2, dtype=torch.long), None, ValueError, r"tokens must have shape \(L, N\) or \(L,\); got \(2, 2, 2\)"),
-            (torch.zeros(3, 2, dtype=torch.long), torch.zeros(2, 2, dtype=torch.long), ValueError, r"targets must have the shape of tokens \(3, 2\); got \(2, 2\)"),
-            (torch.zeros(0, 2, dtype=torch.long), None, ValueError, "tokens must hold at least one step; got length 0"),
+            (
+                torch.zeros(2, 2),
+                None,
+                TypeError,
+                "tokens must be an integer tensor; got dtype torch.float32",
+            ),
+            (
+                torch.zeros(2, 2, 2, dtype=torch.long),
+                None,
+                ValueError,
+                r"tokens must have shape \(L, N\) or \(L,\); got \(2, 2, 2\)",
+            ),
+            (
+                torch.zeros(3, 2, dtype=torch.long),
+                torch.zeros(2, 2, dtype=torch.long),
+                ValueError,
+                r"targets must have the shape of tokens \(3, 2\); got \(2, 2\)",
+            ),
+            (
+                torch.zeros(0, 2, dtype=torch.long),
+                None,
+                ValueError,
+                "tokens must hold at least one step; got length 0",
+            ),
         ],
     )
     def test_bad_tokens(self, tokens, targets, error, match):
@@ -271,12 +340,18 @@ class TestErrors:
 
     @pytest.mark.parametrize(
         "kwargs, error, match",
-        [(dict(io_bits=0), ValueError, "io_bits must be an int >= 1; got 0"),
-         (dict(workspace=2.5), ValueError, "workspace must be an int >= 1; got 2.5"),
-         (dict(stages=-1), ValueError, "stages must be an int >= 0; got -1"),
-         (dict(mode="fast"), ValueError, "mode must be one of"),
-         (dict(order=0), ValueError, "order must be at least 1; got 0"),
-         (dict(backend=3), TypeError, "backend must be None, a PennyLane device or its name; got int")],
+        [
+            (dict(io_bits=0), ValueError, "io_bits must be an int >= 1; got 0"),
+            (dict(workspace=2.5), ValueError, "workspace must be an int >= 1; got 2.5"),
+            (dict(stages=-1), ValueError, "stages must be an int >= 0; got -1"),
+            (dict(mode="fast"), ValueError, "mode must be one of"),
+            (dict(order=0), ValueError, "order must be at least 1; got 0"),
+            (
+                dict(backend=3),
+                TypeError,
+                "backend must be None, a PennyLane device or its name; got int",
+            ),
+        ],
     )
     def test_bad_construction(self, kwargs, error, match):
         args = dict(io_bits=2, workspace=3)
@@ -286,12 +361,16 @@ class TestErrors:
 
     def test_parameter_shift_with_postselect_refused(self):
         model = QRNN(1, 2, backend="default.qubit", diff_method="parameter-shift")
-        with pytest.raises(ValueError, match="diff_method must not be 'parameter-shift' with mode='postselect'"):
+        with pytest.raises(
+            ValueError, match="diff_method must not be 'parameter-shift' with mode='postselect'"
+        ):
             model(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, dtype=torch.long))
 
     def test_too_few_device_wires(self):
         model = QRNN(1, 2, backend=qml.device("default.qubit", wires=3))
-        with pytest.raises(ValueError, match="device must have at least 5 wires for I=1, H=2, 2 ancillas; got 3"):
+        with pytest.raises(
+            ValueError, match="device must have at least 5 wires for I=1, H=2, 2 ancillas; got 3"
+        ):
             model(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, dtype=torch.long))
 
 
@@ -316,9 +395,13 @@ class TestRoundTrips:
 
 
 class TestSizeAndRange:
-    """Issue 8, items 7 and 8: refusals before allocating; postselection logs that do not underflow."""
+    """Issue 8, items 7 and 8: refusals before allocating; postselection logs that do not
+    underflow."""
 
-    @pytest.mark.parametrize("args, kwargs", [((1, 16), dict(degree=1)), ((1, 20), {}), ((1, 40), {}), ((30, 1), {}), ((64, 1), {})])
+    @pytest.mark.parametrize(
+        "args, kwargs",
+        [((1, 16), dict(degree=1)), ((1, 20), {}), ((1, 40), {}), ((30, 1), {}), ((64, 1), {})],
+    )
     def test_too_large_refused_at_construction(self, args, kwargs):
         from pennylane_qrnn.errors import ModelSizeError
 

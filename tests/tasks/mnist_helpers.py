@@ -30,7 +30,11 @@ def words(row, scanlines=(0, 1)):
 
 def write_idx(path, array, code=0x08, dtype=">u1", compress=False):
     array = np.asarray(array)
-    raw = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(dtype).tobytes()
+    raw = (
+        bytes([0, 0, code, array.ndim])
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(dtype).tobytes()
+    )
     Path(path).write_bytes(gzip.compress(raw) if compress else raw)
     return path
 
@@ -40,7 +44,9 @@ def block(image, r, c, value):
     image[4 + 2 * r : 6 + 2 * r, 4 + 2 * c : 6 + 2 * c] = value
 
 
-def write_simple_files(folder, digits=(0, 1), splits=("train", "validate", "test"), row=None, count=1):
+def write_simple_files(
+    folder, digits=(0, 1), splits=("train", "validate", "test"), row=None, count=1
+):
     """Small mnist-simple-D-SPLIT.csv.gz files: ``count`` copies of ``row`` each (default one row,
     all background)."""
     folder = Path(folder)

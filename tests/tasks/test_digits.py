@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from pennylane_qrnn.errors import DataNotFoundError, QRNNError
-from pennylane_qrnn.tasks import TASKS, GenerativeDigits, MNISTPixels, MNISTUMAP, SklearnDigits, get_task
+from pennylane_qrnn.tasks import (
+    MNISTUMAP,
+    TASKS,
+    GenerativeDigits,
+    MNISTPixels,
+    SklearnDigits,
+    get_task,
+)
 from pennylane_qrnn.tasks.digits import label_words
 
 from .mnist_helpers import read_csv as _csv
@@ -28,16 +35,33 @@ def _gen(seed=0):
 
 def test_registry_builds_without_files(monkeypatch, tmp_path):
     monkeypatch.setenv("QRNN_MNIST_DIR", str(tmp_path / "absent"))
-    expected = {"mnist01": 99, "mnist36": 99, "mnist-all": 99, "mnist-umap": 4, "mnist-gen": 99, "digits01": 63}
+    expected = {
+        "mnist01": 99,
+        "mnist36": 99,
+        "mnist-all": 99,
+        "mnist-umap": 4,
+        "mnist-gen": 99,
+        "digits01": 63,
+    }
     for name, length in expected.items():
         assert name in TASKS
         task = get_task(name)
         assert task.length == length and task.describe()["length"] == length
     assert "99.2" in get_task("mnist01").paper_result and "89.7" in get_task("mnist36").paper_result
-    assert get_task("mnist-all").label_length == 2 and get_task("mnist-all").digits == tuple(range(10))
+    assert get_task("mnist-all").label_length == 2 and get_task("mnist-all").digits == tuple(
+        range(10)
+    )
     assert repr(get_task("mnist36")) == "MNISTPixels(digits=(3, 6))"
     d = get_task("mnist01").defaults
-    assert (d.workspace, d.stages, d.degree, d.order, d.batch_size, d.lr, d.loss) == (8, 2, 2, 2, 100, 0.001, "reference")
+    assert (d.workspace, d.stages, d.degree, d.order, d.batch_size, d.lr, d.loss) == (
+        8,
+        2,
+        2,
+        2,
+        100,
+        0.001,
+        "reference",
+    )
     with pytest.raises(FileNotFoundError, match="which is not a folder"):
         get_task("mnist01").batch(2)
 
@@ -65,7 +89,10 @@ def test_label_words(classes, io_bits, position, words):
 
 def test_mnist01_batch(mnist):
     task = MNISTPixels((0, 1), folder=mnist)
-    rows = {d: {tuple(_words(r[:99])) for r in _csv(mnist, f"mnist-simple-{d}-test.csv.gz")} for d in (0, 1)}
+    rows = {
+        d: {tuple(_words(r[:99])) for r in _csv(mnist, f"mnist-simple-{d}-test.csv.gz")}
+        for d in (0, 1)
+    }
     a, b = task.batch(9, _gen(1), split="test"), task.batch(9, _gen(1), split="test")
     c = task.batch(9, _gen(2), split="test")
     assert a.tokens.shape == a.targets.shape == a.scored.shape == a.forced.shape == (99, 9)
@@ -79,7 +106,10 @@ def test_mnist01_batch(mnist):
 
 
 def test_mnist36_dataset_in_file_order(mnist):
-    rows3, rows6 = _csv(mnist, "mnist-simple-3-test.csv.gz"), _csv(mnist, "mnist-simple-6-test.csv.gz")
+    rows3, rows6 = (
+        _csv(mnist, "mnist-simple-3-test.csv.gz"),
+        _csv(mnist, "mnist-simple-6-test.csv.gz"),
+    )
     data = MNISTPixels((3, 6), folder=mnist).dataset("test")
     assert data.tokens.shape == (99, len(rows3) + len(rows6))
     assert data.tokens[:, 0].tolist() == _words(rows3[0][:99])
@@ -118,20 +148,26 @@ def test_env_folder(mnist, monkeypatch, tmp_path):
     monkeypatch.setenv("QRNN_MNIST_DIR", str(mnist))
     assert MNISTPixels().batch(2, _gen(), split="test").size == 2
     monkeypatch.setenv("QRNN_MNIST_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"set QRNN_MNIST_DIR or pass folder=\); got .* without mnist-simple-0-test"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"set QRNN_MNIST_DIR or pass folder=\); got .* without mnist-simple-0-test",
+    ):
         MNISTPixels().batch(2, split="test")
 
 
 def test_no_folder(monkeypatch):
     monkeypatch.delenv("QRNN_MNIST_DIR", raising=False)
-    message = r"MNIST folder must hold mnist-simple-D-SPLIT.csv.gz files \(set QRNN_MNIST_DIR or pass folder=\); got no folder"
+    message = (
+        r"MNIST folder must hold mnist-simple-D-SPLIT.csv.gz files \(set QRNN_MNIST_DIR or "
+        r"pass folder=\); got no folder"
+    )
     with pytest.raises(FileNotFoundError, match=message):
         MNISTPixels().dataset("test")
     with pytest.raises(FileNotFoundError, match="mnist-umap-K-D-SPLIT.csv.gz"):
         MNISTUMAP().batch(1)
 
 
-# --- where the files are found: folder=, else $QRNN_MNIST_DIR, else a clear error -----------------------
+# --- where the files are found: folder=, else $QRNN_MNIST_DIR, else a clear error -----------------
 
 
 def _first_token(task):
@@ -160,7 +196,9 @@ def test_no_default_folder_beside_a_checkout(monkeypatch):
     # where to get them: the reference implementation's files, or our raw-IDX pipeline
     assert "https://github.com/CLEconomides/RVQE" in message and "RVQE/datasets/res" in message
     assert "write_preprocessed" in message and "idx3-ubyte" in message and "--data-dir" in message
-    with pytest.raises(DataNotFoundError, match=r"mnist-umap-K-D-SPLIT.csv.gz files .* got no folder .*RVQE"):
+    with pytest.raises(
+        DataNotFoundError, match=r"mnist-umap-K-D-SPLIT.csv.gz files .* got no folder .*RVQE"
+    ):
         MNISTUMAP().batch(1)
 
 
@@ -168,18 +206,31 @@ def test_missing_files_are_named_with_the_folder(monkeypatch, tmp_path):
     folder = write_simple_files(tmp_path / "half", digits=(0,), splits=("test",))
     monkeypatch.delenv("QRNN_MNIST_DIR", raising=False)
     task = MNISTPixels((0, 1, 2), folder=folder)
-    expected = re.escape(f"got {str(folder)!r} (folder={str(folder)!r}) without mnist-simple-1-test.csv.gz, mnist-simple-2-test.csv.gz.")
+    expected = re.escape(
+        f"got {str(folder)!r} (folder={str(folder)!r}) without mnist-simple-1-test.csv.gz, "
+        "mnist-simple-2-test.csv.gz."
+    )
     with pytest.raises(DataNotFoundError, match=expected):
         task.dataset("test")
-    with pytest.raises(DataNotFoundError, match=expected):  # refused again, nothing half-read was kept
+    with pytest.raises(
+        DataNotFoundError, match=expected
+    ):  # refused again, nothing half-read was kept
         task.dataset("test")
-    with pytest.raises(DataNotFoundError, match="mnist-simple-0-train.csv.gz, mnist-simple-1-train.csv.gz"):
+    with pytest.raises(
+        DataNotFoundError, match="mnist-simple-0-train.csv.gz, mnist-simple-1-train.csv.gz"
+    ):
         task.batch(1, split="train")
     monkeypatch.setenv("QRNN_MNIST_DIR", str(folder))
-    with pytest.raises(DataNotFoundError, match=re.escape(f"(QRNN_MNIST_DIR={str(folder)!r}) without mnist-simple-1-test")):
+    with pytest.raises(
+        DataNotFoundError,
+        match=re.escape(f"(QRNN_MNIST_DIR={str(folder)!r}) without mnist-simple-1-test"),
+    ):
         MNISTPixels((0, 1)).dataset("test")
     monkeypatch.setenv("QRNN_MNIST_DIR", str(folder / "mnist-simple-0-test.csv.gz"))
-    with pytest.raises(DataNotFoundError, match=r"QRNN_MNIST_DIR='.*mnist-simple-0-test.csv.gz', which is not a folder"):
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"QRNN_MNIST_DIR='.*mnist-simple-0-test.csv.gz', which is not a folder",
+    ):
         MNISTPixels((0, 1)).dataset("test")
 
 
@@ -193,15 +244,27 @@ def test_folder_type():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: MNISTPixels(digits=(1,)), r"digits must be at least two distinct ints 0..9; got \(1,\)"),
+        (
+            lambda: MNISTPixels(digits=(1,)),
+            r"digits must be at least two distinct ints 0..9; got \(1,\)",
+        ),
         (lambda: MNISTPixels(digits=(0, 0)), "digits must be at least two distinct"),
         (lambda: MNISTPixels(digits=(0, 10)), "digits must be at least two distinct"),
-        (lambda: MNISTPixels(scanlines=(0, 3)), r"scanlines must be distinct values among 0, 1, 2; got \(0, 3\)"),
+        (
+            lambda: MNISTPixels(scanlines=(0, 3)),
+            r"scanlines must be distinct values among 0, 1, 2; got \(0, 3\)",
+        ),
         (lambda: MNISTPixels(scanlines=()), "scanlines must be distinct values"),
         (lambda: MNISTPixels(length=50), "length is fixed at 99 for this task; got 50"),
         (lambda: MNISTPixels().batch(0), "size must be an int >= 1; got 0"),
-        (lambda: MNISTPixels().batch(2, split="dev"), "split must be one of 'train', 'validate', 'test'; got 'dev'"),
-        (lambda: GenerativeDigits(digits=(0, 1, 2, 3, 4)), "labels that fit one 2-bit word; got 5 digits"),
+        (
+            lambda: MNISTPixels().batch(2, split="dev"),
+            "split must be one of 'train', 'validate', 'test'; got 'dev'",
+        ),
+        (
+            lambda: GenerativeDigits(digits=(0, 1, 2, 3, 4)),
+            "labels that fit one 2-bit word; got 5 digits",
+        ),
         (lambda: MNISTUMAP(dims=5), "dims must be 2, 3 or 4; got 5"),
         (lambda: MNISTUMAP(resolution=1), "resolution must be an int >= 2; got 1"),
         (lambda: MNISTUMAP(resolution=9), "resolution must be at most 8; got 9"),
@@ -213,12 +276,15 @@ def test_errors(call, match):
         call()
 
 
-# --- generative -------------------------------------------------------------------------------------
+# --- generative -----------------------------------------------------------------------------------
 
 
 def test_generative_digits(mnist):
     task = GenerativeDigits((0, 1), folder=mnist)
-    rows = {d: {tuple(_words(r[1:])) for r in _csv(mnist, f"mnist-simple-{d}-test.csv.gz")} for d in (0, 1)}
+    rows = {
+        d: {tuple(_words(r[1:])) for r in _csv(mnist, f"mnist-simple-{d}-test.csv.gz")}
+        for d in (0, 1)
+    }
     batch = task.batch(6, _gen(4), split="test")
     assert batch.tokens.shape == (99, 6) and task.name == "mnist01-gen"
     assert batch.tokens[0].tolist() == [0, 1, 0, 1, 0, 1] == batch.labels.tolist()
@@ -229,7 +295,7 @@ def test_generative_digits(mnist):
     assert torch.equal(batch.tokens, task.batch(6, _gen(4), split="test").tokens)
 
 
-# --- scikit-learn's digits ----------------------------------------------------------------------------
+# --- scikit-learn's digits ------------------------------------------------------------------------
 
 
 def test_sklearn_digits():
@@ -242,18 +308,26 @@ def test_sklearn_digits():
     first_one = next(i for i in tests if raw.target[i] == 1)
     for column, index in [(0, tests[0]), (sum(raw.target[i] == 0 for i in tests), first_one)]:
         image = raw.images[index]
-        expected = [2 * int(image[p // 8, p % 8] < 8) + int(image[p % 8, p // 8] < 8) for p in range(63)]
+        expected = [
+            2 * int(image[p // 8, p % 8] < 8) + int(image[p % 8, p // 8] < 8) for p in range(63)
+        ]
         assert data.tokens[:, column].tolist() == expected
     sizes = [task.dataset(s).size for s in ("train", "validate", "test")]
-    assert sum(sizes) == sum(raw.target < 2) and sizes[1] == sum(1 for i in range(len(raw.target)) if i % 5 == 1 and raw.target[i] < 2)
+    assert sum(sizes) == sum(raw.target < 2) and sizes[1] == sum(
+        1 for i in range(len(raw.target)) if i % 5 == 1 and raw.target[i] < 2
+    )
     batch = task.batch(5, _gen(5))
     assert batch.tokens.shape == (63, 5) and batch.targets[-1].tolist() == [0, 1, 0, 1, 0]
-    assert torch.equal(batch.tokens, task.batch(5, _gen(5)).tokens) and torch.equal(batch.forced, ~batch.scored)
+    assert torch.equal(batch.tokens, task.batch(5, _gen(5)).tokens) and torch.equal(
+        batch.forced, ~batch.scored
+    )
 
 
 def test_sklearn_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(ImportError, match="pip install 'pennylane-qrnn\\[tasks\\]' \\(or scikit-learn\\)"):
+    with pytest.raises(
+        ImportError, match="pip install 'pennylane-qrnn\\[tasks\\]' \\(or scikit-learn\\)"
+    ):
         SklearnDigits().batch(1)
 
 
@@ -267,7 +341,10 @@ def test_mnist_umap(mnist, dims, resolution):
     assert task.io_bits == dims and task.label_length == ll and task.length == resolution + ll - 2
 
     def encode(row):  # by hand: word t holds bit t of each coordinate, coordinate 0 first
-        data = [sum(((x >> (7 - t)) & 1) << (dims - 1 - k) for k, x in enumerate(row)) for t in range(resolution)]
+        data = [
+            sum(((x >> (7 - t)) & 1) << (dims - 1 - k) for k, x in enumerate(row))
+            for t in range(resolution)
+        ]
         return (data + [0] * (ll - 1))[:-1]
 
     data = task.dataset("validate")
@@ -278,7 +355,11 @@ def test_mnist_umap(mnist, dims, resolution):
         assert data.tokens[:, start].tolist() == encode(rows[digit][0])
         words = label_words(torch.tensor([digit]), 10, dims)[:, 0].tolist()
         assert data.targets[:, start].tolist() == ([0] * (resolution - 1) + words)[1:]
-    assert data.scored[-ll:].all() and not data.scored[:-ll].any() and torch.equal(data.forced, ~data.scored)
+    assert (
+        data.scored[-ll:].all()
+        and not data.scored[:-ll].any()
+        and torch.equal(data.forced, ~data.scored)
+    )
     batch = task.batch(10, _gen(6), split="validate")
     assert batch.labels.tolist() == list(range(10)) and batch.tokens.max() < 2**dims
     assert torch.equal(batch.tokens, task.batch(10, _gen(6), split="validate").tokens)

@@ -11,7 +11,10 @@ from .mnist_helpers import block
 
 def _scanline01(ink):
     """Bits 2 and 1 of the values, by hand, for a set of ink pixels (r, c) of the 10x10 image."""
-    return [4 * int((p // 10, p % 10) not in ink) + 2 * int((p % 10, p // 10) not in ink) for p in range(100)]
+    return [
+        4 * int((p // 10, p % 10) not in ink) + 2 * int((p % 10, p // 10) not in ink)
+        for p in range(100)
+    ]
 
 
 def test_preprocess_scanlines_0_and_1():
@@ -27,7 +30,9 @@ def test_preprocess_scanlines_0_and_1():
     assert values[0].tolist() == [7] * 100
     assert (values[1] & 6).tolist() == _scanline01({(1, 3)})
     assert (values[2] & 6).tolist() == _scanline01({(5, 7)})
-    with pytest.raises(ValueError, match=r"images must have shape \(N, 28, 28\); got \(2, 20, 20\)"):
+    with pytest.raises(
+        ValueError, match=r"images must have shape \(N, 28, 28\); got \(2, 20, 20\)"
+    ):
         preprocess_images(np.zeros((2, 20, 20)))
 
 
@@ -37,9 +42,14 @@ def test_preprocess_scanline_2_is_rotated():
     images[1, 4 + 2 : 4 + 7, 4 + 13 : 4 + 18] = 255  # a blob top right
     i, j = np.mgrid[:20, :20]
     images[2, 4:24, 4:24] = 255 * ((i - 9.5) ** 2 + (j - 9.5) ** 2 < 7**2)  # a centred disc
-    s0, s2 = ((preprocess_images(images) >> 2) & 1).reshape(3, 10, 10), (preprocess_images(images) & 1).reshape(3, 10, 10)
+    s0, s2 = (
+        ((preprocess_images(images) >> 2) & 1).reshape(3, 10, 10),
+        (preprocess_images(images) & 1).reshape(3, 10, 10),
+    )
     # a square turned by 135 degrees: centre ink, corners background
-    assert s2[0, 4:6, 4:6].tolist() == [[0, 0], [0, 0]] and s2[0, [0, 0, 9, 9], [0, 9, 0, 9]].tolist() == [1, 1, 1, 1]
+    assert s2[0, 4:6, 4:6].tolist() == [[0, 0], [0, 0]] and s2[
+        0, [0, 0, 9, 9], [0, 9, 0, 9]
+    ].tolist() == [1, 1, 1, 1]
     # counter-clockwise by 135 degrees takes the top right (45 degrees) to the left (180 degrees)
     rows, cols = np.nonzero(s2[1] == 0)
     assert len(rows) and cols.max() <= 3 and 3 <= rows.min() and rows.max() <= 6

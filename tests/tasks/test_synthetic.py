@@ -10,7 +10,9 @@ def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize("name", ["memorise", "memorise-reference", "elman-xor", "elman-letters", "dna", "dna-reference"])
+@pytest.mark.parametrize(
+    "name", ["memorise", "memorise-reference", "elman-xor", "elman-letters", "dna", "dna-reference"]
+)
 def test_shapes_ranges_determinism(name):
     task = get_task(name)
     a, b = task.batch(5, _gen(1)), task.batch(5, _gen(1))

@@ -26,13 +26,28 @@ def _cell(weights, token, io, ws, degree, order, mode="postselect", **kwargs):
     io_wires = list(range(io))
     ws_wires = list(range(io, io + ws))
     anc = list(range(io + ws, io + ws + order)) if mode == "postselect" else None
-    return QRNNCell(**weights, token=token, io_wires=io_wires, workspace_wires=ws_wires,
-                    ancilla_wires=anc, degree=degree, order=order, mode=mode, **kwargs)
+    return QRNNCell(
+        **weights,
+        token=token,
+        io_wires=io_wires,
+        workspace_wires=ws_wires,
+        ancilla_wires=anc,
+        degree=degree,
+        order=order,
+        mode=mode,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize(
     "io, ws, stages, degree, expected",
-    [(3, 5, 2, 3, 1162), (3, 5, 1, 3, 837), (2, 8, 2, 2, 1212), (2, 6, 2, 3, 1292), (3, 7, 2, 3, 3134)],
+    [
+        (3, 5, 2, 3, 1162),
+        (3, 5, 1, 3, 837),
+        (2, 8, 2, 2, 1212),
+        (2, 6, 2, 3, 1292),
+        (3, 7, 2, 3, 3134),
+    ],
 )
 def test_parameter_count_matches_paper(io, ws, stages, degree, expected):
     assert QRNNCell.num_weights(io, ws, stages, degree) == expected
@@ -65,8 +80,20 @@ def test_decomposition_structure(rng):
     kinds = [type(o).__name__ for o in op.decomposition()]
     # write X on lane 0 (token 2 = 0b10), input stage (2 neurons), rotations (2), work neurons (2),
     # reset X on lane 0, output (2)
-    assert kinds == ["PauliX"] + ["QuantumNeuron"] * 2 + ["RY"] * 2 + ["QuantumNeuron"] * 2 + ["PauliX"] + ["QuantumNeuron"] * 2
-    targets = [o.hyperparameters["target_wire"][0] for o in op.decomposition() if isinstance(o, QuantumNeuron)]
+    assert (
+        kinds
+        == ["PauliX"]
+        + ["QuantumNeuron"] * 2
+        + ["RY"] * 2
+        + ["QuantumNeuron"] * 2
+        + ["PauliX"]
+        + ["QuantumNeuron"] * 2
+    )
+    targets = [
+        o.hyperparameters["target_wire"][0]
+        for o in op.decomposition()
+        if isinstance(o, QuantumNeuron)
+    ]
     assert targets == [2, 3, 2, 3, 0, 1]
 
 
@@ -75,25 +102,35 @@ class TestAgainstEngine:
 
     @pytest.mark.parametrize(
         "io, ws, stages, degree, order, mode",
-        [(1, 2, 1, 2, 1, "postselect"), (2, 2, 1, 2, 2, "postselect"), (2, 3, 2, 2, 1, "amplified"),
-         (1, 3, 0, 3, 2, "postselect"), (2, 2, 1, 3, 3, "amplified")],
+        [
+            (1, 2, 1, 2, 1, "postselect"),
+            (2, 2, 1, 2, 2, "postselect"),
+            (2, 3, 2, 2, 1, "amplified"),
+            (1, 3, 0, 3, 2, "postselect"),
+            (2, 2, 1, 3, 3, "amplified"),
+        ],
     )
     def test_sequence_probabilities(self, rng, io, ws, stages, degree, order, mode):
         weights = _weights(rng, io, ws, stages, degree, scale=1.2)
         layout = CellLayout(io, ws, stages, degree, order, mode)
-        torch_weights = [torch.tensor(weights[k]) for k in ("input_weights", "rotation_weights", "stage_weights", "output_weights")]
+        torch_weights = [
+            torch.tensor(weights[k])
+            for k in ("input_weights", "rotation_weights", "stage_weights", "output_weights")
+        ]
         length = 3
         tokens = torch.tensor(rng.integers(0, 2**io, size=(length, 1)))
         targets = torch.tensor(rng.integers(0, 2**io, size=(length, 1)))
         result = run_sequence(build_operators(layout, *torch_weights), tokens, targets)
         io_wires = list(range(io))
         for step in range(length):
+
             @qml.qnode(DQ, mcm_method="tree-traversal")
             def circuit():
-                for s in range(step + 1):
+                # called in this iteration, so no late binding
+                for s in range(step + 1):  # noqa: B023
                     token = int(tokens[s, 0])
                     _cell(weights, token, io, ws, degree, order, mode)
-                    if s < step:
+                    if s < step:  # noqa: B023
                         postselect_token(int(targets[s, 0]), io_wires)
                 return qml.probs(wires=io_wires)
 
@@ -121,7 +158,9 @@ class TestDevices:
     @pytest.mark.parametrize("mode", ["postselect", "amplified"])
     def test_lightning_exact(self, rng, mode):
         weights = _weights(rng, self.IO, self.WS, self.STAGES, self.DEGREE)
-        assert np.allclose(self._run("lightning.qubit", weights, mode), self._reference(weights, mode), atol=1e-10)
+        assert np.allclose(
+            self._run("lightning.qubit", weights, mode), self._reference(weights, mode), atol=1e-10
+        )
 
     @requires_qiskit
     def test_qiskit_aer_amplified_within_noise(self, rng):
@@ -130,12 +169,18 @@ class TestDevices:
         expected = self._reference(weights, "amplified")
         measured = self._run("qiskit.aer", weights, "amplified", shots=shots, seed_simulator=3)
         # 5 standard deviations of a multinomial frequency
-        assert np.all(np.abs(measured - expected) <= 5 * np.sqrt(expected * (1 - expected) / shots) + 1e-3)
+        assert np.all(
+            np.abs(measured - expected) <= 5 * np.sqrt(expected * (1 - expected) / shots) + 1e-3
+        )
 
     @requires_braket
     def test_braket_local_amplified_exact(self, rng):
         weights = _weights(rng, self.IO, self.WS, self.STAGES, self.DEGREE)
-        assert np.allclose(self._run("braket.local.qubit", weights, "amplified"), self._reference(weights, "amplified"), atol=1e-10)
+        assert np.allclose(
+            self._run("braket.local.qubit", weights, "amplified"),
+            self._reference(weights, "amplified"),
+            atol=1e-10,
+        )
 
     @requires_braket
     def test_braket_teacher_forcing_unsupported(self):
@@ -172,9 +217,11 @@ class TestTokens:
 
     @pytest.mark.parametrize(
         "token, error, match",
-        [(4, ValueError, r"token must be in \[0, 3\] for 2 i/o lanes; got 4"),
-         (-1, ValueError, r"token must be in \[0, 3\]"),
-         (1.0, TypeError, "token must be an int; got float")],
+        [
+            (4, ValueError, r"token must be in \[0, 3\] for 2 i/o lanes; got 4"),
+            (-1, ValueError, r"token must be in \[0, 3\]"),
+            (1.0, TypeError, "token must be an int; got float"),
+        ],
     )
     def test_errors(self, token, error, match):
         with pytest.raises(error, match=match):
@@ -185,21 +232,62 @@ class TestInputs:
     @pytest.mark.parametrize(
         "change, error, match",
         [
-            (dict(input_weights=np.zeros((2, 3))), ValueError, r"input_weights must have shape \(2, 4\) \(or \(batch, \*\(2, 4\)\)\) for I=1, H=2, stages=1, degree=2; got \(2, 3\)"),
-            (dict(rotation_weights=np.zeros(2)), ValueError, r"rotation_weights must have shape \(stages, H\)"),
-            (dict(output_weights=np.zeros((2, 4))), ValueError, r"output_weights must have shape \(1, 4\)"),
-            (dict(stage_weights=np.zeros((3, 1, 2, 4))), ValueError, "all weights must share one broadcast dimension; got None for input_weights and 3 for stage_weights"),
+            (
+                dict(input_weights=np.zeros((2, 3))),
+                ValueError,
+                r"input_weights must have shape \(2, 4\) \(or \(batch, \*\(2, 4\)\)\) for I=1, "
+                r"H=2, stages=1, degree=2; got \(2, 3\)",
+            ),
+            (
+                dict(rotation_weights=np.zeros(2)),
+                ValueError,
+                r"rotation_weights must have shape \(stages, H\)",
+            ),
+            (
+                dict(output_weights=np.zeros((2, 4))),
+                ValueError,
+                r"output_weights must have shape \(1, 4\)",
+            ),
+            (
+                dict(stage_weights=np.zeros((3, 1, 2, 4))),
+                ValueError,
+                "all weights must share one broadcast dimension; got None for input_weights and 3 "
+                "for stage_weights",
+            ),
             (dict(io_wires=[]), ValueError, r"io_wires must hold at least one wire; got \[\]"),
-            (dict(workspace_wires=[]), ValueError, r"workspace_wires must hold at least one wire; got \[\]"),
-            (dict(ancilla_wires=[3, 4]), ValueError, "ancilla_wires must hold order=1 wires for mode='postselect'; got 2"),
-            (dict(ancilla_wires=[2]), ValueError, "io_wires, workspace_wires and ancilla_wires must be distinct"),
-            (dict(mode="amplified"), ValueError, r"ancilla_wires must be empty for mode='amplified'; got \[3\]"),
+            (
+                dict(workspace_wires=[]),
+                ValueError,
+                r"workspace_wires must hold at least one wire; got \[\]",
+            ),
+            (
+                dict(ancilla_wires=[3, 4]),
+                ValueError,
+                "ancilla_wires must hold order=1 wires for mode='postselect'; got 2",
+            ),
+            (
+                dict(ancilla_wires=[2]),
+                ValueError,
+                "io_wires, workspace_wires and ancilla_wires must be distinct",
+            ),
+            (
+                dict(mode="amplified"),
+                ValueError,
+                r"ancilla_wires must be empty for mode='amplified'; got \[3\]",
+            ),
             (dict(token=2), ValueError, r"token must be in \[0, 1\] for 1 i/o lanes; got 2"),
         ],
     )
     def test_errors(self, rng, change, error, match):
-        args = dict(**_weights(rng, 1, 2, 1, 2), token=1, io_wires=[0], workspace_wires=[1, 2],
-                    ancilla_wires=[3], degree=2, order=1)
+        args = dict(
+            **_weights(rng, 1, 2, 1, 2),
+            token=1,
+            io_wires=[0],
+            workspace_wires=[1, 2],
+            ancilla_wires=[3],
+            degree=2,
+            order=1,
+        )
         args.update(change)
         with pytest.raises(error, match=match):
             QRNNCell(**args)
@@ -209,7 +297,10 @@ class TestInterfaces:
     def test_gradients_against_hand_written(self, rng):
         """The cell vs the same steps written out with QuantumNeuron and RY by hand."""
         io, ws, degree, order = 1, 2, 2, 1
-        weights = {k: torch.tensor(v, requires_grad=True) for k, v in _weights(rng, io, ws, 1, degree).items()}
+        weights = {
+            k: torch.tensor(v, requires_grad=True)
+            for k, v in _weights(rng, io, ws, 1, degree).items()
+        }
 
         def hand_written(w):
             qml.X(0)
@@ -225,7 +316,15 @@ class TestInterfaces:
             return qml.probs(wires=[0, 1, 2])
 
         def template(w):
-            QRNNCell(**w, token=1, io_wires=[0], workspace_wires=[1, 2], ancilla_wires=[3], degree=degree, order=order)
+            QRNNCell(
+                **w,
+                token=1,
+                io_wires=[0],
+                workspace_wires=[1, 2],
+                ancilla_wires=[3],
+                degree=degree,
+                order=order,
+            )
             return qml.probs(wires=[0, 1, 2])
 
         results = []
@@ -236,7 +335,7 @@ class TestInterfaces:
             (probs * torch.arange(8)).sum().backward()
             results.append((probs.detach(), [v.grad.clone() for v in weights.values()]))
         assert torch.allclose(results[0][0], results[1][0], atol=1e-12)
-        for a, b in zip(results[0][1], results[1][1]):
+        for a, b in zip(results[0][1], results[1][1], strict=True):
             assert torch.allclose(a, b, atol=1e-10)
 
     def test_broadcast(self, rng):
@@ -255,9 +354,14 @@ class TestInterfaces:
 class TestDuplicateWires:
     """Issue 8 item 11: ``write_token(3, wires=[0, 0])`` queued two cancelling X gates."""
 
-    @pytest.mark.parametrize("function, args", [
-        ("write_token", (3,)), ("postselect_token", (1,)), ("measure_token", ()),
-    ])
+    @pytest.mark.parametrize(
+        "function, args",
+        [
+            ("write_token", (3,)),
+            ("postselect_token", (1,)),
+            ("measure_token", ()),
+        ],
+    )
     def test_refused(self, function, args):
         import pennylane_qrnn.templates as templates
 
@@ -274,13 +378,26 @@ class TestDuplicateWires:
 
 class TestCellGradientsRefused:
     def test_postselect_cell_parameter_shift_refused(self, rng):
-        weights = {k: torch.tensor(v, requires_grad=True) for k, v in _weights(rng, 1, 1, 1, 1).items()}
+        weights = {
+            k: torch.tensor(v, requires_grad=True) for k, v in _weights(rng, 1, 1, 1, 1).items()
+        }
 
-        @qml.qnode(qml.device("default.qubit"), interface="torch", diff_method="parameter-shift",
-                   mcm_method="tree-traversal")
+        @qml.qnode(
+            qml.device("default.qubit"),
+            interface="torch",
+            diff_method="parameter-shift",
+            mcm_method="tree-traversal",
+        )
         def circuit():
-            QRNNCell(**weights, token=0, io_wires=[0], workspace_wires=[1], ancilla_wires=[2],
-                     degree=1, order=1)
+            QRNNCell(
+                **weights,
+                token=0,
+                io_wires=[0],
+                workspace_wires=[1],
+                ancilla_wires=[2],
+                degree=1,
+                order=1,
+            )
             return qml.probs(wires=0)
 
         with pytest.raises(ValueError, match="diff_method must be 'backprop'"):
@@ -296,7 +413,9 @@ class TestTokenWrittenOnce:
 
     def _probs(self, body, mode="amplified"):
         wires = list(range(self.IO + self.WS))
-        return qml.QNode(lambda: (body(), qml.probs(wires=wires))[1], DQ, mcm_method="tree-traversal")()
+        return qml.QNode(
+            lambda: (body(), qml.probs(wires=wires))[1], DQ, mcm_method="tree-traversal"
+        )()
 
     def _weights(self, rng):
         return _weights(rng, self.IO, self.WS, 1, 2, scale=1.2)
@@ -308,7 +427,9 @@ class TestTokenWrittenOnce:
         order = 1
         cell = _cell(weights, 2, self.IO, self.WS, 2, order, mode)
         by_hand = cell.decomposition()[1:]  # everything after the write of token 2 = 0b10
-        assert isinstance(cell.decomposition()[0], qml.PauliX) and cell.decomposition()[0].wires.tolist() == [0]
+        assert isinstance(cell.decomposition()[0], qml.PauliX) and cell.decomposition()[
+            0
+        ].wires.tolist() == [0]
         once = self._probs(lambda: _cell(weights, 2, self.IO, self.WS, 2, order, mode))
 
         def hand_written():
@@ -318,7 +439,9 @@ class TestTokenWrittenOnce:
 
         assert np.allclose(once, self._probs(hand_written), atol=1e-12)
         # the token matters: lane 0 written, not lane 1
-        assert not np.allclose(once, self._probs(lambda: _cell(weights, 1, self.IO, self.WS, 2, order, mode)))
+        assert not np.allclose(
+            once, self._probs(lambda: _cell(weights, 1, self.IO, self.WS, 2, order, mode))
+        )
 
     @pytest.mark.parametrize("mode", ["postselect", "amplified"])
     @pytest.mark.parametrize("recorder", ["qnode", "tape"])
@@ -329,9 +452,11 @@ class TestTokenWrittenOnce:
             write_token(3, [0, 1])
             _cell(weights, 3, self.IO, self.WS, 2, 1, mode)
 
-        with pytest.raises(ValueError, match=r"io_wires must be in \|0> when a QRNNCell writes its token "
-                                             r"\(write=True\); got X gates on \[0, 1\] just before it.*"
-                                             r"Drop the write_token call, or pass write=False"):
+        with pytest.raises(
+            ValueError,
+            match=r"io_wires must be in \|0> when a QRNNCell writes its token \(write=True\); got "
+            r"X gates on \[0, 1\] just before it.*Drop the write_token call, or pass write=False",
+        ):
             if recorder == "qnode":
                 self._probs(old)
             else:
@@ -374,9 +499,11 @@ class TestTokenWrittenOnce:
     )
     def test_write_false_with_another_token_refused(self, rng, written, token, lanes):
         weights = self._weights(rng)
-        with pytest.raises(ValueError, match=rf"token must be the one written on the i/o lanes for a "
-                                             rf"QRNNCell with write=False; got token={token} .* lanes {lanes} "
-                                             r"hold the other bit"):
+        with pytest.raises(
+            ValueError,
+            match=r"token must be the one written on the i/o lanes for a QRNNCell with "
+            rf"write=False; got token={token} .* lanes {lanes} hold the other bit",
+        ):
             with qml.queuing.AnnotatedQueue():
                 if written is not None:
                     write_token(written, [0, 1])

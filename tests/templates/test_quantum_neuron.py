@@ -60,7 +60,9 @@ class TestClosedForm:
 
         for x in range(2**n):
             probs = circuit(x)
-            assert np.allclose(probs, [np.cos(expected_f[x]) ** 2, np.sin(expected_f[x]) ** 2], atol=1e-10)
+            assert np.allclose(
+                probs, [np.cos(expected_f[x]) ** 2, np.sin(expected_f[x]) ** 2], atol=1e-10
+            )
 
     @pytest.mark.parametrize("n, degree", [(1, 1), (2, 2), (3, 2)])
     @pytest.mark.parametrize("order", [1, 2, 3])
@@ -91,7 +93,9 @@ class TestClosedForm:
             for level in range(1, order + 1):
                 first = 2**level - 1
                 marginal = joint.sum(axis=tuple(range(first, joint.ndim)))
-                expected = np.cos(eta[x]) ** (2 ** (level + 1)) + np.sin(eta[x]) ** (2 ** (level + 1))
+                expected = np.cos(eta[x]) ** (2 ** (level + 1)) + np.sin(eta[x]) ** (
+                    2 ** (level + 1)
+                )
                 assert marginal.flat[0] == pytest.approx(expected, abs=1e-10)
 
 
@@ -134,7 +138,10 @@ class TestSuperposedInputs:
         f = np.arctan(np.tan(eta) ** (2**order))
         amps = state.reshape(2**n, 2)
         out = np.stack(
-            [np.cos(f) * amps[:, 0] - np.sin(f) * amps[:, 1], np.sin(f) * amps[:, 0] + np.cos(f) * amps[:, 1]],
+            [
+                np.cos(f) * amps[:, 0] - np.sin(f) * amps[:, 1],
+                np.sin(f) * amps[:, 0] + np.cos(f) * amps[:, 1],
+            ],
             axis=1,
         )
 
@@ -173,7 +180,9 @@ class TestDevices:
     @pytest.mark.parametrize("mode", ["postselect", "amplified"])
     def test_lightning_exact(self, rng, mode):
         weights = rng.uniform(-1, 1, size=QuantumNeuron.shape(self.N, self.DEGREE))
-        assert np.allclose(self._run("lightning.qubit", weights, mode), self._reference(weights, mode), atol=1e-10)
+        assert np.allclose(
+            self._run("lightning.qubit", weights, mode), self._reference(weights, mode), atol=1e-10
+        )
 
     def test_lightning_shots_within_noise(self, rng):
         weights = rng.uniform(-1, 1, size=QuantumNeuron.shape(self.N, self.DEGREE))
@@ -182,7 +191,9 @@ class TestDevices:
         measured = self._run("lightning.qubit", weights, "postselect", shots=shots, seed=7)
         # hw-like postselection keeps about shots * P(success) samples; 5 sigma of that count
         kept = shots * 0.3
-        assert np.all(np.abs(measured - expected) <= 5 * np.sqrt(expected * (1 - expected) / kept) + 1e-3)
+        assert np.all(
+            np.abs(measured - expected) <= 5 * np.sqrt(expected * (1 - expected) / kept) + 1e-3
+        )
 
     @requires_qiskit
     def test_qiskit_aer_amplified_within_noise(self, rng):
@@ -190,7 +201,9 @@ class TestDevices:
         shots = 20000
         expected = self._reference(weights, "amplified")
         measured = self._run("qiskit.aer", weights, "amplified", shots=shots, seed_simulator=11)
-        assert np.all(np.abs(measured - expected) <= 5 * np.sqrt(expected * (1 - expected) / shots) + 1e-3)
+        assert np.all(
+            np.abs(measured - expected) <= 5 * np.sqrt(expected * (1 - expected) / shots) + 1e-3
+        )
 
     @requires_braket
     def test_braket_local_amplified_exact(self, rng):
@@ -199,7 +212,11 @@ class TestDevices:
         assert np.allclose(measured, self._reference(weights, "amplified"), atol=1e-10)
 
     @pytest.mark.parametrize(
-        "name", [pytest.param("qiskit.aer", marks=requires_qiskit), pytest.param("braket.local.qubit", marks=requires_braket)]
+        "name",
+        [
+            pytest.param("qiskit.aer", marks=requires_qiskit),
+            pytest.param("braket.local.qubit", marks=requires_braket),
+        ],
     )
     def test_postselect_unsupported_names_amplified(self, name):
         dev = qml.device(name, wires=6)
@@ -211,19 +228,55 @@ class TestInputs:
     @pytest.mark.parametrize(
         "kwargs, error, match",
         [
-            (dict(weights=np.zeros(3)), ValueError, r"weights must have shape \(4,\) \(or \(batch, 4\)\) for 2 controls at degree 2; got \(3,\)"),
-            (dict(weights=np.zeros((2, 2, 4))), ValueError, r"weights must have shape \(4,\).*got \(2, 2, 4\)"),
-            (dict(target_wire=[2, 3]), ValueError, r"target_wire must be a single wire; got \[2, 3\]"),
-            (dict(ancilla_wires=[3]), ValueError, "ancilla_wires must hold order=2 wires for mode='postselect'; got 1"),
-            (dict(mode="amplified"), ValueError, r"ancilla_wires must be empty for mode='amplified'; got \[3, 4\]"),
-            (dict(ancilla_wires=[1, 4]), ValueError, "control_wires, target_wire and ancilla_wires must be distinct"),
-            (dict(mode="fast"), ValueError, r"mode must be one of \('postselect', 'amplified'\); got 'fast'"),
+            (
+                dict(weights=np.zeros(3)),
+                ValueError,
+                r"weights must have shape \(4,\) \(or \(batch, 4\)\) for 2 controls at degree 2; "
+                r"got \(3,\)",
+            ),
+            (
+                dict(weights=np.zeros((2, 2, 4))),
+                ValueError,
+                r"weights must have shape \(4,\).*got \(2, 2, 4\)",
+            ),
+            (
+                dict(target_wire=[2, 3]),
+                ValueError,
+                r"target_wire must be a single wire; got \[2, 3\]",
+            ),
+            (
+                dict(ancilla_wires=[3]),
+                ValueError,
+                "ancilla_wires must hold order=2 wires for mode='postselect'; got 1",
+            ),
+            (
+                dict(mode="amplified"),
+                ValueError,
+                r"ancilla_wires must be empty for mode='amplified'; got \[3, 4\]",
+            ),
+            (
+                dict(ancilla_wires=[1, 4]),
+                ValueError,
+                "control_wires, target_wire and ancilla_wires must be distinct",
+            ),
+            (
+                dict(mode="fast"),
+                ValueError,
+                r"mode must be one of \('postselect', 'amplified'\); got 'fast'",
+            ),
             (dict(degree=0), ValueError, "degree must be at least 1; got 0"),
             (dict(order=2.0), TypeError, "order must be an int; got float"),
         ],
     )
     def test_errors(self, kwargs, error, match):
-        args = dict(weights=np.zeros(4), control_wires=[0, 1], target_wire=2, ancilla_wires=[3, 4], degree=2, order=2)
+        args = dict(
+            weights=np.zeros(4),
+            control_wires=[0, 1],
+            target_wire=2,
+            ancilla_wires=[3, 4],
+            degree=2,
+            order=2,
+        )
         args.update(kwargs)
         with pytest.raises(error, match=match):
             QuantumNeuron(**args)
@@ -238,7 +291,10 @@ class TestAttributes:
         op = _neuron(rng.normal(size=QuantumNeuron.shape(4, 2)), 4, 2, 2)
         from collections import Counter
 
-        counts = Counter("MidMeasure" if isinstance(o, qml.ops.MidMeasure) else o.name for o in op.decomposition())
+        counts = Counter(
+            "MidMeasure" if isinstance(o, qml.ops.MidMeasure) else o.name
+            for o in op.decomposition()
+        )
         res = neuron_resources(4, 2, 2)
         assert counts["CNOT"] == res["cnot"]
         assert counts["RY"] == res["ry"]
@@ -246,8 +302,12 @@ class TestAttributes:
         assert counts["MidMeasure"] == res["mid_circuit_measurements"] == 3
         # qml.specs reads the same count through resources() (a qml.resource.Resources)
         gates = op.resources().gate_types
-        assert gates == {"RY": res["ry"], "CNOT": res["cnot"], "PhaseShift": res["phase_shift"],
-                         "MidMeasureMP": res["mid_circuit_measurements"]}
+        assert gates == {
+            "RY": res["ry"],
+            "CNOT": res["cnot"],
+            "PhaseShift": res["phase_shift"],
+            "MidMeasureMP": res["mid_circuit_measurements"],
+        }
 
     def test_postselect_queues_its_decomposition(self, rng):
         with qml.queuing.AnnotatedQueue() as q:
@@ -347,8 +407,14 @@ class TestPostselectGradientsInUserQNodes:
         def circuit(w):
             qml.RY(0.7, wires=0)
             qml.RY(1.1, wires=1)
-            QuantumNeuron(w, control_wires=[0, 1], target_wire=2, ancilla_wires=list(range(3, 3 + order)),
-                          degree=1, order=order)
+            QuantumNeuron(
+                w,
+                control_wires=[0, 1],
+                target_wire=2,
+                ancilla_wires=list(range(3, 3 + order)),
+                degree=1,
+                order=order,
+            )
             return qml.probs(wires=2)
 
         return circuit
@@ -375,16 +441,23 @@ class TestPostselectGradientsInUserQNodes:
 
     @pytest.mark.parametrize(
         "device, method",
-        [(device, method) for device in ("default.qubit", "lightning.qubit")
-         for method in ("parameter-shift", "finite-diff", "spsa", "best")
-         if (device, method) != ("default.qubit", "best")],  # best is backprop there (tested above)
+        [
+            (device, method)
+            for device in ("default.qubit", "lightning.qubit")
+            for method in ("parameter-shift", "finite-diff", "spsa", "best")
+            if (device, method) != ("default.qubit", "best")
+        ],  # best is backprop there (tested above)
     )
     def test_gradient_transforms_refused(self, device, method):
         w = torch.tensor(self.WEIGHTS, dtype=torch.float64, requires_grad=True)
         probs = self._circuit(qml.device(device), method, 2)(w)
         with torch.no_grad():
-            assert float(probs[1]) == pytest.approx(float(self._closed_form(w, 2)), abs=1e-12)  # forward fine
-        with pytest.raises(ValueError, match="diff_method must be 'backprop' .* to differentiate a QuantumNeuron"):
+            assert float(probs[1]) == pytest.approx(
+                float(self._closed_form(w, 2)), abs=1e-12
+            )  # forward fine
+        with pytest.raises(
+            ValueError, match="diff_method must be 'backprop' .* to differentiate a QuantumNeuron"
+        ):
             torch.autograd.grad(probs[1], w)
 
     def test_amplified_parameter_shift_still_works(self):
@@ -395,7 +468,9 @@ class TestPostselectGradientsInUserQNodes:
             def circuit(w):
                 qml.RY(0.7, wires=0)
                 qml.RY(1.1, wires=1)
-                QuantumNeuron(w, control_wires=[0, 1], target_wire=2, degree=1, order=2, mode="amplified")
+                QuantumNeuron(
+                    w, control_wires=[0, 1], target_wire=2, degree=1, order=2, mode="amplified"
+                )
                 return qml.probs(wires=2)
 
             return torch.autograd.grad(circuit(w)[1], w)[0]
@@ -416,26 +491,37 @@ class TestQNodeMeasurementMethod:
     def _run(self, device, **kwargs):
         @qml.qnode(device, **kwargs)
         def circuit():
-            QuantumNeuron(self.W, control_wires=[0, 1], target_wire=2, ancilla_wires=[3, 4], degree=2, order=2)
+            QuantumNeuron(
+                self.W, control_wires=[0, 1], target_wire=2, ancilla_wires=[3, 4], degree=2, order=2
+            )
             return qml.probs(wires=2)
 
         return circuit()
 
     def test_fixed_wires_default_method_refused_with_what_works(self):
-        with pytest.raises(DeviceCapabilityError, match=r"device wires must number at least 8 .* got 5 .*"
-                           r"mcm_method='tree-traversal'.*a device without fixed wires"):
+        with pytest.raises(
+            DeviceCapabilityError,
+            match=r"device wires must number at least 8 .* got 5 .*"
+            r"mcm_method='tree-traversal'.*a device without fixed wires",
+        ):
             self._run(qml.device("default.qubit", wires=5))
 
     def test_lightning_default_method_refused(self):
-        with pytest.raises(DeviceCapabilityError, match="mcm_method must be 'tree-traversal' .* on lightning.qubit; got None"):
+        with pytest.raises(
+            DeviceCapabilityError,
+            match="mcm_method must be 'tree-traversal' .* on lightning.qubit; got None",
+        ):
             self._run(qml.device("lightning.qubit", wires=5))
 
-    @pytest.mark.parametrize("device, kwargs", [
-        (qml.device("default.qubit", wires=5), {"mcm_method": "tree-traversal"}),
-        (qml.device("lightning.qubit", wires=5), {"mcm_method": "tree-traversal"}),
-        (qml.device("default.qubit", wires=8), {}),
-        (qml.device("default.qubit"), {}),
-    ])
+    @pytest.mark.parametrize(
+        "device, kwargs",
+        [
+            (qml.device("default.qubit", wires=5), {"mcm_method": "tree-traversal"}),
+            (qml.device("lightning.qubit", wires=5), {"mcm_method": "tree-traversal"}),
+            (qml.device("default.qubit", wires=8), {}),
+            (qml.device("default.qubit"), {}),
+        ],
+    )
     def test_what_works(self, device, kwargs):
         reference = self._run(DQ, mcm_method="tree-traversal")
         assert np.allclose(self._run(device, **kwargs), reference, atol=1e-12)
@@ -448,7 +534,9 @@ def test_non_finite_weights_refused(bad):
 
     for weights in (np.array([0.3, bad, 0.1]), torch.tensor([0.3, bad, 0.1], requires_grad=True)):
         with pytest.raises(NonFiniteError, match=r"weights must be finite; got 1 NaN or infinite"):
-            QuantumNeuron(weights, control_wires=[0, 1], target_wire=2, ancilla_wires=[3], degree=1, order=1)
+            QuantumNeuron(
+                weights, control_wires=[0, 1], target_wire=2, ancilla_wires=[3], degree=1, order=1
+            )
 
 
 def test_non_finite_cell_weights_refused():
@@ -459,5 +547,12 @@ def test_non_finite_cell_weights_refused():
     weights = {name: np.full(shape, 0.2) for name, shape in shapes.items()}
     weights["output_weights"][0, 0] = np.nan
     with pytest.raises(NonFiniteError, match="output_weights must be finite"):
-        QRNNCell(*weights.values(), token=0, io_wires=[0], workspace_wires=[1, 2], degree=1, order=1,
-                 mode="amplified")
+        QRNNCell(
+            *weights.values(),
+            token=0,
+            io_wires=[0],
+            workspace_wires=[1, 2],
+            degree=1,
+            order=1,
+            mode="amplified",
+        )

@@ -21,14 +21,30 @@ def _cell(rng, io, ws, stages, degree, order, mode, token, write=True):
     shapes = QRNNCell.shape(io, ws, stages, degree)
     weights = {k: rng.uniform(-1.2, 1.2, size=s) for k, s in shapes.items()}
     anc = list(range(io + ws, io + ws + order)) if mode == "postselect" else None
-    return QRNNCell(**weights, token=token, io_wires=list(range(io)), workspace_wires=list(range(io, io + ws)),
-                    ancilla_wires=anc, degree=degree, order=order, mode=mode, write=write)
+    return QRNNCell(
+        **weights,
+        token=token,
+        io_wires=list(range(io)),
+        workspace_wires=list(range(io, io + ws)),
+        ancilla_wires=anc,
+        degree=degree,
+        order=order,
+        mode=mode,
+        write=write,
+    )
 
 
 def _neuron(rng, n, degree, order, mode):
     anc = list(range(n + 1, n + 1 + order)) if mode == "postselect" else None
-    return QuantumNeuron(rng.uniform(-1, 1, size=QuantumNeuron.shape(n, degree)), list(range(n)), n,
-                         ancilla_wires=anc, degree=degree, order=order, mode=mode)
+    return QuantumNeuron(
+        rng.uniform(-1, 1, size=QuantumNeuron.shape(n, degree)),
+        list(range(n)),
+        n,
+        ancilla_wires=anc,
+        degree=degree,
+        order=order,
+        mode=mode,
+    )
 
 
 def _expanded(op):
@@ -39,16 +55,29 @@ def _expanded(op):
     return out
 
 
-NEURONS = [(0, 1, 1, "postselect"), (3, 2, 1, "postselect"), (4, 2, 2, "postselect"), (5, 3, 3, "postselect"),
-           (3, 2, 2, "amplified"), (6, 3, 1, "amplified")]
-CELLS = [(1, 2, 1, 2, 1, "postselect", 1, True), (2, 2, 1, 2, 2, "postselect", 2, True),
-         (2, 3, 2, 2, 1, "amplified", 3, True), (1, 3, 0, 3, 2, "postselect", 0, True),
-         (3, 2, 1, 3, 2, "amplified", 5, False), (2, 2, 1, 2, 1, "postselect", 3, False)]
+NEURONS = [
+    (0, 1, 1, "postselect"),
+    (3, 2, 1, "postselect"),
+    (4, 2, 2, "postselect"),
+    (5, 3, 3, "postselect"),
+    (3, 2, 2, "amplified"),
+    (6, 3, 1, "amplified"),
+]
+CELLS = [
+    (1, 2, 1, 2, 1, "postselect", 1, True),
+    (2, 2, 1, 2, 2, "postselect", 2, True),
+    (2, 3, 2, 2, 1, "amplified", 3, True),
+    (1, 3, 0, 3, 2, "postselect", 0, True),
+    (3, 2, 1, 3, 2, "amplified", 5, False),
+    (2, 2, 1, 2, 1, "postselect", 3, False),
+]
 
 
 def _registered_vs_decomposition(op):
     (rule,) = qml.list_decomps(type(op))
-    registered = {k: v for k, v in rule.compute_resources(**op.resource_params).gate_counts.items() if v}
+    registered = {
+        k: v for k, v in rule.compute_resources(**op.resource_params).gate_counts.items() if v
+    }
     with qml.queuing.AnnotatedQueue() as queue:
         rule(*op.data, wires=op.wires, **op.hyperparameters)
     actual = Counter(resource_rep(type(o), **o.resource_params) for o in queue.queue)
@@ -64,11 +93,17 @@ def test_neuron_registered_resources_count_its_decomposition(rng, n, degree, ord
     assert op.resources().gate_types == dict(names)
     res = neuron_resources(n, degree, order, mode)
     assert (res["ry"], res["cnot"], res["phase_shift"], res["mid_circuit_measurements"]) == (
-        names["RY"], names["CNOT"], names["PhaseShift"], names["MidMeasureMP"])
+        names["RY"],
+        names["CNOT"],
+        names["PhaseShift"],
+        names["MidMeasureMP"],
+    )
 
 
 @pytest.mark.parametrize("io, ws, stages, degree, order, mode, token, write", CELLS)
-def test_cell_registered_resources_count_its_decomposition(rng, io, ws, stages, degree, order, mode, token, write):
+def test_cell_registered_resources_count_its_decomposition(
+    rng, io, ws, stages, degree, order, mode, token, write
+):
     op = _cell(rng, io, ws, stages, degree, order, mode, token, write)
     registered, actual = _registered_vs_decomposition(op)
     assert registered == actual
@@ -116,8 +151,9 @@ def test_specs_of_a_neuron_template(rng):
 def test_basic_gate_counts_expands_nested_templates():
     rep = resource_rep(QuantumNeuron, n_controls=3, degree=2, order=2, mode="amplified")
     assert basic_gate_counts({rep: 2, resource_rep(qml.RY): 1}) == {"RY": 2 * 8 + 1, "CNOT": 2 * 8}
-    assert basic_gate_counts({resource_rep(PostselectedRY): 3, resource_rep(qml.ops.MidMeasure): 1}) == {
-        "RY": 3, "MidMeasureMP": 1}
+    assert basic_gate_counts(
+        {resource_rep(PostselectedRY): 3, resource_rep(qml.ops.MidMeasure): 1}
+    ) == {"RY": 3, "MidMeasureMP": 1}
 
 
 @pytest.fixture
@@ -130,7 +166,9 @@ def graph():
 
 
 @pytest.mark.parametrize("mode", ["amplified", "postselect"])
-@pytest.mark.parametrize("gate_set", [{"RY", "CNOT", "PauliX", "PhaseShift"}, {"RX", "RZ", "CZ", "GlobalPhase"}])
+@pytest.mark.parametrize(
+    "gate_set", [{"RY", "CNOT", "PauliX", "PhaseShift"}, {"RX", "RZ", "CZ", "GlobalPhase"}]
+)
 def test_graph_decomposition_to_basic_gates(rng, graph, mode, gate_set):
     """PennyLane's graph decomposition (planned from the registered resources) reaches each gate
     set, and the circuit gives the same probabilities."""
@@ -145,8 +183,12 @@ def test_graph_decomposition_to_basic_gates(rng, graph, mode, gate_set):
     qml.decomposition.disable_graph()
     probs = qml.execute([decomposed], DQ, mcm_method="tree-traversal")[0]
     assert np.allclose(probs, qml.execute([tape], DQ, mcm_method="tree-traversal")[0], atol=1e-10)
-    if mode == "amplified":  # and the template's own matrix, from |0000> (the cell writes the token)
-        assert np.allclose(probs, np.abs(qml.matrix(op, wire_order=range(4))[:, 0]) ** 2, atol=1e-10)
+    if (
+        mode == "amplified"
+    ):  # and the template's own matrix, from |0000> (the cell writes the token)
+        assert np.allclose(
+            probs, np.abs(qml.matrix(op, wire_order=range(4))[:, 0]) ** 2, atol=1e-10
+        )
 
 
 def test_graph_keeps_the_gradient_guard_where_ry_is_allowed(rng, graph):
@@ -157,7 +199,7 @@ def test_graph_keeps_the_gradient_guard_where_ry_is_allowed(rng, graph):
     tape = qml.tape.QuantumScript([op], [qml.probs(wires=2)])
     [decomposed], _ = qml.decompose(tape, gate_set={"RY", "CNOT", "PhaseShift", "MidMeasureMP"})
     assert any(isinstance(o, PostselectedRY) for o in decomposed.operations)
-    assert not any(type(o) is qml.RY for o in decomposed.operations)  # pylint: disable=unidiomatic-typecheck
+    assert not any(type(o) is qml.RY for o in decomposed.operations)
 
 
 def test_resource_estimation_sees_inside(rng):
