@@ -16,27 +16,10 @@ import torch
 
 from pennylane_qrnn.cli import main
 from pennylane_qrnn.training import TrainConfig, Trainer
+from tests.cli_flags import TINY_TRAIN_FLAGS
 from tests.planted_files import plant
 
-TINY_FLAGS = [
-    "--task",
-    "elman-xor",
-    "--length",
-    "5",
-    "--workspace",
-    "1",
-    "--stages",
-    "1",
-    "--degree",
-    "1",
-    "--order",
-    "1",
-    "--batch-size",
-    "2",
-    "--eval-every",
-    "2",
-    "--quiet",
-]
+TINY_FLAGS = TINY_TRAIN_FLAGS
 TINY = dict(
     task="elman-xor",
     length=5,

@@ -18,6 +18,7 @@ from pennylane_qrnn.reference import (
     load_reference_checkpoint,
 )
 from pennylane_qrnn.training import TrainConfig, Trainer, load_checkpoint, load_trained_model
+from tests.cli_flags import TINY_TRAIN_FLAGS
 from tests.planted_files import KINDS, plant, torchscript_archive
 
 TINY = dict(
@@ -187,25 +188,7 @@ def test_planted_credentials_appear_nowhere(tmp_path, monkeypatch, capsys, caplo
     caplog.set_level(logging.DEBUG)
     texts = []
     out = tmp_path / "run"
-    flags = [
-        "--task",
-        "elman-xor",
-        "--length",
-        "5",
-        "--workspace",
-        "1",
-        "--stages",
-        "1",
-        "--degree",
-        "1",
-        "--order",
-        "1",
-        "--batch-size",
-        "2",
-        "--eval-every",
-        "2",
-        "--quiet",
-    ]
+    flags = TINY_TRAIN_FLAGS
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(["train", *flags, "--steps", "2", "--out", str(out)]) == 0

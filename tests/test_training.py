@@ -12,6 +12,7 @@ import torch
 from pennylane_qrnn.cli import main
 from pennylane_qrnn.errors import NonFiniteError, QRNNValueError
 from pennylane_qrnn.training import RUN_FILES, TrainConfig, Trainer
+from tests.cli_flags import TINY_TRAIN_FLAGS
 
 TINY = dict(
     task="elman-xor",
@@ -26,27 +27,7 @@ TINY = dict(
     eval_batches=1,
     checkpoint_every=1,
 )
-TINY_FLAGS = [
-    "--task",
-    "elman-xor",
-    "--length",
-    "5",
-    "--workspace",
-    "1",
-    "--stages",
-    "1",
-    "--degree",
-    "1",
-    "--order",
-    "1",
-    "--batch-size",
-    "2",
-    "--eval-every",
-    "2",
-    "--checkpoint-every",
-    "1",
-    "--quiet",
-]
+TINY_FLAGS = [*TINY_TRAIN_FLAGS, "--checkpoint-every", "1"]
 
 
 def _weights(path):
