@@ -196,19 +196,23 @@ class CircuitRunner:
             return {"diff_method": None}
         return {"diff_method": self.diff_method}
 
+    def _cell(self, weights, token):
+        """Queue one step: the cell writes ``token``, runs and resets its i/o lanes."""
+        QRNNCell(
+            *weights,
+            token=token,
+            io_wires=self.io_wires,
+            workspace_wires=self.workspace_wires,
+            ancilla_wires=self.ancilla_wires,
+            degree=self.degree,
+            order=self.order,
+            mode=self.mode,
+        )
+
     def _joint_circuit(self, weights, inputs):
         measured = []
         for token in inputs:
-            QRNNCell(
-                *weights,
-                token=token,
-                io_wires=self.io_wires,
-                workspace_wires=self.workspace_wires,
-                ancilla_wires=self.ancilla_wires,
-                degree=self.degree,
-                order=self.order,
-                mode=self.mode,
-            )
+            self._cell(weights, token)
             measured += measure_token(self.io_wires)
         return qml.probs(op=measured)
 
@@ -220,16 +224,7 @@ class CircuitRunner:
 
     def _circuit(self, weights, inputs, outcomes):
         for step, token in enumerate(inputs):
-            QRNNCell(
-                *weights,
-                token=token,
-                io_wires=self.io_wires,
-                workspace_wires=self.workspace_wires,
-                ancilla_wires=self.ancilla_wires,
-                degree=self.degree,
-                order=self.order,
-                mode=self.mode,
-            )
+            self._cell(weights, token)
             if step < len(outcomes):
                 postselect_token(outcomes[step], self.io_wires)
         if self.all_wires:
