@@ -16,22 +16,11 @@ import torch
 
 from pennylane_qrnn.cli import main
 from pennylane_qrnn.training import TrainConfig, Trainer
-from tests.cli_flags import TINY_TRAIN_FLAGS
+from tests.cli_flags import TINY_TRAIN_CONFIG, TINY_TRAIN_FLAGS
 from tests.planted_files import plant
 
 TINY_FLAGS = TINY_TRAIN_FLAGS
-TINY = dict(
-    task="elman-xor",
-    length=5,
-    workspace=1,
-    stages=1,
-    degree=1,
-    order=1,
-    batch_size=2,
-    steps=2,
-    eval_every=2,
-    eval_batches=1,
-)
+TINY = TINY_TRAIN_CONFIG
 
 
 def _has(module):

@@ -18,21 +18,10 @@ from pennylane_qrnn.reference import (
     load_reference_checkpoint,
 )
 from pennylane_qrnn.training import TrainConfig, Trainer, load_checkpoint, load_trained_model
-from tests.cli_flags import TINY_TRAIN_FLAGS
+from tests.cli_flags import TINY_TRAIN_CONFIG, TINY_TRAIN_FLAGS
 from tests.planted_files import KINDS, plant, torchscript_archive
 
-TINY = dict(
-    task="elman-xor",
-    length=5,
-    workspace=1,
-    stages=1,
-    degree=1,
-    order=1,
-    batch_size=2,
-    steps=2,
-    eval_every=2,
-    eval_batches=1,
-)
+TINY = TINY_TRAIN_CONFIG
 
 
 @pytest.fixture(scope="module")

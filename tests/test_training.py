@@ -12,21 +12,9 @@ import torch
 from pennylane_qrnn.cli import main
 from pennylane_qrnn.errors import NonFiniteError, QRNNValueError
 from pennylane_qrnn.training import RUN_FILES, TrainConfig, Trainer
-from tests.cli_flags import TINY_TRAIN_FLAGS
+from tests.cli_flags import TINY_TRAIN_CONFIG, TINY_TRAIN_FLAGS
 
-TINY = dict(
-    task="elman-xor",
-    length=5,
-    workspace=1,
-    stages=1,
-    degree=1,
-    order=1,
-    batch_size=2,
-    steps=4,
-    eval_every=2,
-    eval_batches=1,
-    checkpoint_every=1,
-)
+TINY = {**TINY_TRAIN_CONFIG, "steps": 4, "checkpoint_every": 1}
 TINY_FLAGS = [*TINY_TRAIN_FLAGS, "--checkpoint-every", "1"]
 
 
