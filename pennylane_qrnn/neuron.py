@@ -36,7 +36,8 @@ from math import comb
 import numpy as np
 import pennylane as qml
 
-from .errors import QRNNTypeError, QRNNValueError
+from .errors import QRNNValueError
+from .validation import check_choice, check_int
 
 __all__ = [
     "monomials",
@@ -52,25 +53,31 @@ __all__ = [
     "walsh_matrix",
     "check_order",
     "check_degree",
+    "check_mode",
+    "MODES",
 ]
 
 
-def check_degree(degree, n_controls: int | None = None) -> int:
-    """Validate a neuron degree (a positive integer; at most the number of controls if given)."""
-    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
-        raise QRNNTypeError(f"degree must be an int; got {type(degree).__name__}")
-    if degree < 1:
-        raise QRNNValueError(f"degree must be at least 1; got {degree}")
-    return int(degree)
+#: the neuron modes: repeat-until-success with postselected ancillas, or the ancilla-free
+#: amplified rotation (see :class:`~pennylane_qrnn.QuantumNeuron`)
+MODES = ("postselect", "amplified")
+
+
+def check_mode(mode) -> str:
+    """Validate a neuron mode (one of :data:`MODES`)."""
+    return check_choice("mode", mode, MODES)
+
+
+def check_degree(degree) -> int:
+    """Validate a neuron degree: an int >= 1. A degree above a neuron's number of controls is
+    allowed and means every monomial (:func:`num_weights` takes ``min(degree, n_controls)``)."""
+    return check_int("degree", degree, 1)
 
 
 def check_order(order) -> int:
-    """Validate a neuron order (the nesting depth of the repeat-until-success circuit)."""
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
-        raise QRNNTypeError(f"order must be an int; got {type(order).__name__}")
-    if order < 1:
-        raise QRNNValueError(f"order must be at least 1; got {order}")
-    return int(order)
+    """Validate a neuron order (the nesting depth of the repeat-until-success circuit): an
+    int >= 1."""
+    return check_int("order", order, 1)
 
 
 @functools.cache
@@ -89,11 +96,7 @@ def monomials(n_controls: int, degree: int) -> tuple[tuple[int, ...], ...]:
 
 
 def _check_controls(n_controls) -> int:
-    if isinstance(n_controls, bool) or not isinstance(n_controls, (int, np.integer)):
-        raise QRNNTypeError(f"n_controls must be an int; got {type(n_controls).__name__}")
-    if n_controls < 0:
-        raise QRNNValueError(f"n_controls must be at least 0; got {n_controls}")
-    return int(n_controls)
+    return check_int("n_controls", n_controls, 0)
 
 
 def num_weights(n_controls: int, degree: int) -> int:

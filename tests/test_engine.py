@@ -9,6 +9,8 @@ import torch
 
 from pennylane_qrnn import engine, memory
 from pennylane_qrnn.engine import CellLayout, build_operators, run_sequence
+from pennylane_qrnn.engine.operators import _Rescaler
+from pennylane_qrnn.engine.recurrence import _Plan
 from pennylane_qrnn.errors import ModelSizeError, NonFiniteError
 from pennylane_qrnn.nn import QRNN
 
@@ -26,13 +28,13 @@ def test_grouped_and_one_hot_writes_agree(monkeypatch):
     tokens = torch.randint(0, 4, (5, 9))
     targets = torch.randint(0, 4, (5, 9))
     grouped = run_sequence(operators, tokens, targets)
-    original = engine._Plan.__init__
+    original = _Plan.__init__
 
     def one_hot(self, *args, **kwargs):
         original(self, *args, **kwargs)
         self.grouped = False
 
-    monkeypatch.setattr(engine._Plan, "__init__", one_hot)
+    monkeypatch.setattr(_Plan, "__init__", one_hot)
     dense = run_sequence(operators, tokens, targets)
     assert torch.allclose(grouped.log_probs, dense.log_probs, atol=1e-12)
     assert torch.allclose(grouped.state, dense.state, atol=1e-12)
@@ -86,11 +88,11 @@ def test_neuron_success_is_one_when_amplified():
 @pytest.mark.parametrize(
     "args, error, match",
     [
-        ((0, 3, 1, 2, 2), ValueError, "io_bits must be a positive int; got 0"),
-        ((1, True, 1, 2, 2), ValueError, "workspace must be a positive int; got True"),
-        ((1, 3, -1, 2, 2), ValueError, "stages must be a non-negative int; got -1"),
-        ((1, 3, 1, 0, 2), ValueError, "degree must be at least 1; got 0"),
-        ((1, 3, 1, 2, 0), ValueError, "order must be at least 1; got 0"),
+        ((0, 3, 1, 2, 2), ValueError, "io_bits must be an int >= 1; got 0"),
+        ((1, True, 1, 2, 2), TypeError, r"workspace must be an int >= 1; got True \(bool\)"),
+        ((1, 3, -1, 2, 2), ValueError, "stages must be an int >= 0; got -1"),
+        ((1, 3, 1, 0, 2), ValueError, "degree must be an int >= 1; got 0"),
+        ((1, 3, 1, 2, 0), ValueError, "order must be an int >= 1; got 0"),
         ((1, 3, 1, 2, 2, "fast"), ValueError, "mode must be one of"),
     ],
 )
@@ -116,10 +118,11 @@ def _twin_models(order, mode, seed, io=2, ws=3, stages=1, degree=2, scale=1.0):
 
 
 def _forward_backward(model, tokens, targets):
-    log_probs, state = model(tokens, targets)
+    output = model(tokens, targets)
+    log_probs, state = output
     model.loss(log_probs, targets).backward()
     grads = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double()
-    return log_probs.detach().double(), state.detach().double(), grads, model.postselection
+    return log_probs.detach().double(), state.detach().double(), grads, output.postselection
 
 
 @pytest.mark.parametrize("mode", ["postselect", "amplified"])
@@ -206,7 +209,7 @@ def test_rescaling_is_exact(monkeypatch):
     model = QRNN(2, 3, 1, 2, 3, dtype=torch.float64)
     tokens, targets = torch.randint(0, 4, (5, 3)), torch.randint(0, 4, (5, 3))
     reference = run_sequence(model.operators(), tokens, targets)
-    monkeypatch.setattr(engine._Rescaler, "__init__", _always_rescale(engine._Rescaler.__init__))
+    monkeypatch.setattr(_Rescaler, "__init__", _always_rescale(_Rescaler.__init__))
     operators = model.operators()
     assert (operators.log_write_scale != reference.log_neuron_success.new_zeros(1)).any()
     rescaled = run_sequence(operators, tokens, targets)

@@ -8,6 +8,7 @@ from pennylane.wires import Wires
 
 from .. import neuron
 from ..errors import QRNNTypeError, QRNNValueError
+from ..layout import CellLayout, neuron_controls
 from .base import (
     MeasuringTemplate,
     PostselectedRY,
@@ -18,18 +19,11 @@ from .quantum_neuron import (
     QuantumNeuron,
     _neuron_resource_counts,
     check_ancillas,
-    check_mode,
     distinct_wires,
 )
 from .tokens import token_bits, write_token
 
 __all__ = ["QRNNCell", "neuron_controls"]
-
-
-def neuron_controls(target, io_wires, workspace_wires) -> list:
-    """The control lanes of the neuron on ``target``: the workspace lanes, then the i/o lanes,
-    skipping the target (the reference implementation's order, so checkpoints map one to one)."""
-    return [w for w in list(workspace_wires) + list(io_wires) if w != target]
 
 
 class QRNNCell(MeasuringTemplate):
@@ -153,7 +147,7 @@ class QRNNCell(MeasuringTemplate):
     ):
         degree = neuron.check_degree(degree)
         order = neuron.check_order(order)
-        mode = check_mode(mode)
+        mode = neuron.check_mode(mode)
         if not isinstance(write, bool):
             raise QRNNTypeError(f"write must be a bool; got {type(write).__name__}")
         io_wires, workspace_wires = Wires(io_wires), Wires(workspace_wires)
@@ -236,24 +230,12 @@ class QRNNCell(MeasuringTemplate):
     def shape(io_bits, workspace, stages, degree) -> dict:
         """Shapes of the four weight arguments for ``io_bits`` i/o lanes, ``workspace`` lanes,
         ``stages`` work stages and neurons of the given degree."""
-        n_weights = neuron.num_weights(io_bits + workspace - 1, neuron.check_degree(degree))
-        return {
-            "input_weights": (workspace, n_weights),
-            "rotation_weights": (stages, workspace),
-            "stage_weights": (stages, workspace, n_weights),
-            "output_weights": (io_bits, n_weights),
-        }
+        return CellLayout(io_bits, workspace, stages, degree).weight_shapes()
 
     @staticmethod
     def num_weights(io_bits, workspace, stages, degree) -> int:
         """Total number of trainable angles: ``(H + S H + I) n_weights + S H``."""
-        total = 0
-        for shape in QRNNCell.shape(io_bits, workspace, stages, degree).values():
-            count = 1
-            for size in shape:
-                count *= size
-            total += count
-        return total
+        return CellLayout(io_bits, workspace, stages, degree).n_parameters
 
     @staticmethod
     def compute_decomposition(

@@ -9,6 +9,7 @@ from pennylane.wires import Wires
 
 from .. import neuron
 from ..errors import QRNNValueError
+from ..neuron import MODES, check_mode
 from .base import (
     MeasuringTemplate,
     PostselectedRY,
@@ -19,15 +20,6 @@ from .base import (
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
 
 __all__ = ["QuantumNeuron", "MODES", "check_mode", "neuron_resources"]
-
-MODES = ("postselect", "amplified")
-
-
-def check_mode(mode) -> str:
-    """Validate a neuron mode."""
-    if mode not in MODES:
-        raise QRNNValueError(f"mode must be one of {MODES}; got {mode!r}")
-    return mode
 
 
 def check_ancillas(mode: str, order: int, ancilla_wires: Wires) -> None:

@@ -1,0 +1,196 @@
+"""The recurrence over a sequence: :class:`_Recurrence`, the teacher-forced / sampled steps with a
+hand-written backward pass, and :class:`_Plan`, the non-differentiable part of a run (tokens,
+targets, sampling, how each token's write matrix is applied)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from .checks import NumericalRangeWarning
+
+
+class _Plan:
+    """Everything about a sequence run that is not a differentiable tensor."""
+
+    def __init__(self, tokens, n_x, n_w, targets, collapse, generator):
+        self.tokens, self.n_x, self.n_w = tokens, n_x, n_w
+        self.targets, self.collapse, self.generator = targets, collapse, generator
+        length, batch = tokens.shape
+        # Large workspaces: apply each W[x] to its group of the batch (2**I times fewer
+        # multiply-adds). Small ones: apply every W[x] and pick, one product per step.
+        self.grouped = n_w >= 64
+        if self.grouped:
+            self.order = torch.argsort(tokens, dim=1, stable=True)
+            self.inverse = torch.argsort(self.order, dim=1)
+            self.counts = torch.stack(
+                [torch.bincount(row, minlength=n_x) for row in tokens]
+            ).tolist()
+        flat = tokens.reshape(-1)
+        self.members = [torch.nonzero(flat == x).squeeze(1) for x in range(n_x)]
+        self.rows = torch.arange(batch, device=tokens.device)
+
+    def outcome(self, step, probs):
+        if self.targets is not None and self.collapse is None:
+            return self.targets[step]
+        sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        if self.targets is None:
+            return sampled
+        return torch.where(self.collapse[step], self.targets[step], sampled)
+
+    def write(self, blocks, write, state, step):
+        """``W[x_t] psi`` for every item."""
+        if self.grouped:
+            groups = state.index_select(0, self.order[step]).split(self.counts[step])
+            written = torch.cat([g @ blocks[x] for x, g in enumerate(groups) if g.shape[0]])
+            return written.index_select(0, self.inverse[step])
+        batch = state.shape[0]
+        written = (state @ write).reshape(batch, self.n_x, self.n_w)
+        return written[self.rows, self.tokens[step]]
+
+    def write_transposed(self, blocks, write, grad, step):
+        """``W[x_t]^T g`` for every item (the backward of :meth:`write`)."""
+        if self.grouped:
+            groups = grad.index_select(0, self.order[step]).split(self.counts[step])
+            back = torch.cat([g @ blocks[x].T for x, g in enumerate(groups) if g.shape[0]])
+            return back.index_select(0, self.inverse[step])
+        batch = grad.shape[0]
+        spread = grad.new_zeros(batch, self.n_x, self.n_w)
+        spread[self.rows, self.tokens[step]] = grad
+        return spread.reshape(batch, -1) @ write.T
+
+
+def _branches(u: torch.Tensor, tiny: float):
+    """For branch amplitudes ``u`` ``(N, n_y, n_w)``: the unit vectors ``u_y / |u_y|``, ``log q_y``
+    (``q_y = |u_y|**2``) and ``1 / |u_y|``, each computed without squaring an amplitude (which
+    underflows from ``1e-19`` in float32). A branch that is exactly 0 gets ``|u_y| = tiny``."""
+    top = u.abs().amax(-1).clamp_min_(tiny)
+    unit = u / top.unsqueeze(-1)
+    norm = torch.linalg.vector_norm(unit, dim=-1).clamp_min_(1)
+    unit /= norm.unsqueeze(-1)
+    norm *= top
+    return unit, 2 * norm.log(), norm.reciprocal()
+
+
+class _Recurrence(torch.autograd.Function):
+    """The teacher-forced / sampled recurrence with a hand-written backward pass.
+
+    Per step: ``v = W[x] psi``, ``u = O v``, ``q_y = |u_y|^2``, ``log p_y = log q_y - log sum q``,
+    ``psi' = u_o / sqrt(q_o)`` for the outcome ``o``. ``v`` and ``u`` are divided by their
+    largest entry (constants for the gradient: ``log p`` and ``psi'`` do not depend on them), and
+    the logs of those factors go into the step's ``log sum q`` (returned as the neuron success,
+    without the operators' own scales).
+    """
+
+    @staticmethod
+    def forward(ctx, write, output, state, plan):
+        n_x, n_w = plan.n_x, plan.n_w
+        length, batch = plan.tokens.shape
+        n_y = output.shape[1] // n_w
+        tiny = torch.finfo(write.dtype).tiny
+        blocks = (
+            write.reshape(n_w, n_x, n_w).permute(1, 0, 2).contiguous() if plan.grouped else None
+        )
+        # keep every step's intermediates only when a backward pass will need them
+        keep = any(ctx.needs_input_grad[:3])
+        kept = length if keep else 1
+        states = write.new_empty(kept, batch, n_w)
+        written = write.new_empty(kept, batch, n_w)
+        branches = write.new_empty(kept, batch, n_y, n_w)
+        # largest |entry| of v and u per step and sequence (floored so that dividing is finite)
+        tops = write.new_empty(length, 2, batch)
+        floor = 2 / torch.finfo(write.dtype).max
+        log_totals = write.new_empty(length, batch)
+        log_probs = write.new_empty(length, batch, n_y)
+        outcomes = torch.empty(length, batch, dtype=torch.long, device=write.device)
+        psi = state
+        for step in range(length):
+            slot = step if keep else 0
+            states[slot] = psi
+            v = written[slot]
+            v.copy_(plan.write(blocks, write, psi, step))
+            v_top, u_top = tops[step]
+            torch.amax(v.abs(), dim=1, out=v_top)
+            v.div_(v_top.clamp_min(floor).unsqueeze(1))
+            u = branches[slot]
+            torch.mm(v, output, out=u.view(batch, n_y * n_w))
+            torch.amax(u.abs(), dim=(1, 2), out=u_top)
+            u.div_(u_top.clamp_min(floor).view(batch, 1, 1))
+            unit, log_q, _ = _branches(u, tiny)
+            log_total = log_totals[step]
+            torch.logsumexp(log_q, -1, out=log_total)
+            torch.sub(log_q, log_total.unsqueeze(1), out=log_probs[step])
+            outcome = plan.outcome(step, log_probs[step].exp())
+            outcomes[step] = outcome
+            psi = unit[plan.rows, outcome]
+        log_chosen = log_probs.gather(2, outcomes.unsqueeze(2)).squeeze(2)
+        # the neurons' success without the operators' scales: sum q, times the factors taken out
+        log_success = log_totals + 2 * tops.clamp_min(floor).log().sum(1)
+        # nothing survived (every branch below the smallest float): NaN, never uniform
+        dead = ~(tops[:, 1] > 0)
+        log_probs.masked_fill_(dead.unsqueeze(2), math.nan)
+        log_success.masked_fill_(dead, math.nan)
+        log_chosen.masked_fill_(dead, math.nan)
+        # outcomes whose branch is below the smallest float: log q floored at log(tiny**2)
+        plan.floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
+        ctx.save_for_backward(
+            write, output, states, written, branches, outcomes, tops.clamp_min(floor)
+        )
+        ctx.plan, ctx.blocks = plan, blocks
+        ctx.mark_non_differentiable(outcomes, log_success, log_chosen)
+        return log_probs, psi, outcomes, log_success, log_chosen
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_log_probs, grad_state, *_):
+        write, output, states, written, branches, outcomes, tops = ctx.saved_tensors
+        plan, blocks = ctx.plan, ctx.blocks
+        length, batch, n_y, n_w = branches.shape
+        tiny = torch.finfo(write.dtype).tiny
+        if grad_log_probs is None:
+            grad_log_probs = write.new_zeros(length, batch, n_y)
+        grad_psi = grad_state if grad_state is not None else write.new_zeros(batch, n_w)
+        grad_branches = torch.empty_like(branches)
+        grad_written = torch.empty_like(written)
+        rows = plan.rows
+        for step in reversed(range(length)):
+            u = branches[step]
+            unit, log_q, inverse_norm = _branches(u, tiny)
+            g = grad_log_probs[step]
+            # d log p_y / d u = 2 u_y / q_y - 2 u / sum q: the first as (u_y / |u_y|) / |u_y|,
+            # since 1 / q_y alone overflows where q_y is near the smallest float
+            grad_u = 2 * unit * (g * inverse_norm).unsqueeze(-1)
+            weight = g.sum(-1, keepdim=True) * torch.exp(-torch.logsumexp(log_q, -1, keepdim=True))
+            grad_u -= 2 * u * weight.unsqueeze(-1)
+            outcome = outcomes[step]
+            # psi' = u_o / |u_o|: the gradient is the part of grad_psi orthogonal to psi', / |u_o|
+            new_psi = unit[rows, outcome]
+            radial = (grad_psi * new_psi).sum(-1, keepdim=True)
+            grad_u[rows, outcome] += inverse_norm[rows, outcome].unsqueeze(1) * (
+                grad_psi - radial * new_psi
+            )
+            # back through the constant factors: u was divided by max|u|, v by max|v|
+            grad_u.div_(tops[step, 1].view(batch, 1, 1))
+            grad_branches[step] = grad_u
+            grad_v = grad_written[step]
+            torch.mm(grad_u.reshape(batch, -1), output.T, out=grad_v)
+            grad_v.div_(tops[step, 0].unsqueeze(1))
+            grad_psi = plan.write_transposed(blocks, write, grad_v, step)
+        grad_output = written.reshape(-1, n_w).T @ grad_branches.reshape(-1, n_y * n_w)
+        flat_states = states.reshape(-1, n_w)
+        flat_grad_v = grad_written.reshape(-1, n_w)
+        grad_write = write.new_zeros(n_w, plan.n_x, n_w)
+        for x, members in enumerate(plan.members):
+            if members.numel():
+                grad_write[:, x] = flat_states[members].T @ flat_grad_v[members]
+        if not bool(torch.isfinite(grad_output).all() & torch.isfinite(grad_write).all()):
+            warnings.warn(
+                f"the gradient of the transfer matrices overflowed {write.dtype} (a scored "
+                "outcome's probability is near the dtype's smallest number); the weight gradients "
+                "are not finite. Use dtype=torch.float64, or a lower order",
+                NumericalRangeWarning,
+                stacklevel=2,
+            )
+        return grad_write.reshape(n_w, -1), grad_output, grad_psi, None

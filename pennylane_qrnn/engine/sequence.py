@@ -1,0 +1,149 @@
+"""Whole sequences: :func:`run_sequence` checks its inputs and memory, runs the recurrence and adds
+the operators' scales back into a :class:`SequenceResult`."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from .. import memory
+from ..errors import QRNNTypeError, QRNNValueError
+from ..layout import CellLayout
+from .checks import NumericalRangeWarning, check_finite
+from .operators import CellOperators
+from .recurrence import _Plan, _Recurrence
+
+
+@dataclass
+class SequenceResult:
+    """What :func:`run_sequence` returns.
+
+    Attributes:
+        log_probs: ``(L, N, 2**I)`` per-step log-probabilities of the next token
+        state: ``(N, 2**H)`` final workspace state (real amplitudes, normalised)
+        outcomes: ``(L, N)`` the token each step collapsed on (the target, or the sample)
+        neuron_success: ``(L, N)`` probability that all of a step's neuron postselections succeed
+            (1 in amplified mode); ``exp(log_neuron_success)``, so 0 where that is below the
+            smallest float
+        outcome_probability: ``(L, N)`` probability of the outcome collapsed on (for teacher
+            forcing: the postselection probability of the target)
+        log_neuron_success: ``(L, N)`` its logarithm, computed without underflow
+        log_outcome_probability: ``(L, N)`` the log-probability of the outcome collapsed on
+
+    Steps whose every branch underflows (see the package docstring) and all later steps of that
+    sequence are NaN in every field but ``outcomes``.
+    """
+
+    log_probs: torch.Tensor
+    state: torch.Tensor
+    outcomes: torch.Tensor
+    neuron_success: torch.Tensor
+    outcome_probability: torch.Tensor
+    log_neuron_success: torch.Tensor | None = None
+    log_outcome_probability: torch.Tensor | None = None
+
+
+def initial_state(layout: CellLayout, batch: int, dtype, device) -> torch.Tensor:
+    """The workspace in ``|0...0>`` for ``batch`` sequences."""
+    state = torch.zeros((batch, 2**layout.workspace), dtype=dtype, device=device)
+    state[:, 0] = 1
+    return state
+
+
+def run_sequence(
+    operators: CellOperators,
+    tokens: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    state: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    collapse: torch.Tensor | None = None,
+) -> SequenceResult:
+    """Run a batch of sequences through the cell.
+
+    Differentiable with respect to the operators and the initial state; the recurrence has a
+    hand-written backward pass (:class:`_Recurrence`) that accumulates the weight gradients of
+    all steps in one matrix product each.
+
+    Args:
+        operators: from :func:`build_operators`
+        tokens: ``(L, N)`` long, the input token of each step
+        targets: ``(L, N)`` long or ``None``. Given: teacher forcing, each step's i/o lanes are
+            postselected on the target. ``None``: each step's outcome is sampled.
+        state: ``(N, 2**H)`` initial workspace state, default ``|0...0>``
+        generator: random generator for sampling
+        collapse: ``(L, N)`` bool, optional; where ``False`` and ``targets`` is given, that step
+            samples instead of postselecting (e.g. an unscored step measured on hardware)
+    """
+    layout = operators.layout
+    length, batch = tokens.shape
+    write, output = operators.write_stage, operators.output_stage
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise QRNNTypeError(
+            f"generator must be a torch.Generator or None; got {type(generator).__name__}"
+        )
+    if state is not None:
+        check_finite(state=state)
+        zero = int((state.detach().abs().amax(dim=-1) == 0).sum())
+        if zero:
+            raise QRNNValueError(
+                f"state must have a nonzero amplitude in every row; got {zero} zero row(s)"
+            )
+    grad = torch.is_grad_enabled() and (
+        write.requires_grad or output.requires_grad or (state is not None and state.requires_grad)
+    )
+    # the operators' autograd graph stays alive until the backward pass
+    operator_graph = memory.engine_operator_bytes(
+        layout.io_bits,
+        layout.workspace,
+        layout.stages,
+        write.element_size(),
+        grad=write.grad_fn is not None or output.grad_fn is not None,
+    )
+    memory.check(
+        operator_graph
+        + memory.engine_sequence_bytes(
+            layout.io_bits, layout.workspace, length, batch, write.element_size(), grad
+        ),
+        f"the exact engine on {batch} sequence(s) of length {length} (io_bits={layout.io_bits}, "
+        f"workspace={layout.workspace}{', with gradients' if grad else ''})",
+        device=write.device,
+    )
+    if state is None:
+        state = initial_state(layout, batch, write.dtype, write.device)
+    plan = _Plan(tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator)
+    log_probs, final, outcomes, log_success, log_chosen = _Recurrence.apply(
+        write, output, state, plan
+    )
+    # the stored operators are scaled (package docstring): add the scales back
+    log_scale = 0.0
+    if operators.log_write_scale is not None:
+        log_scale = operators.log_write_scale[tokens]
+    if operators.log_output_scale is not None:
+        log_scale = log_scale + operators.log_output_scale
+    log_success = log_success + 2 * log_scale
+    if plan.floored:
+        warnings.warn(
+            f"{plan.floored} outcome(s) collapsed on had an amplitude below the smallest "
+            f"{write.dtype} number; their log-probabilities are bounds (at most log(tiny**2) = "
+            f"{2 * math.log(torch.finfo(write.dtype).tiny):.1f} below the step's largest). Use "
+            "dtype=torch.float64, or a lower order",
+            NumericalRangeWarning,
+            stacklevel=2,
+        )
+    dead = torch.isnan(log_chosen)
+    if bool(dead.any()):
+        first = dead.float().argmax(dim=0)[dead.any(dim=0)]
+        warnings.warn(
+            f"{int(dead.any(dim=0).sum())} of {batch} sequence(s) reached a step (first at step "
+            f"{int(first.min())}) where every branch is below the smallest {write.dtype} number; "
+            "their log-probabilities from there on are NaN. Use dtype=torch.float64, or a lower "
+            "order",
+            NumericalRangeWarning,
+            stacklevel=2,
+        )
+    return SequenceResult(
+        log_probs, final, outcomes, log_success.exp(), log_chosen.exp(), log_success, log_chosen
+    )
