@@ -33,6 +33,7 @@ from pennylane_qrnn.devices.noise import (
     shot_accuracy,
 )  # noqa: E402
 from pennylane_qrnn.evaluation import evaluate  # noqa: E402
+from pennylane_qrnn.protocols import MEASURED  # noqa: E402
 from pennylane_qrnn.tasks import Batch, ElmanXOR, Memorisation  # noqa: E402
 
 
@@ -45,10 +46,10 @@ def train(task, io_bits, workspace, steps, lr, seed=0):
     data = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         batch = task.batch(16, data)
-        log_probs, _ = model(
-            batch.tokens, batch.targets, collapse=torch.zeros_like(batch.scored), generator=data
-        )
-        loss = model.loss(log_probs, batch.targets, batch.scored)
+        # the measured protocol: every step sampled, nothing postselected on the i/o lanes
+        mask = MEASURED.postselected(batch.forced, batch.scored)
+        output = model(batch.tokens, batch.targets, postselected=mask, generator=data)
+        loss = model.loss(output.log_probs, batch.targets, batch.scored)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

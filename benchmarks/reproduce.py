@@ -7,7 +7,7 @@
         --models qrnn,lstm,rnn
     python benchmarks/reproduce.py mnist-reference  # the author's trained weights, all test images
     python benchmarks/reproduce.py mnist-umap-reference
-    python benchmarks/reproduce.py mnist-train --digits 01 --protocol reference
+    python benchmarks/reproduce.py mnist-train --digits 01 --protocol teacher-forced --loss rvqe
     python benchmarks/reproduce.py report              # markdown tables of everything measured
 
 Each row writes ``OUT/<name>.json`` (default ``runs/reproduction/<row>.json``; ``--name`` sets the
@@ -64,9 +64,26 @@ sys.path.insert(0, str(ROOT))
 from pennylane_qrnn.evaluation import evaluate  # noqa: E402
 from pennylane_qrnn.reference import import_reference, reference_task  # noqa: E402
 from pennylane_qrnn.tasks import get_task  # noqa: E402
-from pennylane_qrnn.training import TrainConfig, Trainer  # noqa: E402
+from pennylane_qrnn.training import (  # noqa: E402
+    DEPRECATED_NAMES,
+    LOSSES,
+    TRAIN_PROTOCOLS,
+    TrainConfig,
+    Trainer,
+)
 
 SHARED = ROOT.parent / "shared" / "data"
+#: the evaluation protocols the MNIST rows report, by their key in the JSON (the keys keep the
+#: names the stored results were written with: "reference" is the forced-steps protocol there)
+EVALUATION_KEYS = {"reference": "forced-steps", "measured": "measured"}
+#: how the mnist-train JSON files spell the protocol and the loss (the names they were written
+#: with, so that a rerun of a documented command updates its file in docs/results)
+FILE_SPELLING = {
+    "teacher-forced": "reference",
+    "measured": "measured",
+    "rvqe": "reference",
+    "nll": "nll",
+}
 # the package has no default data folder: point the MNIST tasks at the shared copy unless told
 # otherwise
 os.environ.setdefault("QRNN_MNIST_DIR", str(SHARED / "mnist"))
@@ -207,12 +224,12 @@ def row_mnist_reference(args):
         task = get_task(name, **options)
         data = _full(task, "test")
         entry = {"checkpoint": path.name, "epoch": info["epoch"]}
-        for protocol in ("reference", "measured"):
+        for key, protocol in EVALUATION_KEYS.items():
             runs = [
                 evaluate(model, [data], protocol, generator=torch.Generator().manual_seed(s))
                 for s in range(args.seeds)
             ]
-            entry[protocol] = {
+            entry[key] = {
                 "accuracy_argmax": runs[0].accuracy_argmax,
                 "accuracy_expected": runs[0].accuracy_expected,
                 "accuracy_sampled": [r.accuracy_sampled for r in runs],
@@ -237,7 +254,7 @@ def row_umap_reference(args):
         name, options = reference_task(info["dataset"])
         task = get_task(name, **options)
         data = _full(task, "test")
-        run = evaluate(model, [data], "reference", generator=torch.Generator().manual_seed(0))
+        run = evaluate(model, [data], "forced-steps", generator=torch.Generator().manual_seed(0))
         entry = {
             "checkpoint": path.name,
             "dataset": info["dataset"],
@@ -260,7 +277,9 @@ def row_umap_reference(args):
 
 def row_mnist_train(args):
     task = {"01": "mnist01", "36": "mnist36"}[args.digits]
-    row = f"mnist-train-{args.digits}-{args.protocol}-{args.loss}"
+    # the JSON is named with the spellings of the runs it holds (docs/results keeps them)
+    spelled = f"{FILE_SPELLING[args.protocol]}-{FILE_SPELLING[args.loss]}"
+    row = f"mnist-train-{args.digits}-{spelled}"
     previous = args.out / f"{args.name or row}.json"
     # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
     results = json.loads(previous.read_text())["results"] if previous.exists() else []
@@ -279,7 +298,7 @@ def row_mnist_train(args):
             eval_batches=2,
             checkpoint_every=50,
         )
-        out = work / f"{task}-{args.protocol}-{args.loss}-s{seed}"
+        out = work / f"{task}-{spelled}-s{seed}"
         result = _train(config, out)
         # evaluate the weights with the best validation loss, as the reference kept them
         trainer_model = Trainer(
@@ -289,11 +308,11 @@ def row_mnist_train(args):
         trainer_model.load_state_dict(best["model"])
         result["best_step"] = best["step"]
         data = get_task(task).dataset("test")
-        for protocol in ("reference", "measured"):
+        for key, protocol in EVALUATION_KEYS.items():
             run = evaluate(
                 trainer_model, [data], protocol, generator=torch.Generator().manual_seed(seed)
             )
-            result[f"test_{protocol}"] = {
+            result[f"test_{key}"] = {
                 "accuracy_argmax": run.accuracy_argmax,
                 "accuracy_expected": run.accuracy_expected,
                 "accuracy_sampled": run.accuracy_sampled,
@@ -424,12 +443,28 @@ def main():
     parser.add_argument("--max-steps-classical", type=int, default=1500)
     parser.add_argument("--checkpoints", type=Path, default=SHARED / "reference-checkpoints")
     parser.add_argument("--digits", choices=["01", "36"], default="01")
-    parser.add_argument("--protocol", choices=["reference", "measured"], default="reference")
-    parser.add_argument("--loss", choices=["nll", "reference"], default="reference")
+    parser.add_argument(
+        "--protocol",
+        choices=[*TRAIN_PROTOCOLS, *DEPRECATED_NAMES["protocol"]],
+        default="teacher-forced",
+        help="mnist-train: the training protocol (reference: the former name of teacher-forced)",
+    )
+    parser.add_argument(
+        "--loss",
+        choices=[*LOSSES, *DEPRECATED_NAMES["loss"]],
+        default="rvqe",
+        help="mnist-train: the training loss (reference: the former name of rvqe)",
+    )
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
+    for flag in ("protocol", "loss"):
+        old = getattr(args, flag)
+        if old in DEPRECATED_NAMES[flag]:
+            new = DEPRECATED_NAMES[flag][old]
+            print(f"reproduce.py: --{flag} {old} is deprecated: it is {new}", file=sys.stderr)
+            setattr(args, flag, new)
     if args.stop_after is not None and args.stop_after < 1:
         parser.error(f"--stop-after must be >= 1; got {args.stop_after}")
     if args.threads < 0:

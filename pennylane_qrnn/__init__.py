@@ -1,7 +1,9 @@
 """pennylane-qrnn: recurrent quantum neural networks (Bausch, NeurIPS 2020) for PennyLane."""
 
 from ._version import __version__
-from .nn import QRNN, PostselectionStats, sequence_nll
+from .executors import Circuits, Exact, Shots
+from .nn import QRNN, PostselectionStats, SequenceOutput, sequence_nll
+from .protocols import Protocol, get_protocol
 from .templates import (
     QRNNCell,
     QuantumNeuron,
@@ -19,5 +21,11 @@ __all__ = [
     "measure_token",
     "QRNN",
     "PostselectionStats",
+    "SequenceOutput",
     "sequence_nll",
+    "Exact",
+    "Circuits",
+    "Shots",
+    "Protocol",
+    "get_protocol",
 ]

@@ -6,18 +6,17 @@ enter one-hot (no learned embedding, so every parameter sits in the recurrence o
 pass one ``torch.nn.RNN`` (tanh) or ``torch.nn.LSTM`` layer of ``H`` units and leave through
 ``nn.Linear(H, 2**I)`` and a log-softmax.
 
-They follow the QRNN's forward contract, so :class:`~pennylane_qrnn.training.Trainer`-style loops
-and :func:`~pennylane_qrnn.evaluation.evaluate` accept them unchanged:
-
-* ``forward(tokens, targets=None, state=None, generator=None, collapse=None)`` returns
-  ``(log_probs, final_state)``;
-* :attr:`last_outcomes` holds the outcome of each step (the target where it is forced, a sample
-  from the predicted distribution where it is measured);
-* :attr:`postselection` is a :class:`~pennylane_qrnn.PostselectionStats` whose probabilities are
-  all 1: a classical model reads its own output and pays no postselection.
+They implement the package's sequence-model contract
+(:class:`~pennylane_qrnn.nn.contract.SequenceModel`), so :class:`~pennylane_qrnn.training.Trainer`
+and :func:`~pennylane_qrnn.evaluation.evaluate` take them as they take a QRNN:
+``forward(tokens, targets=None, state=None, generator=None, *, postselected=None)`` returns a
+:class:`~pennylane_qrnn.results.SequenceOutput` that unpacks as ``(log_probs, final_state)``,
+with the outcome of each step (the target where it is postselected, a sample from the predicted
+distribution where it is measured) and :class:`~pennylane_qrnn.PostselectionStats` whose
+probabilities are all 1: a classical model reads its own output and pays no postselection.
 
 A classical model is given its inputs, so teacher forcing costs nothing and a sampled outcome does
-not change the hidden state: ``targets`` and ``collapse`` decide only :attr:`last_outcomes`.
+not change the hidden state: ``targets`` and ``postselected`` decide only the ``outcomes``.
 
 Parameter counts (vocabulary ``V = 2**I``, hidden size ``H``)::
 
@@ -30,13 +29,20 @@ the paper's LSTM.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+from typing import Any, cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .errors import QRNNValueError
+from .nn.contract import RememberedResults
 from .nn.inputs import SequenceInputs
-from .nn.qrnn import PostselectionStats, sequence_nll
+from .nn.losses import sequence_nll
+from .results import PostselectionStats, SequenceOutput
+from .validation import check_choice, check_int
 
 __all__ = [
     "KINDS",
@@ -55,16 +61,8 @@ KINDS = ("rnn", "lstm")
 _GATES = {"rnn": 1, "lstm": 4}
 
 
-def _check_kind(kind):
-    if kind not in KINDS:
-        raise QRNNValueError(f"kind must be 'rnn' or 'lstm'; got {kind!r}")
-    return kind
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise QRNNValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return value
+def _check_kind(kind: str) -> str:
+    return check_choice("kind", kind, KINDS)
 
 
 def parameter_count(kind: str, io_bits: int, hidden: int) -> int:
@@ -79,8 +77,8 @@ def parameter_count(kind: str, io_bits: int, hidden: int) -> int:
         ValueError: for an unknown ``kind`` or a non-positive ``io_bits``/``hidden``
     """
     gates = _GATES[_check_kind(kind)]
-    _check_int("io_bits", io_bits, 1)
-    _check_int("hidden", hidden, 1)
+    check_int("io_bits", io_bits, 1)
+    check_int("hidden", hidden, 1)
     vocab = 2**io_bits
     recurrence = gates * (hidden * vocab + hidden * hidden + 2 * hidden)
     readout = hidden * vocab + vocab
@@ -96,8 +94,8 @@ def hidden_size_for(kind: str, io_bits: int, target_parameters: int) -> int:
     (10, 888)
     """
     _check_kind(kind)
-    _check_int("io_bits", io_bits, 1)
-    _check_int("target_parameters", target_parameters, 1)
+    check_int("io_bits", io_bits, 1)
+    check_int("target_parameters", target_parameters, 1)
     # the count grows strictly with H: walk up until it passes the target
     hidden = 1
     while parameter_count(kind, io_bits, hidden + 1) <= target_parameters:
@@ -107,7 +105,7 @@ def hidden_size_for(kind: str, io_bits: int, target_parameters: int) -> int:
     return hidden + 1 if above < below else hidden
 
 
-class ClassicalSequenceModel(SequenceInputs, nn.Module):
+class ClassicalSequenceModel(RememberedResults, SequenceInputs, nn.Module):
     r"""A one-layer classical RNN or LSTM over token sequences, with the QRNN's contract.
 
     Args:
@@ -148,31 +146,40 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
         (torch.Size([10, 4, 8]), torch.Size([1, 4, 10]))
     """
 
-    def __init__(self, kind, io_bits, hidden_size, batch_first=False, device=None, dtype=None):
+    def __init__(
+        self,
+        kind: str,
+        io_bits: int,
+        hidden_size: int,
+        batch_first: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.kind = _check_kind(kind)
-        self.io_bits = _check_int("io_bits", io_bits, 1)
-        self.hidden_size = _check_int("hidden_size", hidden_size, 1)
+        self.io_bits = check_int("io_bits", io_bits, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.batch_first = bool(batch_first)
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         layer = nn.LSTM if kind == "lstm" else nn.RNN
         # always time-major inside; batch_first only transposes at the boundary
         self.recurrent = layer(self.vocabulary_size, hidden_size, num_layers=1, **factory)
         self.readout = nn.Linear(hidden_size, self.vocabulary_size, **factory)
-        self.postselection: PostselectionStats | None = None
-        self.last_outcomes: torch.Tensor | None = None
         self.reset_parameters()
 
     vocabulary_size = property(lambda self: 2**self.io_bits)
 
     @property
     def input_weights(self) -> torch.Tensor:
-        """The recurrent layer's input weights (``weight_ih_l0``).
-
-        Harness compatibility: the QRNN's training and evaluation loops read
-        ``model.input_weights.device``; :attr:`device` says the same thing by name.
-        """
-        return self.recurrent.weight_ih_l0
+        """Deprecated: the recurrent layer's input weights (``recurrent.weight_ih_l0``); it
+        existed only for the harness, which now reads :attr:`device`."""
+        warnings.warn(
+            "ClassicalSequenceModel.input_weights is deprecated: read model.device for where the "
+            "parameters live, model.recurrent.weight_ih_l0 for the weights",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return cast(torch.Tensor, self.recurrent.weight_ih_l0)
 
     @property
     def _input_device(self) -> torch.device:
@@ -181,7 +188,11 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
     @property
     def device(self) -> torch.device:
         """Where the parameters live."""
-        return self.recurrent.weight_ih_l0.device
+        return cast(torch.Tensor, self.recurrent.weight_ih_l0).device
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return cast(torch.Tensor, self.recurrent.weight_ih_l0).dtype
 
     def reset_parameters(self) -> None:
         """PyTorch's default initialisation of both layers."""
@@ -193,7 +204,7 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
         return text + (", batch_first=True" if self.batch_first else "")
 
     # -- inputs ----------------------------------------------------------------------------
-    def _check_state(self, state, batch, unbatched):
+    def _check_state(self, state: Any, batch: int, unbatched: bool) -> Any:
         if state is None:
             return None
         want = (1, self.hidden_size) if unbatched else (1, batch, self.hidden_size)
@@ -206,38 +217,59 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
             if not isinstance(part, torch.Tensor) or tuple(part.shape) != want:
                 got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
                 raise QRNNValueError(f"state must have shape {want}; got {got}")
-        parts = tuple(p.to(device=self.device, dtype=self.input_weights.dtype) for p in parts)
+        parts = tuple(p.to(device=self.device, dtype=self._dtype) for p in parts)
         if unbatched:
             parts = tuple(p.unsqueeze(1) for p in parts)
         return parts if self.kind == "lstm" else parts[0]
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, tokens, targets=None, state=None, generator=None, collapse=None):
-        tokens, targets, collapse, unbatched = self._sequence_inputs(tokens, targets, collapse)
+    def forward(
+        self,
+        tokens: Any,
+        targets: Any = None,
+        state: Any = None,
+        generator: torch.Generator | None = None,
+        collapse: Any = None,
+        *,
+        postselected: Any = None,
+    ) -> SequenceOutput:
+        if collapse is not None:
+            if postselected is not None:
+                raise QRNNValueError("pass postselected= (collapse= is its former name), not both")
+            postselected = collapse
+        tokens, targets, postselected, unbatched = self._sequence_inputs(
+            tokens, targets, postselected
+        )
         state = self._check_state(state, tokens.shape[1], unbatched)
 
-        inputs = F.one_hot(tokens, self.vocabulary_size).to(self.input_weights.dtype)
+        inputs = F.one_hot(tokens, self.vocabulary_size).to(self._dtype)
         hidden, final = self.recurrent(inputs, state)
         log_probs = torch.log_softmax(self.readout(hidden), dim=-1)
 
-        outcomes, forced = self._outcomes(log_probs, targets, collapse, generator)
-        ones = torch.ones(tokens.shape, dtype=log_probs.dtype, device=tokens.device)
-        self.postselection = PostselectionStats.from_probabilities(ones, ones, forced)
-
+        outcomes, forced = self._outcomes(log_probs, targets, postselected, generator)
+        stats = PostselectionStats.certain(forced, log_probs.dtype)
+        output = SequenceOutput(log_probs, final, outcomes, stats, None, self.kind)
         if unbatched:
-            self.last_outcomes = outcomes.squeeze(1)
             if self.kind == "lstm":
                 final = tuple(part.squeeze(1) for part in final)
             else:
                 final = final.squeeze(1)
-            return log_probs.squeeze(1), final
-        if self.batch_first:
-            log_probs, outcomes = log_probs.transpose(0, 1), outcomes.t()
-        self.last_outcomes = outcomes
-        return log_probs, final
+            output = dataclasses.replace(
+                output, log_probs=log_probs.squeeze(1), state=final, outcomes=outcomes.squeeze(1)
+            )
+        elif self.batch_first:
+            output = dataclasses.replace(
+                output, log_probs=log_probs.transpose(0, 1), outcomes=outcomes.t()
+            )
+        return self._remember(output)
 
     @staticmethod
-    def _outcomes(log_probs, targets, collapse, generator):
+    def _outcomes(
+        log_probs: torch.Tensor,
+        targets: torch.Tensor | None,
+        collapse: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each step's outcome and whether it was forced, as in the QRNN's exact engine: the
         target where forced, else a sample (which, unlike on a QPU, leaves the state alone)."""
         length, batch, vocab = log_probs.shape
@@ -247,7 +279,7 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
             forced = torch.ones((length, batch), dtype=torch.bool, device=log_probs.device)
         else:
             forced = collapse
-        if bool(forced.all()):
+        if targets is not None and bool(forced.all()):
             return targets, forced
         probs = log_probs.detach().exp().reshape(-1, vocab)
         sampled = torch.multinomial(probs, 1, generator=generator).reshape(length, batch)
@@ -255,7 +287,9 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
             return sampled, forced
         return torch.where(forced, targets, sampled), forced
 
-    def loss(self, log_probs, targets, mask=None, reduction="mean"):
+    def loss(
+        self, log_probs: torch.Tensor, targets: Any, mask: Any = None, reduction: str = "mean"
+    ) -> torch.Tensor:
         """NLL of ``targets`` over the scored steps (``mask``); see
         :func:`~pennylane_qrnn.sequence_nll`."""
         targets = torch.as_tensor(targets, device=log_probs.device)
@@ -267,7 +301,14 @@ class ClassicalSequenceModel(SequenceInputs, nn.Module):
 class RNNBaseline(ClassicalSequenceModel):
     """:class:`ClassicalSequenceModel` with a tanh ``torch.nn.RNN`` layer."""
 
-    def __init__(self, io_bits, hidden_size, batch_first=False, device=None, dtype=None):
+    def __init__(
+        self,
+        io_bits: int,
+        hidden_size: int,
+        batch_first: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__("rnn", io_bits, hidden_size, batch_first, device, dtype)
 
     def extra_repr(self) -> str:
@@ -277,14 +318,27 @@ class RNNBaseline(ClassicalSequenceModel):
 class LSTMBaseline(ClassicalSequenceModel):
     """:class:`ClassicalSequenceModel` with a ``torch.nn.LSTM`` layer."""
 
-    def __init__(self, io_bits, hidden_size, batch_first=False, device=None, dtype=None):
+    def __init__(
+        self,
+        io_bits: int,
+        hidden_size: int,
+        batch_first: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__("lstm", io_bits, hidden_size, batch_first, device, dtype)
 
     def extra_repr(self) -> str:
         return super().extra_repr().split(", ", 1)[1]
 
 
-def make_baseline(kind, io_bits, hidden=None, match_parameters=None, **factory):
+def make_baseline(
+    kind: str,
+    io_bits: int,
+    hidden: int | None = None,
+    match_parameters: int | None = None,
+    **factory: Any,
+) -> ClassicalSequenceModel:
     """A baseline of ``kind`` with ``hidden`` units, or sized to ``match_parameters``.
 
     Args:
@@ -309,6 +363,7 @@ def make_baseline(kind, io_bits, hidden=None, match_parameters=None, **factory):
             f"got hidden={hidden!r}, match_parameters={match_parameters!r}"
         )
     if hidden is None:
-        hidden = hidden_size_for(kind, io_bits, match_parameters)
+        # exactly one of the two is given (checked above): match_parameters is an int here
+        hidden = hidden_size_for(kind, io_bits, match_parameters)  # type: ignore[arg-type]
     cls = LSTMBaseline if kind == "lstm" else RNNBaseline
     return cls(io_bits, hidden, **factory)

@@ -10,7 +10,7 @@ unpickles it:
 * this package's own files are ``torch.save`` zip archives, read with ``weights_only=True``
   (tensors and plain containers only);
 * the reference implementation's checkpoints are legacy (pre-zip) pickles, read with a
-  restricted unpickler supplied by the caller (:mod:`pennylane_qrnn.reference`);
+  restricted unpickler supplied by the caller (:mod:`pennylane_qrnn.rvqe`);
 * empty, truncated and foreign files are refused.
 
 Every refusal is an :class:`~pennylane_qrnn.errors.UnsafeFileError` with one line saying what the
@@ -29,7 +29,9 @@ import pickle
 import re
 import secrets
 import zipfile
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import torch
 
@@ -65,7 +67,7 @@ def _zip_format(path: Path) -> str:
     return "torch-zip"
 
 
-def file_format(path) -> str:
+def file_format(path: str | os.PathLike[str]) -> str:
     """The container format of ``path``, read from its first bytes and (for zips) its listing.
 
     Returns one of ``"torch-zip"`` (a ``torch.save`` archive), ``"torchscript"`` (a
@@ -101,8 +103,13 @@ _FORMAT_WORDS = {
 
 
 def load_file(
-    path, expected: str, *, what: str = "file", formats=("torch-zip",), pickle_module=None
-):
+    path: str | os.PathLike[str],
+    expected: str,
+    *,
+    what: str = "file",
+    formats: Container[str] = ("torch-zip",),
+    pickle_module: Any = None,
+) -> Any:
     """Load ``path`` without running code from it.
 
     Args:
@@ -158,7 +165,7 @@ def load_file(
         ) from error
 
 
-def _reason(error) -> str:
+def _reason(error: BaseException) -> str:
     """One line on why torch could not read a file (not torch's advice to load it unsafely)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     for line in lines:
@@ -170,7 +177,7 @@ def _reason(error) -> str:
     return (lines[0] if lines else type(error).__name__)[:300]
 
 
-def check_finite_state(state: dict, where: str) -> None:
+def check_finite_state(state: dict[str, Any], where: str) -> None:
     """Raise :class:`NonFiniteError` if a floating tensor of ``state`` holds NaN or infinity."""
     for key, value in state.items():
         if (
@@ -183,7 +190,7 @@ def check_finite_state(state: dict, where: str) -> None:
             raise NonFiniteError(f"{where} must hold finite values; {key} is {value}")
 
 
-def _temporary_beside(path: Path):
+def _temporary_beside(path: Path) -> tuple[int, Path]:
     """Open a new temporary file beside ``path``; its mode is ``0666`` less the umask."""
     for _ in range(100):
         temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
@@ -197,7 +204,7 @@ def _temporary_beside(path: Path):
     raise FileExistsError(f"could not create a temporary file beside {str(path)!r}")
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = _temporary_beside(path)
@@ -213,21 +220,21 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def atomic_save(obj, path) -> None:
+def atomic_save(obj: object, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
     _atomic_write(Path(path), lambda stream: torch.save(obj, stream))
 
 
-def atomic_write_text(path, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     _atomic_write(Path(path), lambda stream: stream.write(text.encode("utf-8")))
 
 
-def remove_stale_temporaries(folder, names) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
     """Delete the temporary files that a killed :func:`atomic_save` of one of ``names`` left in
     ``folder`` (``.NAME.*.tmp``); returns those removed."""
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for name in names:

@@ -13,6 +13,7 @@ __all__ = [
     "QRNNError",
     "QRNNValueError",
     "QRNNTypeError",
+    "DeviceCapabilityError",
     "ModelSizeError",
     "UnsafeFileError",
     "NonFiniteError",
@@ -32,6 +33,10 @@ class QRNNValueError(QRNNError, ValueError):
 
 class QRNNTypeError(QRNNError, TypeError):
     """An argument has the wrong type."""
+
+
+class DeviceCapabilityError(QRNNValueError):
+    """A device cannot run a construct the model needs (the message names what works)."""
 
 
 class ModelSizeError(QRNNValueError):

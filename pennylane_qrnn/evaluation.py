@@ -1,15 +1,18 @@
 """Evaluating a QRNN on a task: accuracies, losses and the postselection cost a QPU would pay.
 
-Two protocols:
+Each evaluation runs under a :class:`~pennylane_qrnn.protocols.Protocol` (the same rules as in
+training; see :mod:`pennylane_qrnn.protocols`):
 
-* ``"reference"`` (the reference implementation's validation): the steps a task forces are
-  postselected on their targets unless they are scored; scored steps are always measured
+* ``"forced-steps"`` (default; the reference implementation's validation): the steps a task
+  forces are postselected on their targets unless they are scored; scored steps are measured
   (sampled, and the state collapses on the sample), so that the sampled accuracy counts real
   samples. A task may mark a scored step as forced (Elman letters forces its unpredictable
   steps and scores every step); such a step is sampled, as the reference implementation's
   evaluation does.
 * ``"measured"`` (hardware-honest): every step is measured; nothing is postselected on the i/o
   lanes, so the only postselection left is the neurons' own.
+* ``"teacher-forced"``: every step postselected on its target, as in the paper's training. No
+  outcome is sampled, so the sampled accuracy is NaN (not measured).
 
 Every evaluation reports the log postselection success probability per sequence: in total, of
 the i/o postselections alone (the figure the reference implementation tracks) and of the
@@ -24,15 +27,23 @@ binomial noise).
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import QRNNValueError
+from .protocols import PROTOCOLS as _PROTOCOLS
+from .protocols import Protocol, get_protocol
+
+if TYPE_CHECKING:
+    from .nn.contract import SequenceModel
 
 __all__ = ["Evaluation", "evaluate", "collapse_mask", "PROTOCOLS"]
 
-PROTOCOLS = ("reference", "measured")
+#: the protocol names an evaluation takes (``"reference"`` is still accepted, deprecated)
+PROTOCOLS = tuple(_PROTOCOLS)
 
 
 @dataclass
@@ -52,35 +63,31 @@ class Evaluation:
     log_neuron_success_median: float
     min_step_probability: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _check_protocol(protocol):
-    if protocol not in PROTOCOLS:
-        raise QRNNValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
-
-
-def collapse_mask(batch, protocol="reference") -> torch.Tensor:
-    """The steps of ``batch`` that an evaluation under ``protocol`` postselects on their target.
-
-    ``"reference"``: the forced steps that are not scored; ``"measured"``: none. A scored step
-    is never postselected: its outcome is what the sampled accuracy counts, and an outcome
-    postselected on the target would be right by construction.
+def collapse_mask(batch: Any, protocol: Protocol | str = "forced-steps") -> torch.Tensor:
+    """The steps of ``batch`` that an evaluation under ``protocol`` postselects on their target
+    (:meth:`Protocol.mask <pennylane_qrnn.protocols.Protocol.mask>`).
 
     Returns:
         torch.Tensor: ``(L, N)`` bool, on the device of ``batch.forced``
     """
-    _check_protocol(protocol)
-    if protocol == "measured":
-        return torch.zeros_like(batch.scored, dtype=torch.bool)
-    return batch.forced.bool() & ~batch.scored.bool()
+    return get_protocol(protocol, "evaluation").mask(batch)
 
 
 @torch.no_grad()
-def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation:
+def evaluate(
+    model: SequenceModel,
+    batches: Iterable[Any],
+    protocol: Protocol | str = "forced-steps",
+    generator: torch.Generator | None = None,
+) -> Evaluation:
     """Evaluate ``model`` (a :class:`~pennylane_qrnn.QRNN`) on an iterable of task batches.
 
+    ``model`` is any sequence model whose forward returns a
+    :class:`~pennylane_qrnn.results.SequenceOutput` (the QRNN, the classical baselines).
     Each batch runs once: the steps of :func:`collapse_mask` are postselected on their targets,
     every other step (every scored one included) is sampled from the model's distribution with
     ``generator`` and the state collapses on the sample. All accuracies and the loss are over
@@ -99,16 +106,26 @@ def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation
         >>> 0 <= result.accuracy_sampled <= 1 and 0 <= result.accuracy_expected <= 1
         True
     """
-    _check_protocol(protocol)
-    totals = {"loss": 0.0, "argmax": 0.0, "sampled": 0.0, "expected": 0.0, "scored": 0}
-    log_success, log_io, log_neuron, min_step, sequences = [], [], [], [], 0
+    protocol = get_protocol(protocol, "evaluation")
+    totals: dict[str, float] = {
+        "loss": 0.0,
+        "argmax": 0.0,
+        "sampled": 0.0,
+        "expected": 0.0,
+        "scored": 0,
+    }
+    log_success: list[torch.Tensor] = []
+    log_io: list[torch.Tensor] = []
+    log_neuron: list[torch.Tensor] = []
+    min_step: list[torch.Tensor] = []
+    sequences = 0
     for batch in batches:
-        device = model.input_weights.device
+        device = model.device
         tokens, targets = batch.tokens.to(device), batch.targets.to(device)
         scored = batch.scored.to(device)
-        collapse = collapse_mask(batch, protocol).to(device)
-        log_probs, _ = model(tokens, targets, collapse=collapse, generator=generator)
-        outcomes = model.last_outcomes
+        mask = protocol.mask(batch).to(device)
+        output = model(tokens, targets, postselected=mask, generator=generator)
+        log_probs, outcomes = output.log_probs, output.outcomes
         picked = log_probs.gather(2, targets.unsqueeze(2)).squeeze(2)
         weight = scored.to(log_probs.dtype)
         totals["loss"] += float(-(picked * weight).sum())
@@ -116,35 +133,44 @@ def evaluate(model, batches, protocol="reference", generator=None) -> Evaluation
         totals["sampled"] += float(((outcomes == targets) & scored).sum())
         totals["expected"] += float((picked.exp() * weight).sum())
         totals["scored"] += int(scored.sum())
-        stats = model.postselection
+        stats = output.postselection
         log_success.append(stats.log_total.float().cpu())
         log_io.append(stats.log_teacher_forcing.float().cpu())
         log_neuron.append(stats.log_neuron.float().cpu())
         min_step.append(stats.min_step.float().cpu())
         sequences += tokens.shape[1]
     count = max(totals["scored"], 1)
-    log_success, log_io, log_neuron = (
+    sampled = totals["sampled"] / count
+    if not protocol.samples_scored_steps:
+        warnings.warn(
+            f"protocol {protocol.name!r} postselects every step, so no outcome is sampled: the "
+            "sampled accuracy is NaN (use 'forced-steps' or 'measured' to measure it)",
+            UserWarning,
+            stacklevel=2,
+        )
+        sampled = float("nan")
+    all_success, all_io, all_neuron = (
         torch.cat(log_success),
         torch.cat(log_io),
         torch.cat(log_neuron),
     )
     return Evaluation(
-        protocol=protocol,
+        protocol=protocol.name,
         sequences=sequences,
         loss=totals["loss"] / count,
         accuracy_argmax=totals["argmax"] / count,
-        accuracy_sampled=totals["sampled"] / count,
+        accuracy_sampled=sampled,
         accuracy_expected=totals["expected"] / count,
-        log_success_median=float(log_success.median()),
-        log_success_min=float(log_success.min()),
-        log_io_success_median=float(log_io.median()),
-        log_io_success_min=float(log_io.min()),
-        log_neuron_success_median=float(log_neuron.median()),
+        log_success_median=float(all_success.median()),
+        log_success_min=float(all_success.min()),
+        log_io_success_median=float(all_io.median()),
+        log_io_success_min=float(all_io.min()),
+        log_neuron_success_median=float(all_neuron.median()),
         min_step_probability=float(torch.cat(min_step).min()),
     )
 
 
-def mean_and_error(values) -> tuple[float, float]:
+def mean_and_error(values: Iterable[float]) -> tuple[float, float]:
     """Mean and standard error of a list of floats."""
     values = list(values)
     mean = sum(values) / len(values)

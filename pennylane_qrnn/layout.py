@@ -63,7 +63,7 @@ class CellLayout:
     order: int = 2
     mode: str = "postselect"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # normalise numpy integers to int, so that layouts compare and hash by value
         object.__setattr__(self, "io_bits", check_int("io_bits", self.io_bits, 1))
         object.__setattr__(self, "workspace", check_int("workspace", self.workspace, 1))

@@ -20,9 +20,13 @@ from __future__ import annotations
 import math
 import os
 import re
+from typing import TYPE_CHECKING
 
 from . import neuron
 from .errors import ModelSizeError, QRNNValueError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ENV_VARIABLE",
@@ -62,7 +66,7 @@ def _physical_memory() -> int | None:
         return None
 
 
-def memory_limit(limit=None, device=None) -> int | None:
+def memory_limit(limit: int | None = None, device: torch.device | str | None = None) -> int | None:
     """The memory limit in bytes (``None``: unlimited); see the module docstring.
 
     Args:
@@ -91,7 +95,7 @@ def memory_limit(limit=None, device=None) -> int | None:
     return None if total is None else int(total * DEFAULT_FRACTION)
 
 
-def format_bytes(count: int) -> str:
+def format_bytes(count: float) -> str:
     """``1536`` -> ``'1.5 KiB'``; exact for huge counts (Python ints)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
         if count < 1024 or unit == "EiB":
@@ -160,8 +164,15 @@ _STATEVECTOR_PREFIXES = ("default.qubit", "lightning.", "qiskit.aer", "braket.lo
 
 
 def model_bytes(
-    io_bits, workspace, stages, degree, order, mode="postselect", backend=None, itemsize=4
-) -> dict:
+    io_bits: int,
+    workspace: int,
+    stages: int,
+    degree: int,
+    order: int,
+    mode: str = "postselect",
+    backend: str | None = None,
+    itemsize: int = 4,
+) -> dict[str, int]:
     """What a model needs before it sees any data, by part (bytes): ``"weights"`` always;
     ``"transfer matrices"`` on the exact engine (``backend=None``; without gradients, the least
     it can run with); ``"statevector"`` on a local statevector simulator (``backend`` a name such
@@ -183,17 +194,17 @@ def model_bytes(
 
 
 def check_model(
-    io_bits,
-    workspace,
-    stages,
-    degree,
-    order,
-    mode="postselect",
-    backend=None,
-    itemsize=4,
-    limit=None,
-    device=None,
-) -> dict:
+    io_bits: int,
+    workspace: int,
+    stages: int,
+    degree: int,
+    order: int,
+    mode: str = "postselect",
+    backend: str | None = None,
+    itemsize: int = 4,
+    limit: int | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, int]:
     """:func:`check` the sum of :func:`model_bytes`; returns the parts. The message names the
     largest workspace that would fit."""
     parts = model_bytes(io_bits, workspace, stages, degree, order, mode, backend, itemsize)
@@ -228,10 +239,10 @@ def check_model(
 def check(
     needed: int,
     what: str,
-    limit=None,
-    device=None,
-    detail=None,
-    advice="use fewer workspace or i/o qubits, or a smaller batch",
+    limit: int | None = None,
+    device: torch.device | str | None = None,
+    detail: str | None = None,
+    advice: str = "use fewer workspace or i/o qubits, or a smaller batch",
 ) -> None:
     """Raise :class:`ModelSizeError` if ``needed`` bytes exceed the memory limit.
 

@@ -32,12 +32,16 @@ from __future__ import annotations
 import functools
 import itertools
 from math import comb
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pennylane as qml
 
 from .errors import QRNNValueError
 from .validation import check_choice, check_int
+
+if TYPE_CHECKING:
+    from pennylane.typing import TensorLike
 
 __all__ = [
     "monomials",
@@ -63,18 +67,18 @@ __all__ = [
 MODES = ("postselect", "amplified")
 
 
-def check_mode(mode) -> str:
+def check_mode(mode: Any) -> str:
     """Validate a neuron mode (one of :data:`MODES`)."""
     return check_choice("mode", mode, MODES)
 
 
-def check_degree(degree) -> int:
+def check_degree(degree: Any) -> int:
     """Validate a neuron degree: an int >= 1. A degree above a neuron's number of controls is
     allowed and means every monomial (:func:`num_weights` takes ``min(degree, n_controls)``)."""
     return check_int("degree", degree, 1)
 
 
-def check_order(order) -> int:
+def check_order(order: Any) -> int:
     """Validate a neuron order (the nesting depth of the repeat-until-success circuit): an
     int >= 1."""
     return check_int("order", order, 1)
@@ -95,7 +99,7 @@ def monomials(n_controls: int, degree: int) -> tuple[tuple[int, ...], ...]:
     )
 
 
-def _check_controls(n_controls) -> int:
+def _check_controls(n_controls: Any) -> int:
     return check_int("n_controls", n_controls, 0)
 
 
@@ -120,7 +124,7 @@ def monomial_matrix(n_controls: int, degree: int) -> np.ndarray:
     return matrix
 
 
-def eta_table(weights, n_controls: int, degree: int):
+def eta_table(weights: TensorLike, n_controls: int, degree: int) -> TensorLike:
     """Pre-activation ``eta(x)`` for every control basis state ``x``.
 
     Args:
@@ -144,7 +148,7 @@ def eta_table(weights, n_controls: int, degree: int):
     return qml.math.tensordot(weights, matrix, axes=[[-1], [1]])
 
 
-def neuron_amplitudes(eta, order: int):
+def neuron_amplitudes(eta: TensorLike, order: int) -> tuple[TensorLike, TensorLike]:
     """Unnormalised amplitudes ``(cos(eta)**(2**order), sin(eta)**(2**order))`` of the target
     after a successful order-``order`` repeat-until-success circuit from ``|0>``.
 
@@ -156,13 +160,15 @@ def neuron_amplitudes(eta, order: int):
     return qml.math.cos(eta) ** power, qml.math.sin(eta) ** power
 
 
-def _magnitudes(eta):
+def _magnitudes(eta: TensorLike) -> tuple[TensorLike, TensorLike, TensorLike]:
     """``|cos eta|``, ``|sin eta|`` and the larger of the two (at least ``1/sqrt(2)``)."""
     cos, sin = qml.math.abs(qml.math.cos(eta)), qml.math.abs(qml.math.sin(eta))
     return cos, sin, qml.math.maximum(cos, sin)
 
 
-def scaled_amplitudes(eta, order: int, reference):
+def scaled_amplitudes(
+    eta: TensorLike, order: int, reference: TensorLike
+) -> tuple[TensorLike, TensorLike]:
     """:func:`neuron_amplitudes` divided by ``reference**(2**order)``, without forming either.
 
     Computed as ``(|cos eta| / reference)**(2**order)`` (the power is even), so with ``reference``
@@ -183,7 +189,7 @@ def scaled_amplitudes(eta, order: int, reference):
     return (cos / reference) ** power, (sin / reference) ** power
 
 
-def activation(eta, order: int):
+def activation(eta: TensorLike, order: int) -> TensorLike:
     """The neuron's activation ``f(eta) = arctan(tan(eta)**(2**order))``, in ``[0, pi/2]``.
 
     Computed as ``atan2((|sin|/m)**p, (|cos|/m)**p)`` with ``m = max(|cos|, |sin|)``: one argument
@@ -195,7 +201,7 @@ def activation(eta, order: int):
     return qml.math.arctan2((sin / top) ** power, (cos / top) ** power)
 
 
-def activation_rotation(eta, order: int):
+def activation_rotation(eta: TensorLike, order: int) -> tuple[TensorLike, TensorLike]:
     """``(cos f(eta), sin f(eta))`` of the :func:`activation`, each to relative precision.
 
     ``cos(activation(eta))`` is not: at high order ``f`` is within float spacing of ``pi/2``
@@ -210,7 +216,7 @@ def activation_rotation(eta, order: int):
     return cos_p / norm, sin_p / norm
 
 
-def success_probability(eta, order: int):
+def success_probability(eta: TensorLike, order: int) -> TensorLike:
     """Probability that all ancilla postselections of one neuron succeed on a basis input:
     ``cos(eta)**(2**(order+1)) + sin(eta)**(2**(order+1))``.
 
@@ -221,7 +227,7 @@ def success_probability(eta, order: int):
     return cos_p**2 + sin_p**2
 
 
-def log_success_probability(eta, order: int):
+def log_success_probability(eta: TensorLike, order: int) -> TensorLike:
     """``log`` of :func:`success_probability`, finite at every order:
     ``2p log m + log((|cos|/m)**2p + (|sin|/m)**2p)`` with ``m = max(|cos|, |sin|)``,
     ``p = 2**order`` (the second term lies in ``[0, log 2]``)."""

@@ -15,17 +15,18 @@ import math
 import torch
 
 from .errors import QRNNTypeError, QRNNValueError
+from .validation import check_float, check_int
 
 __all__ = ["SPSA"]
 
 
 def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if not check_float(name, value) > 0:
         raise QRNNValueError(f"{name} must be positive; got {value!r}")
 
 
 def _check_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+    if not check_float(name, value) >= 0:
         raise QRNNValueError(f"{name} must be non-negative; got {value!r}")
 
 
@@ -116,8 +117,7 @@ class SPSA(torch.optim.Optimizer):
         _check_non_negative("alpha", alpha)
         _check_non_negative("gamma", gamma)
         _check_non_negative("stability", stability)
-        if isinstance(resamplings, bool) or not isinstance(resamplings, int) or resamplings < 1:
-            raise QRNNValueError(f"resamplings must be an int >= 1; got {resamplings!r}")
+        check_int("resamplings", resamplings, 1)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise QRNNTypeError(
                 f"generator must be a torch.Generator or None; got {type(generator).__name__}"

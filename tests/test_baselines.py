@@ -66,19 +66,22 @@ class TestContract:
     def test_shapes_and_normalisation(self, cls):
         model = cls(io_bits=2, hidden_size=5)
         tokens = torch.randint(0, 4, (7, 3))
-        log_probs, state = model(tokens, tokens)
+        output = model(tokens, tokens)
+        log_probs, state = output
         assert log_probs.shape == (7, 3, 4)
         assert torch.allclose(log_probs.exp().sum(-1), torch.ones(7, 3), atol=1e-6)
         h = state[0] if isinstance(model, LSTMBaseline) else state
         assert h.shape == (1, 3, 5)
-        assert torch.equal(model.last_outcomes, tokens)
-        stats = model.postselection
+        assert torch.equal(output.outcomes, tokens)
+        stats = output.postselection
         for name in ("neuron", "teacher_forcing", "step"):
             assert torch.equal(getattr(stats, name), torch.ones(7, 3))
         assert torch.equal(stats.min_step, torch.ones(3))
         assert torch.equal(stats.log_total, torch.zeros(3))
         assert model.vocabulary_size == 4 and model.io_bits == 2
-        assert model.input_weights.device == model.device == torch.device("cpu")
+        assert model.device == torch.device("cpu")
+        with pytest.warns(FutureWarning, match="input_weights is deprecated"):
+            assert model.input_weights is model.recurrent.weight_ih_l0
 
     @pytest.mark.parametrize("kind", ["rnn", "lstm"])
     def test_state_carries_over(self, kind):
@@ -103,12 +106,13 @@ class TestContract:
         batched.load_state_dict(model.state_dict())
         tokens = torch.randint(0, 4, (6, 3))
         reference, _ = model(tokens, tokens)
-        swapped, _ = batched(tokens.t(), tokens.t())
-        assert torch.allclose(swapped, reference.transpose(0, 1), atol=1e-6)
-        assert torch.equal(batched.last_outcomes, tokens.t())
-        single, final = model(tokens[:, 1], tokens[:, 1])
-        assert torch.allclose(single, reference[:, 1], atol=1e-6)
-        assert model.last_outcomes.shape == (6,)
+        swapped = batched(tokens.t(), tokens.t())
+        assert torch.allclose(swapped.log_probs, reference.transpose(0, 1), atol=1e-6)
+        assert torch.equal(swapped.outcomes, tokens.t())
+        single = model(tokens[:, 1], tokens[:, 1])
+        assert torch.allclose(single.log_probs, reference[:, 1], atol=1e-6)
+        assert single.outcomes.shape == (6,)
+        final = single.state
         h = final[0] if kind == "lstm" else final
         assert h.shape == (1, 4)
         again, _ = model(tokens[:, 1], state=final)  # an unbatched state goes back in
@@ -117,33 +121,38 @@ class TestContract:
     def test_sampling_is_deterministic_with_generator(self):
         model = LSTMBaseline(2, 4)
         tokens = torch.randint(0, 4, (20, 6))
-        model(tokens, generator=torch.Generator().manual_seed(7))
-        first = model.last_outcomes.clone()
-        model(tokens, generator=torch.Generator().manual_seed(7))
-        assert torch.equal(model.last_outcomes, first)
-        model(tokens, generator=torch.Generator().manual_seed(8))
-        assert not torch.equal(model.last_outcomes, first)
-        assert not model.postselection.teacher_forcing.lt(1).any()
+        first = model(tokens, generator=torch.Generator().manual_seed(7)).outcomes
+        again = model(tokens, generator=torch.Generator().manual_seed(7)).outcomes
+        assert torch.equal(again, first)
+        other = model(tokens, generator=torch.Generator().manual_seed(8))
+        assert not torch.equal(other.outcomes, first)
+        assert not other.postselection.teacher_forcing.lt(1).any()
 
     def test_collapse_mixes_targets_and_samples(self):
         model = RNNBaseline(2, 4)
         tokens = torch.randint(0, 4, (10, 5))
         targets = torch.randint(0, 4, (10, 5))
         collapse = torch.rand(10, 5) < 0.5
-        log_probs, _ = model(
-            tokens, targets, collapse=collapse, generator=torch.Generator().manual_seed(0)
+        output = model(
+            tokens, targets, postselected=collapse, generator=torch.Generator().manual_seed(0)
         )
-        outcomes = model.last_outcomes
+        log_probs, outcomes = output.log_probs, output.outcomes
         assert torch.equal(outcomes[collapse], targets[collapse])
         # the inputs, not the outcomes, drive a classical model: log-probs ignore collapse
         assert torch.allclose(log_probs, model(tokens, targets)[0])
-        assert torch.equal(model.postselection.step, torch.ones(10, 5))
+        assert torch.equal(output.postselection.step, torch.ones(10, 5))
+
+    @pytest.mark.parametrize("kind", ["rnn", "lstm"])
+    def test_empty_batch_without_targets_gives_empty_outcomes(self, kind):
+        # an empty batch once returned outcomes=None (all() of nothing is True)
+        output = make_baseline(kind, 2, hidden=3)(torch.zeros(4, 0, dtype=torch.long))
+        assert output.outcomes.shape == (4, 0) and output.log_probs.shape == (4, 0, 4)
 
     def test_sampled_frequencies_follow_the_distribution(self):
         model = RNNBaseline(1, 3)
         tokens = torch.zeros(1, 20000, dtype=torch.long)
-        log_probs, _ = model(tokens, generator=torch.Generator().manual_seed(1))
-        frequency = model.last_outcomes.float().mean()
+        output = model(tokens, generator=torch.Generator().manual_seed(1))
+        log_probs, frequency = output.log_probs, output.outcomes.float().mean()
         assert abs(frequency - log_probs[0, 0, 1].exp()) < 0.02
 
     def test_loss_matches_sequence_nll(self):
@@ -180,17 +189,17 @@ class TestContract:
 
 class TestErrors:
     def test_kind(self):
-        with pytest.raises(ValueError, match=r"kind must be 'rnn' or 'lstm'; got 'gru'"):
+        with pytest.raises(ValueError, match=r"kind must be one of \('rnn', 'lstm'\); got 'gru'"):
             make_baseline("gru", 3, hidden=4)
-        with pytest.raises(ValueError, match=r"kind must be 'rnn' or 'lstm'; got 'gru'"):
+        with pytest.raises(ValueError, match=r"kind must be one of \('rnn', 'lstm'\); got 'gru'"):
             parameter_count("gru", 3, 4)
-        with pytest.raises(ValueError, match=r"kind must be 'rnn' or 'lstm'; got 'GRU'"):
+        with pytest.raises(ValueError, match=r"kind must be one of \('rnn', 'lstm'\); got 'GRU'"):
             ClassicalSequenceModel("GRU", 3, 4)
 
     def test_sizes(self):
         with pytest.raises(ValueError, match=r"hidden must be an int >= 1; got 0"):
             parameter_count("rnn", 3, 0)
-        with pytest.raises(ValueError, match=r"hidden_size must be an int >= 1; got 2.5"):
+        with pytest.raises(TypeError, match=r"hidden_size must be an int >= 1; got 2.5"):
             LSTMBaseline(3, 2.5)
         with pytest.raises(ValueError, match=r"io_bits must be an int >= 1; got 0"):
             RNNBaseline(0, 4)

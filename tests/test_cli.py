@@ -134,7 +134,7 @@ def test_eval_and_sample(tmp_path, capsys):
 def test_tasks_and_devices(capsys):
     assert main(["tasks"]) == 0
     listing = capsys.readouterr().out
-    assert "elman-xor" in listing and "dna-reference" in listing
+    assert "elman-xor" in listing and "dna-rvqe" in listing and "dna-reference" not in listing
     assert main(["devices"]) == 0
     devices = capsys.readouterr().out
     assert "default.qubit" in devices and "lightning.qubit" in devices
@@ -200,7 +200,7 @@ def test_baseline_training_matches_parameter_count(tmp_path, capsys):
             [
                 "train",
                 "--task",
-                "dna-reference",
+                "dna-rvqe",
                 "--length",
                 "10",
                 "--model",
@@ -267,30 +267,31 @@ def test_sample_digits_renders_terminal_and_png(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_reference_loss_and_best_checkpoint(tmp_path):
+def test_rvqe_loss_and_best_checkpoint(tmp_path):
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--steps", "10", "--loss", "reference", "--out", str(out)]) == 0
+    assert main(["train", *TINY, "--steps", "10", "--loss", "rvqe", "--out", str(out)]) == 0
     best = torch.load(out / "best.pt", weights_only=True)
     summary = json.loads((out / "summary.json").read_text())
     assert 0 < best["step"] <= 10 and summary["best_val_loss"] <= summary["val_loss"] + 1e-12
 
 
-def test_reference_loss_values():
-    """The reference loss: cross entropy over probabilities used as logits, minus its minimum,
-    so a perfect prediction scores 0 and a uniform one log(V) - ... computed by hand here."""
+def test_rvqe_loss_values():
+    """The reference implementation's (RVQE's) loss: cross entropy over probabilities used as
+    logits, minus its minimum, so a perfect prediction scores 0 and a uniform one log(V) - ...
+    computed by hand here."""
     import math
 
-    from pennylane_qrnn.training import reference_loss
+    from pennylane_qrnn.training import rvqe_loss
 
     perfect = torch.log(torch.tensor([[[1.0, 1e-30, 1e-30, 1e-30]]]))
-    assert reference_loss(
-        perfect, torch.tensor([[0]]), torch.tensor([[True]])
-    ).item() == pytest.approx(0.0, abs=1e-6)
+    assert rvqe_loss(perfect, torch.tensor([[0]]), torch.tensor([[True]])).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
     uniform = torch.log(torch.full((1, 1, 4), 0.25))
     expected = math.log(4 * math.exp(0.25)) - 0.25 - (math.log(3 + math.e) - 1)
-    assert reference_loss(
-        uniform, torch.tensor([[2]]), torch.tensor([[True]])
-    ).item() == pytest.approx(expected, rel=1e-6)
+    assert rvqe_loss(uniform, torch.tensor([[2]]), torch.tensor([[True]])).item() == pytest.approx(
+        expected, rel=1e-6
+    )
 
 
 # --- where the MNIST tasks find their files: --data-dir, else $QRNN_MNIST_DIR ---------------------

@@ -104,31 +104,25 @@ CASES = [
     # -- train: flags
     case(["train", "--quiet"], r"--task is required"),
     case(["train", "--task", "nope", "--quiet"], r"task must be one of"),
-    case(["train", *TINY_FLAGS, "--steps", "0"], r"steps must be a positive integer; got 0"),
+    case(["train", *TINY_FLAGS, "--steps", "0"], r"steps must be an int >= 1; got 0"),
     case(
         ["train", *TINY_FLAGS, "--batch-size", "-3"],
-        r"batch-size must be a positive integer; got -3",
+        r"batch-size must be an int >= 1; got -3",
     ),
-    case(
-        ["train", *TINY_FLAGS, "--eval-every", "0"], r"eval-every must be a positive integer; got 0"
-    ),
+    case(["train", *TINY_FLAGS, "--eval-every", "0"], r"eval-every must be an int >= 1; got 0"),
     case(
         ["train", *TINY_FLAGS, "--checkpoint-every", "0"],
-        r"checkpoint-every must be a positive integer; got 0",
+        r"checkpoint-every must be an int >= 1; got 0",
     ),
-    case(["train", *TINY_FLAGS, "--lr", "-1"], r"lr must be a positive finite number; got -1.0"),
-    case(["train", *TINY_FLAGS, "--lr", "nan"], r"lr must be a positive finite number; got nan"),
-    case(["train", *TINY_FLAGS, "--lr", "inf"], r"lr must be a positive finite number; got inf"),
-    case(["train", *TINY_FLAGS, "--seed", "-1"], r"seed must be a non-negative integer; got -1"),
-    case(
-        ["train", *TINY_FLAGS, "--stages", "-1"], r"stages must be a non-negative integer; got -1"
-    ),
+    case(["train", *TINY_FLAGS, "--lr", "-1"], r"lr must be a finite number > 0; got -1.0"),
+    case(["train", *TINY_FLAGS, "--lr", "nan"], r"lr must be a finite number; got nan"),
+    case(["train", *TINY_FLAGS, "--lr", "inf"], r"lr must be a finite number; got inf"),
+    case(["train", *TINY_FLAGS, "--seed", "-1"], r"seed must be an int >= 0; got -1"),
+    case(["train", *TINY_FLAGS, "--stages", "-1"], r"stages must be an int >= 0; got -1"),
     case(["train", *TINY_FLAGS, "--degree", "0"], r"degree must be .*1; got 0"),
     case(["train", *TINY_FLAGS, "--order", "0"], r"order must be .*1; got 0"),
     case(["train", *TINY_FLAGS, "--length", "0"], r"length must be .*; got 0"),
-    case(
-        ["train", *TINY_FLAGS, "--workspace", "0"], r"workspace must be a positive integer; got 0"
-    ),
+    case(["train", *TINY_FLAGS, "--workspace", "0"], r"workspace must be an int >= 1; got 0"),
     case(
         ["train", "--task", "elman-xor", "--workspace", "40", "--quiet", "--out", "{root}/w40"],
         r"(memory|GiB|workspace)",
@@ -164,7 +158,7 @@ CASES = [
     # -- train: devices
     case(
         ["train", *TINY_FLAGS, "--device", "no.such.device"],
-        r"--device must be 'exact' or an installed PennyLane device",
+        r"--device must be one of \('exact', .*'default.qubit'.*; got 'no.such.device'",
     ),
     case(
         [
@@ -257,7 +251,7 @@ CASES = [
             "--out",
             "{root}/dq",
         ],
-        r"protocol must be 'reference' to train on device 'default.qubit'",
+        r"protocol must be 'teacher-forced' to train on device 'default.qubit'",
     ),
     # -- train: the output folder
     case(
@@ -372,12 +366,10 @@ CASES = [
         ["eval", "{root}/unknown.pt"],
         r"must hold a `qrnn train` config; got unknown fields 'colour'",
     ),
-    case(["eval", "{model}", "--seeds", "0"], r"--seeds must be a positive integer; got 0"),
-    case(["eval", "{model}", "--batches", "0"], r"--batches must be a positive integer; got 0"),
-    case(["eval", "{model}", "--batches", "-2"], r"--batches must be a positive integer; got -2"),
-    case(
-        ["eval", "{model}", "--batch-size", "0"], r"--batch-size must be a positive integer; got 0"
-    ),
+    case(["eval", "{model}", "--seeds", "0"], r"--seeds must be an int >= 1; got 0"),
+    case(["eval", "{model}", "--batches", "0"], r"--batches must be an int >= 1; got 0"),
+    case(["eval", "{model}", "--batches", "-2"], r"--batches must be an int >= 1; got -2"),
+    case(["eval", "{model}", "--batch-size", "0"], r"--batch-size must be an int >= 1; got 0"),
     case(["eval", "{model}", "--full"], r"--full needs a task with a fixed dataset"),
     # -- sample
     case(
@@ -385,7 +377,7 @@ CASES = [
     ),
     case(["sample", "{root}/torchscript.pt"], r"TorchScript archive .*: refused"),
     case(["sample", "{root}/nan.pt"], r"must hold finite weights"),
-    case(["sample", "{model}", "--count", "0"], r"--count must be a positive integer; got 0"),
+    case(["sample", "{model}", "--count", "0"], r"--count must be an int >= 1; got 0"),
     case(["sample", "{model}", "--steps", "-1"], r"steps must be an int >= 0; got -1"),
     case(
         ["sample", "{model}", "--prefix", "0,9"],
@@ -398,30 +390,30 @@ CASES = [
         ["sample", "{model}", "--png", "/nonexistent/folder/x.png"],
         r"--png must be a file in an existing folder",
     ),
-    # -- import-reference
+    # -- import-rvqe
     case(
-        ["import-reference", "/nonexistent/ref.tar", "--out", "{root}/ref.pt"],
-        r"checkpoint must be a reference \(RVQE\) checkpoint.*no such file",
+        ["import-rvqe", "/nonexistent/ref.tar", "--out", "{root}/ref.pt"],
+        r"checkpoint must be an RVQE checkpoint .*no such file",
     ),
     case(
-        ["import-reference", "{model}", "--out", "{root}/ref.pt"],
+        ["import-rvqe", "{model}", "--out", "{root}/ref.pt"],
         r"is a torch.save zip archive: refused",
     ),
     case(
-        ["import-reference", "{root}/torchscript.pt", "--out", "{root}/ref.pt"],
+        ["import-rvqe", "{root}/torchscript.pt", "--out", "{root}/ref.pt"],
         r"TorchScript archive .*: refused",
     ),
-    case(["import-reference", "{root}/empty.pt", "--out", "{root}/ref.pt"], r"is empty: refused"),
+    case(["import-rvqe", "{root}/empty.pt", "--out", "{root}/ref.pt"], r"is empty: refused"),
     case(
-        ["import-reference", "{root}/pickle-os-system.pt", "--out", "{root}/ref.pt"],
+        ["import-rvqe", "{root}/pickle-os-system.pt", "--out", "{root}/ref.pt"],
         r"could not read .*Invalid magic number",
     ),
     case(
-        ["import-reference", "{root}/legacy-foreign.tar", "--out", "{root}/ref.pt"],
+        ["import-rvqe", "{root}/legacy-foreign.tar", "--out", "{root}/ref.pt"],
         r"must hold 'model_state_dict' and '_original_args'",
     ),
     case(
-        ["import-reference", "{root}/legacy-foreign.tar", "--out", "{root}"],
+        ["import-rvqe", "{root}/legacy-foreign.tar", "--out", "{root}"],
         r"--out must be a model file to write; got .*, which is a folder",
     ),
 ]
@@ -485,13 +477,13 @@ def _project_errors():
     from pennylane_qrnn.devices.braket import MissingCredentialsError
     from pennylane_qrnn.devices.capabilities import DeviceCapabilityError
     from pennylane_qrnn.devices.resources import BudgetExceededError
-    from pennylane_qrnn.reference import ReferenceImportError
+    from pennylane_qrnn.rvqe import RVQEImportError
 
     found = [
         MissingCredentialsError,
         DeviceCapabilityError,
         BudgetExceededError,
-        ReferenceImportError,
+        RVQEImportError,
     ]
     found += [
         getattr(errors, name)

@@ -16,11 +16,14 @@ SYNTHETIC = ["memorise", "memorise-reference", "elman-xor", "elman-letters", "dn
 
 
 class _Recording(QRNN):
-    """A QRNN that remembers the collapse mask of every forward call."""
+    """A QRNN that remembers the postselection mask of every forward call."""
 
-    def forward(self, tokens, targets=None, state=None, generator=None, collapse=None):
-        self.seen = getattr(self, "seen", []) + [None if collapse is None else collapse.clone()]
-        return super().forward(tokens, targets, state, generator, collapse)
+    def forward(self, tokens, targets=None, state=None, generator=None, *, postselected=None):
+        mask = None if postselected is None else postselected.clone()
+        self.seen = getattr(self, "seen", []) + [mask]
+        output = super().forward(tokens, targets, state, generator, postselected=postselected)
+        self.last_output_outcomes = output.outcomes
+        return output
 
 
 def _binomial_sigma(expected, scored):
@@ -29,7 +32,7 @@ def _binomial_sigma(expected, scored):
     return math.sqrt(expected * (1 - expected) / scored)
 
 
-@pytest.mark.parametrize("protocol", ["reference", "measured"])
+@pytest.mark.parametrize("protocol", ["forced-steps", "measured"])
 def test_untrained_elman_letters_sampled_agrees_with_expected(protocol):
     # the issue's case: untrained H6 S2 d2 model, 34 % sampled against 5 % expected
     task = get_task("elman-letters")
@@ -58,9 +61,9 @@ def test_forced_and_scored_steps_are_sampled():
     targets = torch.randint(0, 2, (6, 400), generator=torch.Generator().manual_seed(5))
     everything = torch.ones_like(tokens, dtype=torch.bool)
     batch = Batch(tokens, targets, scored=everything, forced=everything)
-    result = evaluate(model, [batch], "reference", generator=torch.Generator().manual_seed(6))
+    result = evaluate(model, [batch], "forced-steps", generator=torch.Generator().manual_seed(6))
     assert not model.seen[-1].any()  # nothing postselected
-    outcomes = model.last_outcomes
+    outcomes = model.last_output_outcomes
     assert (outcomes != targets).any()  # real samples, not the targets
     sigma = _binomial_sigma(result.accuracy_expected, tokens.numel())
     assert abs(result.accuracy_sampled - result.accuracy_expected) <= 4 * sigma
@@ -72,21 +75,21 @@ def test_unscored_forced_steps_are_still_postselected():
     task = get_task("elman-xor", length=12)
     batch = task.batch(16, torch.Generator().manual_seed(0))
     model = _Recording(2, 3, dtype=torch.float64)
-    result = evaluate(model, [batch], "reference", generator=torch.Generator().manual_seed(1))
+    result = evaluate(model, [batch], "forced-steps", generator=torch.Generator().manual_seed(1))
     seen = model.seen[-1]
     assert torch.equal(seen, batch.forced & ~batch.scored) and seen.any()
-    assert torch.equal(model.last_outcomes[seen], batch.targets[seen])  # postselected there
+    assert torch.equal(model.last_output_outcomes[seen], batch.targets[seen])  # postselected
     assert result.log_io_success_min < 0  # and the i/o postselection is paid for
 
 
 @pytest.mark.parametrize("name", SYNTHETIC)
-@pytest.mark.parametrize("protocol", ["reference", "measured"])
+@pytest.mark.parametrize("protocol", ["forced-steps", "measured"])
 def test_collapse_mask_never_postselects_a_scored_step(name, protocol):
     batch = get_task(name).batch(4, torch.Generator().manual_seed(0))
     mask = collapse_mask(batch, protocol)
     assert mask.shape == batch.tokens.shape and mask.dtype == torch.bool
     assert not (mask & batch.scored).any()
-    if protocol == "reference":
+    if protocol == "forced-steps":
         assert torch.equal(mask, batch.forced & ~batch.scored)
     else:
         assert not mask.any()
@@ -98,3 +101,24 @@ def test_protocol_refused():
         collapse_mask(batch, "postselected")
     with pytest.raises(QRNNValueError, match="protocol must be one of"):
         evaluate(QRNN(2, 2), [batch], "postselected")
+
+
+def test_reference_protocol_is_deprecated_and_means_forced_steps():
+    batch = get_task("elman-xor", length=9).batch(4, torch.Generator().manual_seed(0))
+    model = QRNN(2, 2, dtype=torch.float64)
+    with pytest.warns(FutureWarning, match="'reference' is deprecated.*'forced-steps'"):
+        old = evaluate(model, [batch], "reference", generator=torch.Generator().manual_seed(1))
+    new = evaluate(model, [batch], "forced-steps", generator=torch.Generator().manual_seed(1))
+    assert old == new and new.protocol == "forced-steps"
+
+
+def test_teacher_forced_evaluation_samples_nothing():
+    """Every step postselected: there is no sampled accuracy to report, so it is NaN (with a
+    warning), while the loss and the other accuracies are still measured."""
+    batch = get_task("elman-xor", length=9).batch(4, torch.Generator().manual_seed(0))
+    model = QRNN(2, 2, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="sampled accuracy is NaN"):
+        result = evaluate(model, [batch], "teacher-forced")
+    assert math.isnan(result.accuracy_sampled)
+    assert 0 <= result.accuracy_argmax <= 1 and result.loss > 0
+    assert result.log_io_success_min < 0  # every step paid for its target

@@ -12,10 +12,10 @@ import torch
 from pennylane_qrnn.checkpoints import file_format, load_file
 from pennylane_qrnn.cli import main
 from pennylane_qrnn.errors import UnsafeFileError
-from pennylane_qrnn.reference import (
-    ReferenceImportError,
-    import_reference,
-    load_reference_checkpoint,
+from pennylane_qrnn.rvqe import (
+    RVQEImportError,
+    import_rvqe_checkpoint,
+    load_rvqe_checkpoint,
 )
 from pennylane_qrnn.training import TrainConfig, Trainer, load_checkpoint, load_trained_model
 from tests.cli_flags import TINY_TRAIN_CONFIG, TINY_TRAIN_FLAGS
@@ -32,7 +32,7 @@ def model_file(tmp_path_factory):
 
 
 def test_the_torchscript_archive_really_runs_code(tmp_path):
-    """The planted archive is a real threat: plain torch.load (what the reference importer used)
+    """The planted archive is a real threat: plain torch.load (what the RVQE importer used)
     creates the sentinel. Everything below shows the loaders never get that far."""
     sentinel = tmp_path / "sentinel"
     path = torchscript_archive(tmp_path / "evil.pt", sentinel)
@@ -76,7 +76,7 @@ LOADERS = {
     "load_checkpoint": lambda path: load_checkpoint(path),
     "load_checkpoint(model)": lambda path: load_checkpoint(path, kind="model"),
     "load_trained_model": lambda path: load_trained_model(path),
-    "import_reference": lambda path: import_reference(path),
+    "import_rvqe_checkpoint": lambda path: import_rvqe_checkpoint(path),
     "load_file": lambda path: load_file(path, "a test file"),
 }
 
@@ -92,21 +92,21 @@ def test_every_loader_refuses_and_runs_nothing(tmp_path, model_file, kind, loade
             LOADERS[loader](path)
     assert not sentinel.exists()
     assert "\n" not in str(raised.value) and str(path) in str(raised.value)
-    if loader == "import_reference":
-        assert isinstance(raised.value, ReferenceImportError)
+    if loader == "import_rvqe_checkpoint":
+        assert isinstance(raised.value, RVQEImportError)
 
 
 def _commands(path, out):
     return {
         "eval": ["eval", str(path), "--batches", "1", "--seeds", "1"],
         "sample": ["sample", str(path), "--steps", "2"],
-        "import-reference": ["import-reference", str(path), "--out", str(out / "imported.pt")],
+        "import-rvqe": ["import-rvqe", str(path), "--out", str(out / "imported.pt")],
         "train --resume": ["train", "--resume", "--quiet", "--out", str(out)],
     }
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("command", ["eval", "sample", "import-reference", "train --resume"])
+@pytest.mark.parametrize("command", ["eval", "sample", "import-rvqe", "train --resume"])
 def test_every_command_refuses_in_one_line(tmp_path, model_file, capsys, kind, command):
     sentinel = tmp_path / "sentinel"
     out = tmp_path / "run"
@@ -124,11 +124,11 @@ def test_every_command_refuses_in_one_line(tmp_path, model_file, capsys, kind, c
     assert not (out / "imported.pt").exists() and not (out / "model.pt").exists()
 
 
-def test_legacy_reference_with_globals_is_read_inertly(tmp_path):
-    """The reference format itself (a legacy pickle) still loads, its globals inert."""
+def test_legacy_rvqe_checkpoint_with_globals_is_read_inertly(tmp_path):
+    """RVQE's format itself (a legacy pickle) still loads, its globals inert."""
     sentinel = tmp_path / "sentinel"
     path = plant("legacy-os-system", tmp_path / "ref.tar", sentinel)
-    checkpoint = load_reference_checkpoint(path)
+    checkpoint = load_rvqe_checkpoint(path)
     assert not sentinel.exists()
     assert repr(checkpoint["_original_args"]) == "<inert placeholder>"
 

@@ -277,11 +277,22 @@ class TestInputs:
             (dict(gamma=-1), "gamma must be non-negative; got -1"),
             (dict(stability=-2), "stability must be non-negative; got -2"),
             (dict(resamplings=0), "resamplings must be an int >= 1; got 0"),
-            (dict(resamplings=2.0), r"resamplings must be an int >= 1; got 2.0"),
         ],
     )
     def test_bad_hyperparameters(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
+            SPSA([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (dict(resamplings=2.0), r"resamplings must be an int >= 1; got 2.0 \(float\)"),
+            (dict(lr="0.1"), r"lr must be a finite number; got '0.1' \(str\)"),
+            (dict(alpha=True), r"alpha must be a finite number; got True \(bool\)"),
+        ],
+    )
+    def test_wrong_types_are_type_errors(self, kwargs, match):
+        with pytest.raises(TypeError, match=match):
             SPSA([torch.nn.Parameter(torch.zeros(2))], **kwargs)
 
     def test_bad_group_hyperparameter(self):

@@ -106,3 +106,25 @@ def test_pinning_is_what_makes_runs_machine_independent():
     assert not reproduce.PINNED  # imported, not run: this process's torch was already loaded
     environment = reproduce.environment()
     assert {"torch", "cpu_capability", "threads", "commit", "pinned_numerics"} <= set(environment)
+
+
+def test_renamed_protocol_and_loss_keep_the_stored_file_names():
+    # the documented mnist-train commands (default protocol teacher-forced, loss rvqe) update the
+    # JSON files docs/results holds under the names they were written with
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import reproduce
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    spelled = {
+        (protocol, loss): f"{reproduce.FILE_SPELLING[protocol]}-{reproduce.FILE_SPELLING[loss]}"
+        for protocol in ("teacher-forced", "measured")
+        for loss in ("rvqe", "nll")
+    }
+    assert spelled[("teacher-forced", "rvqe")] == "reference-reference"
+    assert spelled[("teacher-forced", "nll")] == "reference-nll"
+    for digits in ("01", "36"):
+        stored = ROOT / "docs" / "results" / f"mnist-train-{digits}-reference-reference.json"
+        assert stored.is_file()
+        assert set(json.loads(stored.read_text())["results"][0]) >= {"test_reference"}
+    assert reproduce.EVALUATION_KEYS == {"reference": "forced-steps", "measured": "measured"}

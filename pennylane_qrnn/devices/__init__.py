@@ -7,6 +7,7 @@ from .capabilities import (
     device_name,
     qnode_options,
 )
+from .facts import DEVICE_FACTS, DeviceFacts, device_facts, qiskit_backend
 
 __all__ = [
     "DeviceCapabilities",
@@ -14,4 +15,8 @@ __all__ = [
     "capabilities",
     "device_name",
     "qnode_options",
+    "DeviceFacts",
+    "DEVICE_FACTS",
+    "device_facts",
+    "qiskit_backend",
 ]

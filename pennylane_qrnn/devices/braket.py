@@ -13,7 +13,7 @@ import os
 import re
 from contextlib import contextmanager
 
-from ..errors import QRNNError, QRNNValueError
+from ..errors import QRNNError, QRNNTypeError, QRNNValueError
 from .program import SequenceProgram
 
 __all__ = [
@@ -107,18 +107,22 @@ class BraketTarget:
         profile (str or None): an AWS profile name (default: the standard chain)
 
     Raises:
+        TypeError: for an ARN or bucket name that is not a string
         ValueError: for a malformed ARN or bucket name
     """
 
     def __init__(
         self, device_arn: str, s3_bucket: str, s3_prefix: str = "qrnn", profile: str | None = None
     ):
-        if not isinstance(device_arn, str) or not _ARN.match(device_arn):
+        for name, value in (("device_arn", device_arn), ("s3_bucket", s3_bucket)):
+            if not isinstance(value, str):
+                raise QRNNTypeError(f"{name} must be a str; got {type(value).__name__} {value!r}")
+        if not _ARN.match(device_arn):
             raise QRNNValueError(
                 "device_arn must look like arn:aws:braket:REGION::device/qpu/VENDOR/NAME; "
                 f"got {device_arn!r}"
             )
-        if not isinstance(s3_bucket, str) or not _BUCKET.match(s3_bucket):
+        if not _BUCKET.match(s3_bucket):
             raise QRNNValueError(
                 "s3_bucket must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-'); "
                 f"got {s3_bucket!r}"

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import QRNNValueError
+from ..errors import DeviceCapabilityError
+from .facts import device_facts
 
 __all__ = [
     "DeviceCapabilities",
@@ -24,10 +25,6 @@ __all__ = [
     "DeviceCapabilityError",
     "device_name",
 ]
-
-
-class DeviceCapabilityError(QRNNValueError):
-    """A device cannot run a construct the model needs."""
 
 
 @dataclass(frozen=True)
@@ -58,29 +55,22 @@ class DeviceCapabilities:
         return "circuits" if self.postselect else "shots"
 
 
-_NATIVE_POSTSELECT = {"default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos"}
-
-
 def device_name(device) -> str:
     """The short name of a device object or name."""
     return device if isinstance(device, str) else getattr(device, "short_name", None) or device.name
 
 
 def capabilities(device, shots=None) -> DeviceCapabilities:
-    """The capability record of ``device`` (a device or its short name) at the given shots."""
+    """The capability record of ``device`` (a device or its short name) at the given shots,
+    from its :func:`~pennylane_qrnn.devices.facts.device_facts`."""
     name = device_name(device)
     if shots is None and not isinstance(device, str):
         shots = getattr(device, "shots", None)
         shots = None if shots is None or not shots else shots
-    analytic = not shots
-    if name in _NATIVE_POSTSELECT:
-        if name == "default.qubit":
-            method = "tree-traversal"
-        else:
-            method = "tree-traversal" if analytic else "one-shot"
-        return DeviceCapabilities(name, True, method, analytic, "native")
-    measurements = "dynamic" if name.startswith("qiskit.") else "deferred"
-    return DeviceCapabilities(name, False, None, analytic, measurements)
+    facts = device_facts(name)
+    return DeviceCapabilities(
+        name, facts.postselects, facts.mcm_method(shots), not shots, facts.measurements
+    )
 
 
 def qnode_options(device, mode: str, teacher_forcing: bool = True, shots=None) -> dict:

@@ -38,16 +38,21 @@ import numpy as np
 import pennylane as qml
 import torch
 
-from ..errors import InsufficientShotsError, InsufficientShotsWarning, QRNNValueError
+from ..errors import (
+    InsufficientShotsError,
+    InsufficientShotsWarning,
+    QRNNValueError,
+)
+from ..layout import CellLayout
 from ..templates import QRNNCell, measure_token, postselect_token
 from ..templates.base import renormalisation_handled
 from .capabilities import DeviceCapabilityError, device_name, qnode_options
+from .facts import device_facts
+from .program import check_layout
 
 __all__ = ["CircuitRunner", "make_device", "resolve_diff_method", "DIFF_METHODS"]
 
 
-#: devices that allocate wires on demand (mid-circuit measurements may need extra ones)
-_DYNAMIC_WIRES = {"default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu"}
 #: gradient methods the circuit path accepts (``None`` means ``"best"``)
 DIFF_METHODS = ("best", "backprop", "adjoint", "parameter-shift", "finite-diff")
 #: gradient methods that differentiate by re-running circuits at shifted parameters
@@ -80,7 +85,7 @@ def working_diff_methods(device, mode) -> list[str]:
         choices.append("'parameter-shift' (exact: joint probabilities)")
     if _analytic(device):
         choices.append("'finite-diff' (central differences, about 1e-9 relative)")
-    if mode == "amplified" and name == "default.qubit" and _analytic(device):
+    if mode == "amplified" and device_facts(name).adjoint_probabilities and _analytic(device):
         choices.append("'adjoint' (single steps only)")
     if not choices:
         choices.append("none here: use mode='amplified' or an analytic device")
@@ -127,7 +132,9 @@ def resolve_diff_method(device, mode, diff_method=None) -> str:
     if requested == "finite-diff" and not _analytic(device):
         raise refuse("finite differences of sampled probabilities are noise")
     if requested == "adjoint" and (
-        mode == "postselect" or name != "default.qubit" or not _analytic(device)
+        mode == "postselect"
+        or not device_facts(name).adjoint_probabilities
+        or not _analytic(device)
     ):
         raise refuse(
             "the adjoint method cannot differentiate mid-circuit measurements (postselected "
@@ -138,12 +145,13 @@ def resolve_diff_method(device, mode, diff_method=None) -> str:
 
 def make_device(name: str, n_wires: int, **kwargs):
     """Create the PennyLane device ``name`` (with ``n_wires`` wires where it needs a count)."""
-    if name == "braket.aws.qubit":
+    facts = device_facts(name)
+    if facts.aws_credentials:
         from .braket import require_credentials
 
         require_credentials(kwargs.get("aws_profile"))  # before the plugin calls AWS
         kwargs.pop("aws_profile", None)
-    if name in _DYNAMIC_WIRES and "wires" not in kwargs:
+    if facts.dynamic_wires and "wires" not in kwargs:
         return qml.device(name, **kwargs)
     return qml.device(name, wires=n_wires, **kwargs)
 
@@ -152,28 +160,25 @@ class CircuitRunner:
     """Runs a QRNN's cells as QNodes on ``device``.
 
     Args:
-        device: a PennyLane device with at least ``I + H (+ order)`` wires
-        io_bits, workspace, degree, order, mode: the cell's settings
+        device: a PennyLane device with at least ``layout.n_wires`` wires
+        layout (CellLayout): the cell's sizes, neuron settings and wires
         diff_method: the gradient method (``None``: see :func:`resolve_diff_method`)
     """
 
-    def __init__(self, device, io_bits, workspace, degree, order, mode, diff_method=None):
-        self.device = device
-        self.io_bits, self.workspace = io_bits, workspace
-        self.degree, self.order, self.mode = degree, order, mode
-        self.io_wires = list(range(io_bits))
-        self.workspace_wires = list(range(io_bits, io_bits + workspace))
-        n_anc = order if mode == "postselect" else 0
-        self.ancilla_wires = list(range(io_bits + workspace, io_bits + workspace + n_anc)) or None
-        n_wires = io_bits + workspace + n_anc
+    def __init__(self, device, layout: CellLayout, diff_method=None):
+        check_layout(layout)
+        self.device, self.layout = device, layout
+        self.mode = layout.mode
         device_wires = getattr(device, "wires", None)
-        if device_wires is not None and len(device_wires) < n_wires:
+        if device_wires is not None and len(device_wires) < layout.n_wires:
+            n_anc = layout.n_ancillas
             raise QRNNValueError(
-                f"device must have at least {n_wires} wires for I={io_bits}, H={workspace}"
-                f"{f', {n_anc} ancillas' if n_anc else ''}; got {len(device_wires)}"
+                f"device must have at least {layout.n_wires} wires for I={layout.io_bits}, "
+                f"H={layout.workspace}{f', {n_anc} ancillas' if n_anc else ''}; "
+                f"got {len(device_wires)}"
             )
         self.requested = diff_method
-        self.diff_method = resolve_diff_method(device, mode, diff_method)
+        self.diff_method = resolve_diff_method(device, layout.mode, diff_method)
         # Shift rules need outputs linear in the state; postselected (renormalised) i/o lanes are
         # not, so such methods read joint probabilities of measured outcomes instead.
         self.joint = self.diff_method in SHIFT_METHODS
@@ -198,22 +203,23 @@ class CircuitRunner:
 
     def _cell(self, weights, token):
         """Queue one step: the cell writes ``token``, runs and resets its i/o lanes."""
+        layout = self.layout
         QRNNCell(
             *weights,
             token=token,
-            io_wires=self.io_wires,
-            workspace_wires=self.workspace_wires,
-            ancilla_wires=self.ancilla_wires,
-            degree=self.degree,
-            order=self.order,
-            mode=self.mode,
+            io_wires=layout.io_wires,
+            workspace_wires=layout.workspace_wires,
+            ancilla_wires=layout.ancilla_wires or None,
+            degree=layout.degree,
+            order=layout.order,
+            mode=layout.mode,
         )
 
     def _joint_circuit(self, weights, inputs):
         measured = []
         for token in inputs:
             self._cell(weights, token)
-            measured += measure_token(self.io_wires)
+            measured += measure_token(self.layout.io_wires)
         return qml.probs(op=measured)
 
     def _qnode(self, teacher_forcing: bool):
@@ -226,12 +232,11 @@ class CircuitRunner:
         for step, token in enumerate(inputs):
             self._cell(weights, token)
             if step < len(outcomes):
-                postselect_token(outcomes[step], self.io_wires)
+                postselect_token(outcomes[step], self.layout.io_wires)
+        layout = self.layout
         if self.all_wires:
-            return qml.probs(
-                wires=self.io_wires + self.workspace_wires + list(self.ancilla_wires or [])
-            )
-        return qml.probs(wires=self.io_wires)
+            return qml.probs(wires=layout.io_wires + layout.workspace_wires + layout.ancilla_wires)
+        return qml.probs(wires=layout.io_wires)
 
     def step_probabilities(self, weights, inputs, outcomes):
         """Probabilities of the i/o lanes after the cell on ``inputs[-1]``, the earlier steps
@@ -240,9 +245,10 @@ class CircuitRunner:
         if self.joint:
             # P(y_1..y_t) of measured (not postselected) outcomes is linear in the state; the
             # conditional distribution of step t is a ratio taken here, after the circuit
-            vocabulary = 2 ** len(self.io_wires)
+            vocabulary = self.layout.vocabulary_size
             device_wires = getattr(self.device, "wires", None)
-            needed = len(self.io_wires) * (len(inputs) + 1) + len(self.workspace_wires)
+            # amplified mode only (no ancillas): the lanes and one wire per measured i/o lane
+            needed = self.layout.deferred_wires(len(inputs))
             if device_wires is not None and len(device_wires) < needed:
                 raise DeviceCapabilityError(
                     f"device must have at least {needed} wires for {self.diff_method!r} gradients "
@@ -266,9 +272,9 @@ class CircuitRunner:
                 InsufficientShotsWarning,
                 stacklevel=2,
             )
-            return torch.full((2 ** len(self.io_wires),), float("nan"), dtype=torch.float64)
+            return torch.full((self.layout.vocabulary_size,), float("nan"), dtype=torch.float64)
         if self.all_wires:  # i/o lanes first: their token is the leading index
-            probs = probs.reshape(2 ** len(self.io_wires), -1).sum(dim=1)
+            probs = probs.reshape(self.layout.vocabulary_size, -1).sum(dim=1)
         return probs
 
     def _check_gradient(self, weights, length):

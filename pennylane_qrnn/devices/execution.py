@@ -35,7 +35,9 @@ import numpy as np
 import pennylane as qml
 
 from ..errors import ModelSizeError, QRNNTypeError, QRNNValueError
+from ..validation import check_choice, check_int
 from .capabilities import DeviceCapabilityError, device_name
+from .facts import device_facts, qiskit_backend
 from .program import Record, SequenceProgram
 
 __all__ = ["run_program", "analyse_shots", "ShotEstimate", "to_qiskit", "check_capacity", "METHODS"]
@@ -43,23 +45,33 @@ __all__ = ["run_program", "analyse_shots", "ShotEstimate", "to_qiskit", "check_c
 METHODS = ("native", "dynamic", "deferred")
 
 
-def run_program(program: SequenceProgram, device, method: str, shots: int, seed=None) -> np.ndarray:
+def run_program(
+    program: SequenceProgram, device, method: str, shots: int, seed=None, decorate=None
+) -> np.ndarray:
     """Execute ``program`` with ``shots`` and return the records, ``(shots, n_records)`` of 0/1.
 
     Args:
         device: a PennyLane device (``native``, ``deferred``) or a Qiskit backend (``dynamic``;
             a pennylane-qiskit device is unwrapped to its backend)
         method: ``"native"``, ``"dynamic"`` or ``"deferred"``
+        seed: the simulator's seed (``dynamic`` only)
+        decorate: ``deferred`` only: a function that rewrites the deferred operation list
+            before it runs (e.g. :func:`~pennylane_qrnn.devices.noise.with_depolarizing`)
+
+    Raises:
+        QRNNTypeError: ``shots`` is not an int
+        QRNNValueError: ``method`` is not one of :data:`METHODS`, ``shots`` below 1, or
+            ``decorate`` with another method than ``deferred``
     """
-    if method not in METHODS:
-        raise QRNNValueError(f"method must be one of {METHODS}; got {method!r}")
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise QRNNValueError(f"shots must be a positive int; got {shots!r}")
+    check_choice("method", method, METHODS)
+    shots = check_int("shots", shots, 1)
+    if decorate is not None and method != "deferred":
+        raise QRNNValueError(f"decorate needs method='deferred'; got method={method!r}")
     if method == "dynamic":
-        return _run_dynamic(program, device, int(shots), seed)
+        return _run_dynamic(program, device, shots, seed)
     if method == "native":
-        return _run_native(program, device, int(shots))
-    return _run_deferred(program, device, int(shots))
+        return _run_native(program, device, shots)
+    return _run_deferred(program, device, shots, decorate)
 
 
 def _run_native(program, device, shots):
@@ -105,16 +117,6 @@ def _run_deferred(program, device, shots, decorate=None):
 
 #: bytes per amplitude of a complex128 state (what these simulators hold)
 _AMPLITUDE_BYTES = 16
-#: simulators that run on this machine, whose state must fit in its memory
-_LOCAL_SIMULATORS = {
-    "default.qubit",
-    "default.mixed",
-    "lightning.qubit",
-    "lightning.gpu",
-    "lightning.kokkos",
-    "qiskit.aer",
-    "braket.local.qubit",
-}
 
 
 def available_memory() -> int:
@@ -139,7 +141,7 @@ def _gib(n_bytes: float) -> str:
 def _device_limits(device, method):
     """``(name, max_qubits or None, local, density_matrix)`` of the device that will run."""
     if method == "dynamic":
-        backend = _qiskit_backend(device)
+        backend = qiskit_backend(device)
         name = getattr(backend, "name", None) or type(backend).__name__
         if callable(name):  # BackendV1
             name = name()
@@ -153,15 +155,16 @@ def _device_limits(device, method):
             method_option == "density_matrix",
         )
     name = device_name(device) if not isinstance(device, str) else device
+    facts = device_facts(name)
     simulator = getattr(device, "_device", None)  # the Braket plugin's LocalSimulator / AwsDevice
-    max_qubits, density = None, name == "default.mixed"
+    max_qubits, density = None, facts.density_matrix
     if name == "braket.local.qubit" and simulator is not None:
         density = getattr(simulator, "name", "") == "DensityMatrixSimulator"
         try:
             max_qubits = int(simulator.properties.paradigm.qubitCount)
         except (AttributeError, TypeError, ValueError):
             max_qubits = None
-    return name, max_qubits, name in _LOCAL_SIMULATORS, density
+    return name, max_qubits, facts.local, density
 
 
 def check_capacity(
@@ -250,17 +253,12 @@ def to_qiskit(program: SequenceProgram, deferred: bool = False):
     return circuit
 
 
-def _qiskit_backend(device):
-    backend = getattr(device, "backend", None)
-    return device if backend is None else backend
-
-
 def _run_dynamic(program, device, shots, seed):
     from qiskit import transpile
     from qiskit_ibm_runtime import SamplerV2
 
     check_capacity(program, device, "dynamic")
-    backend = _qiskit_backend(device)
+    backend = qiskit_backend(device)
     circuit = transpile(
         to_qiskit(program), backend=backend, optimization_level=1, seed_transpiler=0
     )
@@ -334,12 +332,7 @@ def analyse_shots(
         min_survivors: the surviving shots a step needs to be estimated; below, its
             probabilities are NaN
     """
-    if (
-        isinstance(min_survivors, bool)
-        or not isinstance(min_survivors, (int, np.integer))
-        or min_survivors < 1
-    ):
-        raise QRNNValueError(f"min_survivors must be an int >= 1; got {min_survivors!r}")
+    min_survivors = check_int("min_survivors", min_survivors, 1)
     shots = bits.shape[0]
     length, vocabulary = program.length, 2**program.io_bits
     alive = np.ones(shots, dtype=bool)

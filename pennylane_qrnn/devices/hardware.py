@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..errors import InsufficientShotsError, InsufficientShotsWarning, QRNNError, QRNNValueError
-from .execution import METHODS, analyse_shots, run_program
-from .program import SequenceProgram
+from ..errors import InsufficientShotsError, InsufficientShotsWarning, QRNNError
+from ..layout import CellLayout
+from ..results import PostselectionStats
+from ..validation import check_choice, check_int
+from .execution import METHODS, ShotEstimate, analyse_shots, run_program
+from .program import SequenceProgram, check_layout
 
-__all__ = ["ShotRunner", "INSUFFICIENT_SHOTS_POLICIES"]
+__all__ = ["ShotRunner", "ShotRun", "INSUFFICIENT_SHOTS_POLICIES"]
 
 INSUFFICIENT_SHOTS_POLICIES = ("warn", "raise")
 #: survivors per step for a standard error of at most 0.05 on every probability (0.5 / sqrt(100))
@@ -37,18 +41,34 @@ _PRECISE_SURVIVORS = 100
 
 
 def check_shot_policy(min_survivors, on_insufficient_shots) -> None:
-    """Validate the shot path's options (see :class:`ShotRunner`)."""
-    if (
-        isinstance(min_survivors, bool)
-        or not isinstance(min_survivors, (int, np.integer))
-        or min_survivors < 1
-    ):
-        raise QRNNValueError(f"min_survivors must be an int >= 1; got {min_survivors!r}")
-    if on_insufficient_shots not in INSUFFICIENT_SHOTS_POLICIES:
-        raise QRNNValueError(
-            f"on_insufficient_shots must be one of {INSUFFICIENT_SHOTS_POLICIES}; got "
-            f"{on_insufficient_shots!r}"
-        )
+    """Validate the shot path's options (see :class:`ShotRunner`).
+
+    Raises:
+        QRNNTypeError: ``min_survivors`` is not an int
+        QRNNValueError: ``min_survivors`` below 1, or an unknown ``on_insufficient_shots``
+    """
+    check_int("min_survivors", min_survivors, 1)
+    check_choice("on_insufficient_shots", on_insufficient_shots, INSUFFICIENT_SHOTS_POLICIES)
+
+
+@dataclass
+class ShotRun:
+    """What :meth:`ShotRunner.run` estimated from the shots of a batch (time-major).
+
+    Attributes:
+        log_probs: ``(L, N, 2**I)`` float64 log-probabilities; NaN for unmeasured steps
+        outcomes: ``(L, N)`` the token each step collapsed on (the target where postselected)
+        neuron: ``(L, N)`` the neurons' per-step success fraction (NaN where no shot was left)
+        picked: ``(L, N)`` the frequency of the outcome taken
+        estimates: one :class:`~pennylane_qrnn.devices.execution.ShotEstimate` per sequence,
+            with the survivor counts each estimate rests on
+    """
+
+    log_probs: torch.Tensor
+    outcomes: torch.Tensor
+    neuron: torch.Tensor
+    picked: torch.Tensor
+    estimates: list[ShotEstimate] = field(default_factory=list)
 
 
 class ShotRunner:
@@ -57,7 +77,8 @@ class ShotRunner:
     Args:
         device: a PennyLane device, or for ``method="dynamic"`` a Qiskit backend (a
             pennylane-qiskit device is unwrapped to its backend)
-        method: ``"native"``, ``"dynamic"`` or ``"deferred"``
+        layout (CellLayout): the cell's sizes, neuron settings and wires
+        method: ``"native"``, ``"dynamic"`` or ``"deferred"`` (``None`` with ``execute``)
         shots: shots per sequence
         seed: simulator seed, where the backend takes one
         min_survivors: the surviving shots a step needs to be estimated (default 1); fewer, and
@@ -65,59 +86,77 @@ class ShotRunner:
         on_insufficient_shots: ``"warn"`` (default: NaN for the unmeasured steps and an
             :class:`~pennylane_qrnn.errors.InsufficientShotsWarning`) or ``"raise"`` (an
             :class:`~pennylane_qrnn.errors.InsufficientShotsError` at the first such sequence)
+        execute: a ``execute(program, shots) -> records`` replacing :func:`run_program` on
+            ``device`` (e.g. a noisy simulation; ``device`` is then unused)
     """
 
     def __init__(
         self,
         device,
-        io_bits,
-        workspace,
-        degree,
-        order,
-        mode,
+        layout: CellLayout,
         method,
         shots,
         seed=None,
         min_survivors=1,
         on_insufficient_shots="warn",
+        execute=None,
     ):
-        if method not in METHODS:
-            raise QRNNValueError(f"execution must be one of {METHODS}; got {method!r}")
-        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-            raise QRNNValueError(
-                f"shots must be a positive int for a shot-based backend; got {shots!r}"
-            )
+        check_layout(layout)
+        if execute is None or method is not None:
+            check_choice("execution", method, METHODS)
+        shots = check_int("shots", shots, 1)
         check_shot_policy(min_survivors, on_insufficient_shots)
-        self.device, self.method, self.shots, self.seed = device, method, int(shots), seed
-        self.settings = (io_bits, workspace, degree, order, mode)
+        self.device, self.layout, self.method, self.shots, self.seed = (
+            device,
+            layout,
+            method,
+            shots,
+            seed,
+        )
         self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
-        self.last_estimates = []
+        self._execute = execute
 
     def program(self, weights, tokens) -> SequenceProgram:
-        io_bits, workspace, degree, order, mode = self.settings
-        return SequenceProgram.build(weights, tokens, io_bits, workspace, degree, order, mode)
+        return SequenceProgram.build(weights, tokens, self.layout)
 
-    def run(self, weights, tokens, targets=None, collapse=None, generator=None):
-        """Estimated log-probabilities ``(L, N, 2**I)`` (NaN for unmeasured steps), outcomes
-        ``(L, N)``, the neurons' per-step success fraction (NaN where no shot was left to try)
-        and the frequency of the outcome taken, all from shots. The
-        :class:`~pennylane_qrnn.devices.execution.ShotEstimate` of each sequence, with its
-        survivor counts, is in :attr:`last_estimates`."""
+    def execute(self, program: SequenceProgram) -> np.ndarray:
+        """The program's records from :attr:`shots` shots, ``(shots, n_records)`` of 0/1."""
+        if self._execute is not None:
+            return self._execute(program, self.shots)
+        return run_program(program, self.device, self.method, self.shots, seed=self.seed)
+
+    def estimate(self, weights, tokens, targets=None, postselected=None) -> ShotEstimate:
+        """One sequence through the shot pipeline: build its program, run it, filter the shots
+        (:func:`~pennylane_qrnn.devices.execution.analyse_shots`).
+
+        Args:
+            tokens: ``(L,)`` the input tokens; ``targets``: ``(L,)`` or ``None``
+            postselected: ``(L,)`` bools, the steps postselected on their targets (default:
+                every step when ``targets``); the other steps are measured
+        """
+        program = self.program(weights, tokens)
+        bits = self.execute(program)
+        return analyse_shots(program, bits, targets, postselected, self.min_survivors)
+
+    def run(self, weights, tokens, targets=None, postselected=None, generator=None) -> ShotRun:
+        """Run ``(L, N)`` ``tokens`` and estimate everything from shots (:class:`ShotRun`).
+
+        Args:
+            targets: ``(L, N)`` or ``None``
+            postselected: ``(L, N)`` bool, the steps postselected on their targets (default:
+                every step when ``targets``); the other steps are measured
+        """
         length, batch = tokens.shape
-        vocabulary = 2 ** self.settings[0]
-        log_probs = torch.empty(length, batch, vocabulary, dtype=torch.float64)
+        log_probs = torch.empty(length, batch, self.layout.vocabulary_size, dtype=torch.float64)
         outcomes = torch.empty(length, batch, dtype=torch.long)
         neuron = torch.empty(length, batch, dtype=torch.float64)
         picked = torch.empty(length, batch, dtype=torch.float64)
-        self.last_estimates = []
-        short = []
+        estimates, short = [], []
         for item in range(batch):
-            program = self.program(weights, tokens[:, item].tolist())
-            bits = run_program(program, self.device, self.method, self.shots, seed=self.seed)
-            forced = None if collapse is None else collapse[:, item].tolist()
+            forced = None if postselected is None else postselected[:, item].tolist()
             item_targets = None if targets is None else targets[:, item].tolist()
-            estimate = analyse_shots(program, bits, item_targets, forced, self.min_survivors)
-            self.last_estimates.append(estimate)
+            estimate = self.estimate(weights, tokens[:, item].tolist(), item_targets, forced)
+            estimates.append(estimate)
             if not estimate.measured.all():
                 report = self._shortfall(
                     item, estimate, weights, tokens[:, item], item_targets, forced, generator
@@ -147,7 +186,7 @@ class ShotRunner:
                 InsufficientShotsWarning,
                 stacklevel=3,
             )
-        return log_probs, outcomes, neuron, picked
+        return ShotRun(log_probs, outcomes, neuron, picked, estimates)
 
     def _shortfall(self, item, estimate, weights, tokens, targets, forced, generator) -> str:
         """The message for a sequence with unmeasured steps: survivors per step, and the shots
@@ -181,19 +220,16 @@ class ShotRunner:
         )
 
     def _predicted_survival(self, weights, tokens, targets, forced, generator):
-        """``(L,)`` the fraction of shots whose step-``t`` readout survives, from the exact engine
-        (along the targets where teacher-forced, along one sampled history elsewhere); ``None``
-        where the engine cannot run this model."""
+        """``(L,)`` the fraction of shots whose step-``t`` readout survives (the
+        :attr:`~pennylane_qrnn.results.PostselectionStats.reach` of the exact engine's run, along
+        the targets where postselected, along one sampled history elsewhere); ``None`` where the
+        engine cannot run this model."""
         from .. import engine
 
-        io_bits, workspace, degree, order, mode = self.settings
         try:
             with torch.no_grad():
                 weights = [torch.as_tensor(w).detach().cpu().double() for w in weights]
-                layout = engine.CellLayout(
-                    io_bits, workspace, int(weights[1].shape[0]), degree, order, mode
-                )
-                operators = engine.build_operators(layout, *weights)
+                operators = engine.build_operators(self.layout, *weights)
                 column = torch.as_tensor(tokens).reshape(-1, 1).long()
                 target_column = None if targets is None else torch.tensor(targets).reshape(-1, 1)
                 collapse = (
@@ -206,16 +242,18 @@ class ShotRunner:
                 )
         except (QRNNError, MemoryError, RuntimeError):
             return None
-        neuron = result.neuron_success[:, 0].double()
-        paid = result.outcome_probability[:, 0].double()
         if targets is None:
-            paid = torch.ones_like(paid)
-        elif forced is not None:
-            paid = torch.where(collapse[:, 0], paid, torch.ones_like(paid))
-        before = torch.cat(
-            [torch.ones(1, dtype=torch.float64), torch.cumprod(neuron * paid, 0)[:-1]]
+            postselected = torch.zeros_like(column, dtype=torch.bool)
+        elif collapse is None:
+            postselected = torch.ones_like(column, dtype=torch.bool)
+        else:
+            postselected = collapse
+        stats = PostselectionStats.from_logs(
+            result.log_neuron_success.double(),
+            result.log_outcome_probability.double(),
+            postselected,
         )
-        return (before * neuron).numpy()
+        return stats.reach[:, 0].numpy()
 
     @staticmethod
     def _trajectory(estimate, targets, forced, generator):

@@ -13,7 +13,9 @@ import numpy as np
 import pennylane as qml
 
 from ..errors import QRNNValueError
-from .execution import _run_deferred, analyse_shots, run_program
+from ..protocols import get_protocol
+from .execution import run_program
+from .hardware import ShotRunner
 from .program import Record, SequenceProgram
 
 __all__ = [
@@ -50,38 +52,43 @@ class ShotAccuracy:
 def shot_accuracy(model, batch, run, shots, protocol="measured") -> ShotAccuracy:
     """Run every sequence of ``batch`` with ``run(program, shots) -> bits`` and score it.
 
-    ``protocol="measured"``: no i/o postselection (every shot counts); ``"reference"``: shots are
-    kept only where the forced steps read their targets.
+    Each sequence goes through the shot path's pipeline (:meth:`ShotRunner.estimate`: build
+    the program, run it, filter the shots); ``run`` only says how the program is executed.
+
+    Args:
+        model: a :class:`~pennylane_qrnn.QRNN` (its ``layout`` and ``weights()``)
+        batch: a task batch (``tokens``, ``targets``, ``scored``, ``forced``)
+        run: ``run(program, shots) -> (shots, n_records)`` records, e.g. :func:`noiseless`
+        shots: shots per sequence
+        protocol: a :class:`~pennylane_qrnn.protocols.Protocol` or its name: ``"measured"``
+            (default: no i/o postselection, every shot counts) or ``"forced-steps"`` (shots are
+            kept only where the forced, unscored steps read their targets); the deprecated
+            ``"reference"`` means ``"forced-steps"`` here
+
+    Raises:
+        QRNNValueError: an unknown protocol, or one that postselects the scored steps on their
+            targets (``"teacher-forced"``: every surviving shot would read as right)
     """
-    if protocol not in ("measured", "reference"):
-        raise QRNNValueError(f"protocol must be 'measured' or 'reference'; got {protocol!r}")
+    protocol = get_protocol(protocol, purpose="evaluation")
+    if not protocol.samples_scored_steps:
+        raise QRNNValueError(
+            "protocol must measure the scored steps ('measured' or 'forced-steps'); got "
+            f"{protocol.name!r}: postselected on their targets, they read as right by construction"
+        )
+    runner = ShotRunner(None, model.layout, None, shots, execute=run)
+    postselected = protocol.mask(batch)
+    weights = model.weights()
     per_sequence, survival = [], []
     for item in range(batch.size):
-        tokens = batch.tokens[:, item].tolist()
         targets = batch.targets[:, item].tolist()
         scored = batch.scored[:, item].tolist()
-        program = SequenceProgram.build(
-            model.weights(),
-            tokens,
-            model.io_bits,
-            model.workspace,
-            model.degree,
-            model.order,
-            model.mode,
+        estimate = runner.estimate(
+            weights, batch.tokens[:, item].tolist(), targets, postselected[:, item].tolist()
         )
-        bits = run(program, shots)
-        # the same rule as pennylane_qrnn.evaluation.collapse_mask: a scored step is sampled,
-        # never postselected on its target (else it reads as right by construction)
-        reference = protocol == "reference"
-        forced = [
-            bool(f and not s) and reference
-            for f, s in zip(batch.forced[:, item].tolist(), scored, strict=True)
-        ]
-        estimate = analyse_shots(program, bits, targets, forced)
         alive = estimate.alive
         right = [
             (estimate.outcomes[alive, step] == targets[step]).mean()
-            for step in range(len(tokens))
+            for step in range(len(targets))
             if scored[step]
         ]
         per_sequence.append(float(np.mean(right)) if alive.any() else float("nan"))
@@ -126,8 +133,8 @@ def run_noisy_deferred(
 ) -> np.ndarray:
     """Run ``program`` with deferred measurements and depolarizing noise on a mixed-state device
     (e.g. ``braket.local.qubit`` with ``backend="braket_dm"``); records ``(shots, n_records)``."""
-    return _run_deferred(
-        program, device, shots, decorate=lambda ops: with_depolarizing(ops, probability)
+    return run_program(
+        program, device, "deferred", shots, decorate=lambda ops: with_depolarizing(ops, probability)
     )
 
 

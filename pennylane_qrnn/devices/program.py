@@ -17,13 +17,22 @@ import pennylane as qml
 import torch
 
 from ..errors import QRNNTypeError
+from ..layout import CellLayout
 from ..templates import QRNNCell, QuantumNeuron
 from ..templates.tokens import token_bits
 
-__all__ = ["Record", "SequenceProgram", "GATES"]
+__all__ = ["Record", "SequenceProgram", "GATES", "check_layout"]
 
 #: the gate set a program uses (everything else is decomposed into it)
 GATES = ("RY", "CNOT", "PauliX", "PhaseShift")
+
+
+def check_layout(layout) -> CellLayout:
+    """``layout`` if it is a :class:`~pennylane_qrnn.layout.CellLayout`, else a
+    :class:`~pennylane_qrnn.errors.QRNNTypeError`."""
+    if not isinstance(layout, CellLayout):
+        raise QRNNTypeError(f"layout must be a CellLayout; got {type(layout).__name__}")
+    return layout
 
 
 @dataclass(frozen=True)
@@ -48,19 +57,19 @@ class SequenceProgram:
     Attributes:
         operations: gates (PennyLane operators on wires ``0 .. n_wires-1``) and :class:`Record` s
         records: every :class:`Record`, in order
-        n_wires: qubits the circuit uses when measured lanes are reset and reused
-        io_bits, length: the i/o register size and the number of steps
+        layout: the cell's :class:`~pennylane_qrnn.layout.CellLayout` (sizes and wires)
+        length: the number of steps
+        tokens: the input token of each step
     """
 
     operations: list
     records: list
-    n_wires: int
-    io_bits: int
+    layout: CellLayout
     length: int
     tokens: list = field(default_factory=list)
 
     @classmethod
-    def build(cls, weights, tokens, io_bits, workspace, degree, order, mode) -> SequenceProgram:
+    def build(cls, weights, tokens, layout: CellLayout) -> SequenceProgram:
         """The program of one sequence: for each step, the cell on ``tokens[t]`` (which writes
         the token itself), then a record of the i/o lanes (then reset them).
 
@@ -68,26 +77,24 @@ class SequenceProgram:
             weights: the cell's four weight tensors (a :class:`~pennylane_qrnn.QRNN`'s
                 ``weights()``)
             tokens: the input token of each step
+            layout (CellLayout): the cell's sizes, neuron settings and wires
         """
+        check_layout(layout)
         weights = [np.asarray(torch.as_tensor(w).detach().cpu().double()) for w in weights]
-        io_wires = list(range(io_bits))
-        workspace_wires = list(range(io_bits, io_bits + workspace))
-        n_anc = order if mode == "postselect" else 0
-        ancilla_wires = list(range(io_bits + workspace, io_bits + workspace + n_anc))
         operations, records = [], []
         tokens = [int(t) for t in tokens]
         with qml.QueuingManager.stop_recording():
             for step, token in enumerate(tokens):
-                token_bits(token, io_bits)
+                token_bits(token, layout.io_bits)
                 cell = QRNNCell(
                     *weights,
                     token=token,
-                    io_wires=io_wires,
-                    workspace_wires=workspace_wires,
-                    ancilla_wires=ancilla_wires or None,
-                    degree=degree,
-                    order=order,
-                    mode=mode,
+                    io_wires=layout.io_wires,
+                    workspace_wires=layout.workspace_wires,
+                    ancilla_wires=layout.ancilla_wires or None,
+                    degree=layout.degree,
+                    order=layout.order,
+                    mode=layout.mode,
                 )
                 for op in _flatten(cell.decomposition()):
                     if isinstance(op, qml.ops.MidMeasure):
@@ -96,13 +103,22 @@ class SequenceProgram:
                         operations.append(record)
                     else:
                         operations.append(op)
-                for lane, wire in enumerate(io_wires):
+                for lane, wire in enumerate(layout.io_wires):
                     record = Record(len(records), wire, "io", step, lane)
                     records.append(record)
                     operations.append(record)
-        return cls(operations, records, io_bits + workspace + n_anc, io_bits, len(tokens), tokens)
+        return cls(operations, records, layout, len(tokens), tokens)
 
     # -- views --------------------------------------------------------------------------
+    @property
+    def n_wires(self) -> int:
+        """Qubits the circuit uses when measured lanes are reset and reused."""
+        return self.layout.n_wires
+
+    @property
+    def io_bits(self) -> int:
+        return self.layout.io_bits
+
     @property
     def gates(self) -> list:
         return [op for op in self.operations if not isinstance(op, Record)]
@@ -116,7 +132,7 @@ class SequenceProgram:
     @property
     def deferred_wires(self) -> int:
         """Qubits needed when every measurement gets a fresh qubit (no mid-circuit measurement)."""
-        return self.n_wires + len(self.records)
+        return self.layout.deferred_wires(self.length)
 
     def deferred_operations(self) -> list:
         """The program without mid-circuit measurements: record ``k`` is copied onto the fresh

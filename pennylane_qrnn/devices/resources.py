@@ -5,22 +5,32 @@ to the backend's native gates (a Qiskit backend's target; for other QPUs a basis
 all-to-all), predicts from the exact engine which fraction of shots survives the postselections,
 turns a requested precision into shots, and prices the run from a table the user can override.
 
-A :class:`Budget` is a model's cumulative spending limit: every priced run is charged to it, and a
-run whose estimate would take the spending past the limit is refused before anything is sent
-(:class:`BudgetExceededError`). The amount spent travels with the model's ``state_dict`` (key
-``budget_spent_usd``), so a checkpoint resumes with what was already spent.
+Prices and budgets live in :mod:`~pennylane_qrnn.devices.pricing` (re-exported here).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..errors import QRNNError, QRNNTypeError, QRNNValueError
+from ..errors import QRNNValueError
+from ..validation import check_float
 from .execution import to_qiskit
+from .facts import qiskit_backend
+from .pricing import (
+    BRAKET_PRICES,
+    IBM_PRICE_PER_SECOND,
+    IBM_REP_DELAY,
+    Budget,
+    BudgetExceededError,
+    check_budget,
+    check_budget_price,
+    check_budget_value,
+    native_basis,
+    price_run,
+)
 from .program import SequenceProgram
 
 __all__ = [
@@ -34,104 +44,10 @@ __all__ = [
     "BRAKET_PRICES",
     "IBM_PRICE_PER_SECOND",
     "native_basis",
+    "IBM_REP_DELAY",
+    "check_budget_value",
+    "model_program",
 ]
-
-#: Amazon Braket QPU prices in USD, (per task, per shot), from its public pricing page (2025).
-#: Pass ``price_table=`` to use current or negotiated prices.
-BRAKET_PRICES = {
-    "ionq/forte": (0.30, 0.08),
-    "ionq/aria": (0.30, 0.03),
-    "iqm/garnet": (0.30, 0.00145),
-    "rigetti/ankaa": (0.30, 0.0009),
-}
-#: IBM Quantum pay-as-you-go, USD per second of QPU time (96 USD a minute, 2025).
-IBM_PRICE_PER_SECOND = 1.60
-#: IBM's default repetition delay between shots, seconds
-IBM_REP_DELAY = 250e-6
-
-_VENDOR_BASIS = {
-    "ionq": ["rx", "ry", "rz", "rxx"],
-    "iqm": ["r", "cz"],
-    "rigetti": ["rx", "rz", "cz"],
-}
-_GENERIC_BASIS = ["rz", "sx", "x", "cx"]
-
-
-class BudgetExceededError(QRNNError, RuntimeError):
-    """A run's estimated price is above the budget the user set."""
-
-
-def check_budget_value(budget, name: str = "budget") -> float | None:
-    """``budget`` as a float, or ``None``; refuse anything but a finite number of USD >= 0."""
-    if budget is None:
-        return None
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
-        raise QRNNTypeError(
-            f"{name} must be a number of USD or None; got {type(budget).__name__} {budget!r}"
-        )
-    value = float(budget)
-    if not math.isfinite(value) or value < 0:
-        raise QRNNValueError(f"{name} must be a finite number of USD >= 0 or None; got {budget!r}")
-    return value
-
-
-class Budget:
-    """A cumulative spending limit in USD (``limit=None``: no limit, spending is still counted).
-
-    Args:
-        limit (float or None): the most this model may spend, all runs together
-        spent (float): what was already spent (e.g. restored from a checkpoint)
-
-    Raises:
-        QRNNTypeError: ``limit`` or ``spent`` is not a number
-        QRNNValueError: it is NaN, infinite or negative
-    """
-
-    def __init__(self, limit=None, spent=0.0):
-        self.limit = check_budget_value(limit)
-        self.spent = check_budget_value(spent, "spent")
-
-    @property
-    def remaining(self) -> float | None:
-        return None if self.limit is None else max(self.limit - self.spent, 0.0)
-
-    def __repr__(self):
-        return f"Budget(limit={self.limit!r}, spent={self.spent!r})"
-
-    def check(self, device: str, price, sequences: int, shots: int) -> None:
-        """Refuse (raise :class:`BudgetExceededError`) a run priced ``price`` USD that would take
-        the spending past the limit, or an unpriced run under a limit. Charges nothing."""
-        if self.limit is None:
-            return
-        if price is None:
-            raise BudgetExceededError(
-                f"budget is {self.limit:.2f} USD but no price is known for {device!r}; "
-                "pass price_table= to price it, or budget=None for a device that does not bill"
-            )
-        if self.spent + price > self.limit:
-            raise BudgetExceededError(
-                f"estimated price {price:,.2f} USD exceeds the budget of {self.limit:,.2f} USD "
-                f"({self.spent:,.2f} USD already spent, {self.remaining:,.2f} USD remaining; "
-                f"{sequences} sequence(s) x {shots:,} shots on {device}); nothing was run"
-            )
-
-    def charge(self, price) -> None:
-        """Add a run's price to the spending (``None``, an unpriced run, adds nothing)."""
-        if price is not None:
-            self.spent += float(price)
-
-    def restore(self, spent) -> None:
-        """Take a checkpoint's spending; never lowers what this budget has already counted."""
-        self.spent = max(self.spent, check_budget_value(float(spent), "budget_spent_usd"))
-
-
-def native_basis(name: str) -> list[str]:
-    """The gate basis used to count a non-IBM device's native gates (by vendor in its name/ARN)."""
-    lowered = (name or "").lower()
-    for vendor, basis in _VENDOR_BASIS.items():
-        if vendor in lowered:
-            return basis
-    return _GENERIC_BASIS
 
 
 @dataclass
@@ -195,12 +111,10 @@ class ResourceReport:
         return "\n".join(lines)
 
 
-def _qiskit_backend(device):
-    if device is None:
-        return None
-    backend = getattr(device, "backend", None)
-    candidate = backend if backend is not None else device
-    return candidate if hasattr(candidate, "target") else None
+def _transpile_target(device):
+    """The Qiskit backend to transpile for: ``device``'s, where it has a target; else ``None``."""
+    backend = qiskit_backend(device)
+    return backend if hasattr(backend, "target") else None
 
 
 def _transpiled(program: SequenceProgram, backend, basis, deferred: bool):
@@ -241,7 +155,7 @@ def resource_report(
         sequences: how many such sequences (tasks) the run holds
         price_table: ``{name fragment: (per task, per shot)}`` replacing :data:`BRAKET_PRICES`
     """
-    if not 0 < precision < 0.5:
+    if not 0 < check_float("precision", precision) < 0.5:
         raise QRNNValueError(f"precision must be in (0, 0.5); got {precision!r}")
     tokens = [int(t) for t in torch.as_tensor(tokens).reshape(-1).tolist()]
     plan = model.execution_plan()
@@ -249,7 +163,7 @@ def resource_report(
     name = device_name or plan.get("backend") or "unknown"
     program = model_program(model, tokens)
     first = model_program(model, tokens[:1])
-    backend = _qiskit_backend(device)
+    backend = _transpile_target(device)
     basis = native_basis(name)
     deferred = measurements == "deferred"
     step = _transpiled(first, backend, basis, deferred)
@@ -270,12 +184,12 @@ def resource_report(
             {name: value.detach().double().cpu() for name, value in model.named_parameters()}
         )
         targets_tensor = None if targets is None else torch.as_tensor(targets).reshape(-1, 1)
-        engine_model(tokens_tensor, targets_tensor, generator=torch.Generator().manual_seed(0))
-        stats = engine_model.postselection
-        # shots alive when the last step's outcome is read: every earlier step, and the last
-        # step's neurons
-        log_alive = float(stats.step[:-1].log().sum() + stats.neuron[-1].log().sum())
-    survival = math.exp(log_alive)
+        stats = engine_model(
+            tokens_tensor, targets_tensor, generator=torch.Generator().manual_seed(0)
+        ).postselection
+    # shots alive when the last step's outcome is read: every earlier step, and the last
+    # step's neurons
+    survival = float(stats.reach[-1, 0])
     needed = 0.25 / precision**2
     shots = int(math.ceil(needed / max(survival, 1e-300))) if survival > 0 else 0
     notes = []
@@ -350,7 +264,7 @@ def run_price(
         shots=int(shots),
         sequences=int(sequences),
     )
-    backend = _qiskit_backend(device)
+    backend = _transpile_target(device)
     circuit = None
     if backend is not None:
         circuit = _transpiled(model_program(model, tokens), backend, [], measurements == "deferred")
@@ -359,44 +273,14 @@ def run_price(
 
 
 def model_program(model, tokens) -> SequenceProgram:
-    return SequenceProgram.build(
-        model.weights(),
-        tokens,
-        model.io_bits,
-        model.workspace,
-        model.degree,
-        model.order,
-        model.mode,
+    """The :class:`SequenceProgram` of ``model`` (its weights and layout) on ``tokens``."""
+    return SequenceProgram.build(model.weights(), tokens, model.layout)
+
+
+def _price(report: ResourceReport, name, circuit, backend, price_table) -> None:
+    price, seconds, note = price_run(
+        name, report.sequences, report.shots, circuit, backend, price_table
     )
-
-
-def _price(report, name, circuit, backend, price_table):
-    lowered = name.lower()
-    table = BRAKET_PRICES if price_table is None else price_table
-    for fragment, (per_task, per_shot) in table.items():
-        if fragment in lowered:
-            report.price_usd = report.sequences * (per_task + per_shot * report.shots)
-            return
-    if backend is not None:
-        # an IBM backend (or its fake stand-in, with the same calibrated durations): QPU time
-        try:
-            duration = circuit.estimate_duration(backend.target, unit="s")
-        except Exception:  # simulators have no durations
-            duration = None
-        if duration is not None:
-            report.qpu_seconds = report.sequences * report.shots * (duration + IBM_REP_DELAY)
-            report.price_usd = report.qpu_seconds * IBM_PRICE_PER_SECOND
-            report.notes.append(f"IBM pay-as-you-go at {IBM_PRICE_PER_SECOND} USD per QPU second")
-
-
-def check_budget(report: ResourceReport, budget) -> None:
-    """Refuse (raise) when the report's price is above ``budget`` USD (a number or a
-    :class:`Budget`, whose spending counts), or unknown with a budget."""
-    check_budget_price(report.device, report.price_usd, budget, report.sequences, report.shots)
-
-
-def check_budget_price(device: str, price, budget, sequences: int, shots: int) -> None:
-    """Refuse (raise :class:`BudgetExceededError`) a run priced ``price`` USD above ``budget``
-    (USD, validated: a finite number >= 0, or ``None``; or a :class:`Budget`)."""
-    budget = budget if isinstance(budget, Budget) else Budget(budget)
-    budget.check(device, price, sequences, shots)
+    report.price_usd, report.qpu_seconds = price, seconds
+    if note:
+        report.notes.append(note)

@@ -12,7 +12,7 @@ class NumericalRangeWarning(RuntimeWarning):
     """A probability fell below the smallest number of the dtype; the affected values are NaN."""
 
 
-def check_finite(hint: str = "", **tensors) -> None:
+def check_finite(hint: str = "", **tensors: torch.Tensor) -> None:
     """Raise :class:`~pennylane_qrnn.errors.NonFiniteError` naming the first keyword argument that
     holds a NaN or an infinity (one device synchronisation for all of them); ``hint`` ends the
     message."""

@@ -35,7 +35,9 @@ class CellOperators:
     log_output_scale: torch.Tensor | None = None
 
 
-def _maps(layout: CellLayout, weights: torch.Tensor):
+def _maps(
+    layout: CellLayout, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 2x2 map entries (C, S) of a neuron's table, shape ``(..., 2**n_controls)``, divided
     by a constant, and the constant's log (a 0-d tensor).
 
@@ -53,7 +55,7 @@ def _maps(layout: CellLayout, weights: torch.Tensor):
     return cos, sin, 2**layout.order * torch.log(reference)
 
 
-def _inverse_top(state: torch.Tensor, dims) -> torch.Tensor:
+def _inverse_top(state: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """``1 / max |state|`` over ``dims`` (a constant for autograd), kept finite."""
     with torch.no_grad():
         top = state.abs().amax(dim=dims)  # (much faster than an inf-norm)
@@ -71,14 +73,22 @@ class _Rescaler:
     order (never in float64 at orders 1-2).
     """
 
-    def __init__(self, layout, dtype, log_scale, dims):
+    def __init__(
+        self,
+        layout: CellLayout,
+        dtype: torch.dtype,
+        log_scale: torch.Tensor,
+        dims: tuple[int, ...],
+    ) -> None:
         self.active = layout.mode == "postselect"
         self.bits_per_neuron = 2**layout.order / 2 + 0.5
         self.budget = -math.log2(torch.finfo(dtype).tiny) / 4
         self.spent = 0.0
         self.log_scale, self.dims = log_scale, dims
 
-    def neuron(self, state, cos, sin, log_scale):
+    def neuron(
+        self, state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, log_scale: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Account for a neuron about to be applied with the tables ``cos``, ``sin`` (whose
         leading axis is the block axis when there are blocks); return the tables to use."""
         if not self.active:
@@ -93,7 +103,7 @@ class _Rescaler:
         factor = factor.reshape(factor.shape + (1,) * (cos.dim() - factor.dim()))
         return cos * factor, sin * factor
 
-    def rotation(self):
+    def rotation(self) -> None:
         self.spent += 0.5
 
 
@@ -149,7 +159,7 @@ def build_operators(
     state = torch.eye(n_w, dtype=dtype, device=device).reshape((1, n_w) + (2,) * ws)
     state = state.expand((n_x,) + state.shape[1:])
 
-    def workspace_neuron(state, weights, lane):
+    def workspace_neuron(state: torch.Tensor, weights: torch.Tensor, lane: int) -> torch.Tensor:
         target = io + lane
         cos, sin, log_scale = _maps(layout, weights)
         cos, sin = (layout.lay_out(t, target) for t in (cos, sin))

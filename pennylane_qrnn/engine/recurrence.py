@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 
@@ -15,7 +16,18 @@ from .checks import NumericalRangeWarning
 class _Plan:
     """Everything about a sequence run that is not a differentiable tensor."""
 
-    def __init__(self, tokens, n_x, n_w, targets, collapse, generator):
+    #: outcomes whose branch was floored at the dtype's smallest number (set by the forward pass)
+    floored: int
+
+    def __init__(
+        self,
+        tokens: torch.Tensor,
+        n_x: int,
+        n_w: int,
+        targets: torch.Tensor | None,
+        collapse: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> None:
         self.tokens, self.n_x, self.n_w = tokens, n_x, n_w
         self.targets, self.collapse, self.generator = targets, collapse, generator
         length, batch = tokens.shape
@@ -32,29 +44,40 @@ class _Plan:
         self.members = [torch.nonzero(flat == x).squeeze(1) for x in range(n_x)]
         self.rows = torch.arange(batch, device=tokens.device)
 
-    def outcome(self, step, probs):
+    def outcome(self, step: int, probs: torch.Tensor) -> torch.Tensor:
         if self.targets is not None and self.collapse is None:
             return self.targets[step]
         sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
         if self.targets is None:
             return sampled
-        return torch.where(self.collapse[step], self.targets[step], sampled)
+        # collapse is set here: targets without collapse returned above
+        return torch.where(self.collapse[step], self.targets[step], sampled)  # type: ignore[index]
 
-    def write(self, blocks, write, state, step):
+    def write(
+        self, blocks: torch.Tensor | None, write: torch.Tensor, state: torch.Tensor, step: int
+    ) -> torch.Tensor:
         """``W[x_t] psi`` for every item."""
         if self.grouped:
             groups = state.index_select(0, self.order[step]).split(self.counts[step])
-            written = torch.cat([g @ blocks[x] for x, g in enumerate(groups) if g.shape[0]])
+            # a grouped plan is always given blocks (_Recurrence.forward)
+            written = torch.cat(
+                [g @ blocks[x] for x, g in enumerate(groups) if g.shape[0]]  # type: ignore[index]
+            )
             return written.index_select(0, self.inverse[step])
         batch = state.shape[0]
         written = (state @ write).reshape(batch, self.n_x, self.n_w)
         return written[self.rows, self.tokens[step]]
 
-    def write_transposed(self, blocks, write, grad, step):
+    def write_transposed(
+        self, blocks: torch.Tensor | None, write: torch.Tensor, grad: torch.Tensor, step: int
+    ) -> torch.Tensor:
         """``W[x_t]^T g`` for every item (the backward of :meth:`write`)."""
         if self.grouped:
             groups = grad.index_select(0, self.order[step]).split(self.counts[step])
-            back = torch.cat([g @ blocks[x].T for x, g in enumerate(groups) if g.shape[0]])
+            # a grouped plan is always given blocks (_Recurrence.forward)
+            back = torch.cat(
+                [g @ blocks[x].T for x, g in enumerate(groups) if g.shape[0]]  # type: ignore[index]
+            )
             return back.index_select(0, self.inverse[step])
         batch = grad.shape[0]
         spread = grad.new_zeros(batch, self.n_x, self.n_w)
@@ -62,7 +85,7 @@ class _Plan:
         return spread.reshape(batch, -1) @ write.T
 
 
-def _branches(u: torch.Tensor, tiny: float):
+def _branches(u: torch.Tensor, tiny: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For branch amplitudes ``u`` ``(N, n_y, n_w)``: the unit vectors ``u_y / |u_y|``, ``log q_y``
     (``q_y = |u_y|**2``) and ``1 / |u_y|``, each computed without squaring an amplitude (which
     underflows from ``1e-19`` in float32). A branch that is exactly 0 gets ``|u_y| = tiny``."""
@@ -85,7 +108,9 @@ class _Recurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, write, output, state, plan):
+    def forward(
+        ctx: Any, write: torch.Tensor, output: torch.Tensor, state: torch.Tensor, plan: _Plan
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         n_x, n_w = plan.n_x, plan.n_w
         length, batch = plan.tokens.shape
         n_y = output.shape[1] // n_w
@@ -144,7 +169,9 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_log_probs, grad_state, *_):
+    def backward(
+        ctx: Any, grad_log_probs: torch.Tensor | None, grad_state: torch.Tensor | None, *_: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
         write, output, states, written, branches, outcomes, tops = ctx.saved_tensors
         plan, blocks = ctx.plan, ctx.blocks
         length, batch, n_y, n_w = branches.shape

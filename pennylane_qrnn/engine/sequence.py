@@ -46,7 +46,9 @@ class SequenceResult:
     log_outcome_probability: torch.Tensor | None = None
 
 
-def initial_state(layout: CellLayout, batch: int, dtype, device) -> torch.Tensor:
+def initial_state(
+    layout: CellLayout, batch: int, dtype: torch.dtype | None, device: torch.device | str | None
+) -> torch.Tensor:
     """The workspace in ``|0...0>`` for ``batch`` sequences."""
     state = torch.zeros((batch, 2**layout.workspace), dtype=dtype, device=device)
     state[:, 0] = 1
@@ -118,7 +120,7 @@ def run_sequence(
         write, output, state, plan
     )
     # the stored operators are scaled (package docstring): add the scales back
-    log_scale = 0.0
+    log_scale: float | torch.Tensor = 0.0
     if operators.log_write_scale is not None:
         log_scale = operators.log_write_scale[tokens]
     if operators.log_output_scale is not None:

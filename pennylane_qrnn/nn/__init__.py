@@ -1,5 +1,8 @@
 """``torch.nn`` modules: :class:`QRNN` (sequences) and :class:`QRNNCell` (one step)."""
 
-from .qrnn import QRNN, PostselectionStats, QRNNCell, sequence_nll
+from ..results import PostselectionStats, SequenceOutput
+from .cell import QRNNCell
+from .losses import sequence_nll
+from .qrnn import QRNN
 
-__all__ = ["QRNN", "QRNNCell", "PostselectionStats", "sequence_nll"]
+__all__ = ["QRNN", "QRNNCell", "PostselectionStats", "SequenceOutput", "sequence_nll"]

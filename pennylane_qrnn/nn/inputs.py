@@ -3,6 +3,8 @@ QRNN and the classical baselines), so they take inputs the same way and fail the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 
 from ..errors import QRNNTypeError, QRNNValueError
@@ -15,8 +17,18 @@ class SequenceInputs:
     ``_input_device`` (where token tensors go)."""
 
     batch_first = False
+    # provided by the class that mixes this in
+    io_bits: int
 
-    def _check_tokens(self, name, tokens):
+    if TYPE_CHECKING:
+
+        @property
+        def vocabulary_size(self) -> int: ...
+
+        @property
+        def _input_device(self) -> torch.device: ...
+
+    def _check_tokens(self, name: str, tokens: Any) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor):
             tokens = torch.as_tensor(tokens)
         if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
@@ -28,7 +40,7 @@ class SequenceInputs:
             )
         return tokens.long().to(self._input_device)
 
-    def _to_time_major(self, name, tokens):
+    def _to_time_major(self, name: str, tokens: Any) -> tuple[torch.Tensor, bool]:
         tokens = self._check_tokens(name, tokens)
         if tokens.dim() == 1:
             return tokens.unsqueeze(1), True
@@ -39,7 +51,9 @@ class SequenceInputs:
             )
         return (tokens.t() if self.batch_first else tokens), False
 
-    def _sequence_inputs(self, tokens, targets=None, collapse=None):
+    def _sequence_inputs(
+        self, tokens: Any, targets: Any = None, collapse: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, bool]:
         """``(tokens, targets, collapse, unbatched)``, all time-major ``(L, N)``, checked."""
         tokens, unbatched = self._to_time_major("tokens", tokens)
         if tokens.shape[0] == 0:

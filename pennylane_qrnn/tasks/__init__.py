@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 from ..errors import QRNNValueError
 from .base import SPLITS, Batch, SequenceTask, TaskDefaults
 from .digits import MNISTUMAP, GenerativeDigits, MNISTPixels, SklearnDigits
-from .synthetic import DNA, ElmanLetters, ElmanXOR, Memorisation
+from .synthetic import DNA, VARIANTS, ElmanLetters, ElmanXOR, Memorisation
 
 __all__ = [
     "Batch",
@@ -28,17 +30,20 @@ __all__ = [
     "MNISTUMAP",
     "GenerativeDigits",
     "TASKS",
+    "RENAMED_TASKS",
+    "VARIANTS",
     "get_task",
+    "canonical_task_name",
 ]
 
 #: task name -> (constructor, fixed keyword arguments)
 TASKS = {
     "memorise": (Memorisation, {}),
-    "memorise-reference": (Memorisation, {"variant": "reference"}),
+    "memorise-rvqe": (Memorisation, {"variant": "rvqe"}),
     "elman-xor": (ElmanXOR, {}),
     "elman-letters": (ElmanLetters, {}),
     "dna": (DNA, {"variant": "paper"}),
-    "dna-reference": (DNA, {"variant": "reference"}),
+    "dna-rvqe": (DNA, {"variant": "rvqe"}),
     "mnist01": (MNISTPixels, {"digits": (0, 1)}),
     "mnist36": (MNISTPixels, {"digits": (3, 6)}),
     "mnist-all": (MNISTPixels, {"digits": tuple(range(10)), "scanlines": (0, 1)}),
@@ -48,8 +53,33 @@ TASKS = {
 }
 
 
+#: former task names, still accepted (with a FutureWarning), and the name each stands for now
+RENAMED_TASKS = {"memorise-reference": "memorise-rvqe", "dna-reference": "dna-rvqe"}
+
+
+def canonical_task_name(name: str, warn: bool = True) -> str:
+    """``name``, or the current name of a former one (:data:`RENAMED_TASKS`), with a
+    :class:`FutureWarning` unless ``warn`` is false. Unknown names pass through unchanged."""
+    if isinstance(name, str) and name in RENAMED_TASKS:
+        new = RENAMED_TASKS[name]
+        if warn:
+            warnings.warn(
+                f"task {name!r} is deprecated: the reference implementation's variants are now "
+                f"named 'rvqe'; pass {new!r}",
+                FutureWarning,
+                stacklevel=3,
+            )
+        return new
+    return name
+
+
 def get_task(name: str, **kwargs) -> SequenceTask:
-    """The task called ``name`` (see :data:`TASKS`), with e.g. ``length=...``."""
+    """The task called ``name`` (see :data:`TASKS`), with e.g. ``length=...``.
+
+    The former names ``memorise-reference`` and ``dna-reference`` still work, with a
+    :class:`FutureWarning` (:data:`RENAMED_TASKS`).
+    """
+    name = canonical_task_name(name)
     if name not in TASKS:
         raise QRNNValueError(f"task must be one of {', '.join(sorted(TASKS))}; got {name!r}")
     constructor, fixed = TASKS[name]

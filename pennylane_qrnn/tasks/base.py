@@ -8,23 +8,17 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QRNNValueError
+from ..validation import check_choice
 
-__all__ = ["Batch", "SequenceTask", "SPLITS", "check_positive_int", "check_split"]
+__all__ = ["Batch", "SequenceTask", "SPLITS", "check_split"]
 
 #: the splits a dataset task draws from (synthetic tasks accept and ignore them)
 SPLITS = ("train", "validate", "test")
 
 
 def check_split(split):
-    if split not in SPLITS:
-        raise QRNNValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}")
-    return split
-
-
-def check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise QRNNValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return value
+    """``split`` if it is one of :data:`SPLITS`."""
+    return check_choice("split", split, SPLITS)
 
 
 @dataclass
@@ -87,8 +81,9 @@ class TaskDefaults:
     lr: float = 0.05
     optimizer: str = "adam"
     target_loss: float | None = None
-    #: the training loss: "nll", or "reference" (cross entropy over probabilities, which the
-    #: pixel-by-pixel MNIST tasks need to get past chance; see docs/reproduction.md)
+    #: the training loss (:data:`pennylane_qrnn.training.LOSSES`): "nll", or "rvqe" (the reference
+    #: implementation's cross entropy over probabilities, which the pixel-by-pixel MNIST tasks
+    #: need to get past chance; see docs/reproduction.md)
     loss: str = "nll"
     extra: dict = field(default_factory=dict)
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from ..errors import QRNNTypeError, QRNNValueError
-from .base import SPLITS, Batch, SequenceTask, TaskDefaults, check_positive_int, check_split
+from ..validation import check_choice, check_int
+from .base import SPLITS, Batch, SequenceTask, TaskDefaults, check_split
 from .images import preprocess_images
 from .mnist_files import (
     SIMPLE_PATTERN,
@@ -122,7 +123,7 @@ class _DigitTask(SequenceTask):
 
     def batch(self, size, generator=None, split="train"):
         """``size`` images, classes alternating, each drawn uniformly with replacement."""
-        check_positive_int("size", size)
+        check_int("size", size, minimum=1)
         rows = self._rows(check_split(split))
         positions = torch.arange(size) % len(self.digits)
         # one draw per item in batch order, as the reference does
@@ -202,8 +203,8 @@ class MNISTPixels(_PixelClassification):
         batch_size=100,
         lr=0.001,
         optimizer="adam",
-        loss="reference",
-        extra={"reference_lr": "adam 0.3..0.01, 50 images per digit"},
+        loss="rvqe",
+        extra={"rvqe_lr": "adam 0.3..0.01, 50 images per digit"},
     )
     PAPER = {
         (0, 1): "99.2 +- 0.2 % test (H8 S2 d2, 1212 params)",
@@ -361,11 +362,8 @@ class MNISTUMAP(_DigitTask):
     PATTERN = UMAP_PATTERN
 
     def __init__(self, dims=3, resolution=4, digits=tuple(range(10)), folder=None, length=None):
-        if dims not in (2, 3, 4) or isinstance(dims, bool):
-            raise QRNNValueError(f"dims must be 2, 3 or 4; got {dims!r}")
-        check_positive_int("resolution", resolution, 2)
-        if resolution > 8:
-            raise QRNNValueError(f"resolution must be at most 8; got {resolution}")
+        check_choice("dims", dims, (2, 3, 4))
+        check_int("resolution", resolution, minimum=2, maximum=8)
         self.dims, self.resolution, self.io_bits = dims, resolution, dims
         self.digits = _check_digits(digits)
         self.folder = _check_folder(folder)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataNotFoundError, QRNNValueError
-from .base import check_positive_int
+from ..validation import check_choice, check_int
 from .images import preprocess_images
 
 __all__ = [
@@ -219,9 +219,8 @@ def write_preprocessed(
     images as ``validate`` and the rest as ``train``; ``split="test"`` writes ``test``. Then
     ``MNISTPixels(folder=folder)`` reads them. Returns the paths written.
     """
-    if split not in ("train", "test"):
-        raise QRNNValueError(f"split must be 'train' or 'test'; got {split!r}")
-    check_positive_int("validate_size", validate_size, 0)
+    check_choice("split", split, ("train", "test"))
+    check_int("validate_size", validate_size, minimum=0)
     values, labels = preprocess_idx(images_path, labels_path)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

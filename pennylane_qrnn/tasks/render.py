@@ -1,8 +1,8 @@
 """Digits for people to look at: pixel sequences as images, in the terminal or a PNG.
 
-``qrnn sample`` on a digit task shows its samples with :func:`render_samples`, :func:`to_ascii`
-and :func:`write_png`; :func:`render_digit` shows any sequence of pixel words (a file's row, a
-task's tokens or targets, a model's output).
+``qrnn sample`` on a digit task shows its samples with :func:`render_samples`,
+:func:`ascii_samples` and :func:`write_png`; :func:`render_digit` shows any sequence of pixel
+words (a file's row, a task's tokens or targets, a model's output).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from ..errors import QRNNValueError
+from ..validation import check_int
 
-__all__ = ["render_digit", "render_samples", "to_ascii", "write_png"]
+__all__ = ["render_digit", "render_samples", "to_ascii", "ascii_samples", "write_png"]
 
 
 def render_digit(tokens, scanline=0, scanlines=(0, 1), first=0, side=None) -> np.ndarray:
@@ -46,8 +47,8 @@ def render_digit(tokens, scanline=0, scanlines=(0, 1), first=0, side=None) -> np
     ).ravel()
     if side is None:
         side = math.isqrt(len(tokens) + first + 1)
-    elif isinstance(side, bool) or not isinstance(side, int) or side < 2:
-        raise QRNNValueError(f"side must be an int >= 2 or None; got {side!r}")
+    else:
+        side = check_int("side", side, minimum=2)
     if side * side < len(tokens) + first or side < 2:
         raise QRNNValueError(
             f"tokens must hold at most side**2 - first words of a square image; got {len(tokens)}"
@@ -95,6 +96,11 @@ def render_samples(generated, task) -> list[np.ndarray]:
 def to_ascii(image) -> str:
     """A terminal rendering: ``#`` ink, ``.`` background, one line a row."""
     return "\n".join("".join("#" if value else "." for value in row) for row in np.asarray(image))
+
+
+def ascii_samples(images) -> str:
+    """:func:`to_ascii` of each image, one after another, each headed ``sample N:``."""
+    return "\n".join(f"sample {index}:\n{to_ascii(image)}" for index, image in enumerate(images))
 
 
 def write_png(images, path, title: str = "") -> None:

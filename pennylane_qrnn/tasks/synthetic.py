@@ -6,12 +6,35 @@ bit): step ``t`` writes ``tokens[t]`` and is postselected on / scored against ``
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-from ..errors import QRNNValueError
-from .base import Batch, SequenceTask, TaskDefaults, check_positive_int
+from ..validation import check_choice, check_int
+from .base import Batch, SequenceTask, TaskDefaults
 
-__all__ = ["Memorisation", "ElmanXOR", "ElmanLetters", "DNA"]
+__all__ = ["Memorisation", "ElmanXOR", "ElmanLetters", "DNA", "VARIANTS"]
+
+#: the variants of the memorisation and DNA tasks: the paper's text, or the reference
+#: implementation's (RVQE's) code
+VARIANTS = ("paper", "rvqe")
+#: the variants' former names, and the name each stands for now
+RENAMED_VARIANTS = {"reference": "rvqe"}
+
+
+def check_variant(variant) -> str:
+    """``variant`` checked against :data:`VARIANTS`; the former ``"reference"`` becomes
+    ``"rvqe"``, with a :class:`FutureWarning`."""
+    if isinstance(variant, str) and variant in RENAMED_VARIANTS:
+        new = RENAMED_VARIANTS[variant]
+        warnings.warn(
+            f"variant={variant!r} is deprecated: it names the reference implementation's (RVQE's) "
+            f"variant, now {new!r}: pass that name",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return new
+    return check_choice("variant", variant, VARIANTS)
 
 
 def _next_token_batch(sequences: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,9 +45,10 @@ def _next_token_batch(sequences: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 class Memorisation(SequenceTask):
     """Memorise fixed sequences (the paper's first experiment, 3-bit words).
 
-    ``variant="paper"``: ``4444...`` and ``1231...``; ``variant="reference"``: the reference
-    code's ``4444...`` and ``0123...``. Each sequence has ``length + 1`` tokens; every step
-    predicts the next token and is scored. A batch cycles through the sequences.
+    ``variant="paper"``: ``4444...`` and ``1231...``; ``variant="rvqe"``: the reference
+    implementation's (RVQE's) ``4444...`` and ``0123...``. Each sequence has ``length + 1``
+    tokens; every step predicts the next token and is scored. A batch cycles through the
+    sequences.
     """
 
     name = "memorise"
@@ -35,18 +59,16 @@ class Memorisation(SequenceTask):
     paper_result = "converges (H5 S2 d3, 1162 params); Adam best, lr ~0.05"
 
     def __init__(self, length: int = 20, variant: str = "paper"):
-        self.length = check_positive_int("length", length)
-        if variant not in ("paper", "reference"):
-            raise QRNNValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
-        self.variant = variant
-        cycle = [1, 2, 3] if variant == "paper" else [0, 1, 2, 3]
+        self.length = check_int("length", length, minimum=1)
+        self.variant = check_variant(variant)
+        cycle = [1, 2, 3] if self.variant == "paper" else [0, 1, 2, 3]
         n = self.length + 1
         self.sequences = torch.tensor(
             [[4] * n, [cycle[i % len(cycle)] for i in range(n)]], dtype=torch.long
         ).T
 
     def batch(self, size, generator=None, split="train"):
-        check_positive_int("size", size)
+        check_int("size", size, minimum=1)
         columns = torch.arange(size) % self.sequences.shape[1]
         tokens, targets = _next_token_batch(self.sequences[:, columns])
         scored = torch.ones_like(tokens, dtype=torch.bool)
@@ -69,10 +91,10 @@ class ElmanXOR(SequenceTask):
     paper_result = "val loss < 1e-3 (H4 S1); bias init at pi/4 matters most"
 
     def __init__(self, length: int = 36):
-        self.length = check_positive_int("length", length, 3)
+        self.length = check_int("length", length, minimum=3)
 
     def batch(self, size, generator=None, split="train"):
-        check_positive_int("size", size)
+        check_int("size", size, minimum=1)
         triples = -(-(self.length + 1) // 3)
         ab = torch.randint(0, 2, (triples, 2, size), generator=generator)
         c = ab[:, 0] ^ ab[:, 1]
@@ -104,10 +126,10 @@ class ElmanLetters(SequenceTask):
     UNPREDICTABLE = 7
 
     def __init__(self, length: int = 36):
-        self.length = check_positive_int("length", length, 2)
+        self.length = check_int("length", length, minimum=2)
 
     def batch(self, size, generator=None, split="train"):
-        check_positive_int("size", size)
+        check_int("size", size, minimum=1)
         consonants = torch.randint(0, 3, (self.length + 1, size), generator=generator)
         columns = []
         for item in range(size):
@@ -129,10 +151,10 @@ class DNA(SequenceTask):
     Bases ``G A T C`` are tokens 0-3 (3-bit words); the marker sits at a random position in
     ``[1, L/2)``. Only the last step is scored: it must output the base.
 
-    * ``variant="reference"`` (the reference code, to compare with its numbers): the marker is
-      written as ``base + 4``, so it carries the base; targets are 0 before it, the marker at it
-      and the base at every later step. Teacher forcing thus writes the answer into the state at
-      every step after the marker.
+    * ``variant="rvqe"`` (the reference implementation, RVQE, to compare with its numbers): the
+      marker is written as ``base + 4``, so it carries the base; targets are 0 before it, the
+      marker at it and the base at every later step. Teacher forcing thus writes the answer into
+      the state at every step after the marker.
     * ``variant="paper"`` (the paper's text, the honest long-memory test): ``U`` is its own token
       (4), the base to remember is the next input, every other input is a random base, and every
       target before the last is 0, so nothing reveals the base until the scored step.
@@ -154,15 +176,11 @@ class DNA(SequenceTask):
     MARKER = 4
 
     def __init__(self, length: int = 100, variant: str = "paper"):
-        self.length = check_positive_int("length", length, 4)
-        if self.length > 1000:
-            raise QRNNValueError(f"length must be at most 1000; got {length}")
-        if variant not in ("paper", "reference"):
-            raise QRNNValueError(f"variant must be 'paper' or 'reference'; got {variant!r}")
-        self.variant = variant
+        self.length = check_int("length", length, minimum=4, maximum=1000)
+        self.variant = check_variant(variant)
 
     def batch(self, size, generator=None, split="train"):
-        check_positive_int("size", size)
+        check_int("size", size, minimum=1)
         n = self.length + 1
         bases = torch.randint(0, 4, (n, size), generator=generator)
         high = max(2, (self.length + 1) // 2)
@@ -170,7 +188,7 @@ class DNA(SequenceTask):
         steps = torch.arange(n).unsqueeze(1)
         at, after = steps == position, steps > position
         answer = bases[position, torch.arange(size)]
-        if self.variant == "reference":
+        if self.variant == "rvqe":
             sequence = torch.where(at, answer + self.MARKER, bases)
             target_words = torch.where(at, answer + self.MARKER, torch.where(after, answer, 0))
         else:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pennylane as qml
 from pennylane.decomposition import add_decomps, register_resources
@@ -22,6 +24,10 @@ from pennylane.resource import Resources, ResourcesOperation
 from pennylane.wires import Wires
 
 from ..errors import NonFiniteError, QRNNValueError
+
+if TYPE_CHECKING:
+    from pennylane.operation import Operator
+    from pennylane.typing import TensorLike
 
 __all__ = [
     "MeasuringTemplate",
@@ -33,7 +39,7 @@ __all__ = [
 ]
 
 
-def check_finite_weights(name, weights) -> None:
+def check_finite_weights(name: str, weights: TensorLike) -> None:
     """Refuse NaN or infinite angles (a circuit would run and return NaN, or garbage, silently).
     Traced weights (under jit) are not inspected."""
     if qml.math.is_abstract(weights):
@@ -48,7 +54,7 @@ _HANDLED = contextvars.ContextVar("pennylane_qrnn_renormalisation_handled", defa
 
 
 @contextlib.contextmanager
-def renormalisation_handled():
+def renormalisation_handled() -> Iterator[None]:
     """Within this context, :class:`PostselectedRY` gates are built unguarded: for callers that
     make gradient transforms right themselves (the circuit path's finite differences read the
     probabilities of every wire, so PennyLane's light-cone pruning keeps every angle)."""
@@ -81,28 +87,30 @@ class PostselectedRY(qml.RY):
     :func:`renormalisation_handled` carry ``handled=True`` and behave like ``qml.RY``.
     """
 
-    def __init__(self, phi, wires, handled=None, id=None):
+    def __init__(
+        self, phi: TensorLike, wires: Any, handled: bool | None = None, id: str | None = None
+    ) -> None:
         super().__init__(phi, wires=wires, id=id)
         self._hyperparameters = {"handled": bool(_HANDLED.get() if handled is None else handled)}
 
     @property
-    def name(self):
+    def name(self) -> str:
         return "RY"
 
     @property
-    def grad_method(self):
+    def grad_method(self) -> str:
         if self.hyperparameters.get("handled"):
             return "A"
         raise QRNNValueError(POSTSELECT_GRADIENT_MESSAGE)
 
 
 #: the package's own decomposition rule of each template (the registered resource count)
-_RULES: dict = {}
+_RULES: dict[type, Any] = {}
 #: qubits of each basic gate the templates decompose into (for ``qml.specs``' gate sizes)
 _GATE_SIZES = {"CNOT": 2}
 
 
-def register_template_decomposition(template: type, rule) -> None:
+def register_template_decomposition(template: type, rule: Any) -> None:
     """Register ``rule`` (a function decorated with ``qml.register_resources``) as ``template``'s
     decomposition with PennyLane (``qml.add_decomps``), and as the count its
     :meth:`~MeasuringTemplate.resources` expand."""
@@ -110,17 +118,17 @@ def register_template_decomposition(template: type, rule) -> None:
     _RULES[template] = rule
 
 
-def _gate_name(rep) -> str:
+def _gate_name(rep: Any) -> str:
     # PostselectedRY is an RY on every device and in qml.specs (its ``name`` is "RY")
     return "RY" if issubclass(rep.op_type, qml.RY) else rep.name
 
 
-def basic_gate_counts(counts: dict) -> dict:
+def basic_gate_counts(counts: dict[Any, int]) -> dict[str, int]:
     """``{gate name: count}`` from PennyLane resource counts (``{CompressedResourceOp: count}``),
     the package's templates expanded through their registered rules, down to the names
     ``qml.specs`` reports for the expanded circuit (``RY``, ``CNOT``, ``PhaseShift``, ``PauliX``,
     ``MidMeasureMP``)."""
-    out: dict = {}
+    out: dict[str, int] = {}
     for rep, count in counts.items():
         if not count:
             continue
@@ -135,7 +143,7 @@ def basic_gate_counts(counts: dict) -> dict:
 
 
 @register_resources({qml.RY: 1})
-def _postselected_ry_as_ry(phi, wires, **_):
+def _postselected_ry_as_ry(phi: TensorLike, wires: Any, **_: Any) -> None:
     # for the graph decomposition system, which knows gates by type: the same gate as a plain RY
     # (kept as PostselectedRY wherever "RY" is in the target gate set, since its name is "RY")
     qml.RY(phi, wires=wires)
@@ -158,7 +166,7 @@ class MeasuringTemplate(ResourcesOperation):
     """
 
     grad_method = None
-    _wire_keys: tuple = ()
+    _wire_keys: tuple[str, ...] = ()
 
     def resources(self) -> Resources:
         """Gates of this template's full decomposition, by name (from its registered resource
@@ -171,7 +179,7 @@ class MeasuringTemplate(ResourcesOperation):
         """
         rule = _RULES[type(self)]
         counts = basic_gate_counts(rule.compute_resources(**self.resource_params).gate_counts)
-        sizes: dict = {}
+        sizes: dict[int, int] = {}
         for name, count in counts.items():
             size = _GATE_SIZES.get(name, 1)
             sizes[size] = sizes.get(size, 0) + count
@@ -184,10 +192,10 @@ class MeasuringTemplate(ResourcesOperation):
         )
 
     @classmethod
-    def _unflatten(cls, data, metadata):
+    def _unflatten(cls, data: Sequence[Any], metadata: tuple[Any, ...]) -> MeasuringTemplate:
         return cls(*data, **dict(metadata[1]))
 
-    def map_wires(self, wire_map):
+    def map_wires(self, wire_map: dict[Any, Any]) -> MeasuringTemplate:
         new_op = super().map_wires(wire_map)
         for key in self._wire_keys:
             new_op._hyperparameters[key] = Wires(
@@ -195,7 +203,7 @@ class MeasuringTemplate(ResourcesOperation):
             )
         return new_op
 
-    def queue(self, context=qml.QueuingManager):
+    def queue(self, context: Any = qml.QueuingManager) -> MeasuringTemplate:
         if self.hyperparameters["mode"] == "postselect":
             with qml.QueuingManager.stop_recording():
                 ops = self.decomposition()
@@ -206,7 +214,7 @@ class MeasuringTemplate(ResourcesOperation):
         return super().queue(context)
 
 
-def _expanded(op):
+def _expanded(op: Operator) -> Iterator[Operator]:
     """``op``'s decomposition with the package's templates expanded, down to basic gates."""
     with qml.QueuingManager.stop_recording():
         for inner in op.decomposition():
@@ -216,9 +224,9 @@ def _expanded(op):
                 yield inner
 
 
-def _depth(op) -> int:
+def _depth(op: Operator) -> int:
     """Depth of ``op``'s expanded decomposition (layers of gates on disjoint wires)."""
-    level: dict = {}
+    level: dict[Any, int] = {}
     for gate in _expanded(op):
         layer = 1 + max((level.get(w, 0) for w in gate.wires), default=0)
         for w in gate.wires:
@@ -226,7 +234,7 @@ def _depth(op) -> int:
     return max(level.values(), default=0)
 
 
-def _recording_qnode():
+def _recording_qnode() -> qml.QNode | None:
     """The QNode whose tape is being recorded, if the template is queued by one (PennyLane
     calls the quantum function from ``QNode.construct``, a few frames up)."""
     frame = inspect.currentframe()
@@ -240,7 +248,7 @@ def _recording_qnode():
     return None
 
 
-def _check_qnode_postselects(template, ops) -> None:
+def _check_qnode_postselects(template: Operator, ops: Sequence[Operator]) -> None:
     """Refuse, with what works, a QNode whose mid-circuit measurement method cannot postselect
     this template's measurements: PennyLane's default for an analytic device defers them, which
     needs one fresh wire per measurement (a device with fixed wires fails with "wires not found
@@ -248,7 +256,7 @@ def _check_qnode_postselects(template, ops) -> None:
     qnode = _recording_qnode()
     if qnode is None:
         return
-    from ..devices.capabilities import DeviceCapabilityError
+    from ..errors import DeviceCapabilityError
 
     device = qnode.device
     mcm_method = qnode.execute_kwargs.get("mcm_method")
@@ -257,7 +265,8 @@ def _check_qnode_postselects(template, ops) -> None:
     ]
     if mcm_method not in (None, "deferred") or any(shots):
         return
-    name = getattr(device, "short_name", None) or getattr(device, "name", "")
+    # every PennyLane device has a str name (mypy types getattr(..., None) or ... as optional)
+    name: str = getattr(device, "short_name", None) or getattr(device, "name", "")  # type: ignore[assignment]
     n_mcm = sum(isinstance(op, qml.ops.MidMeasure) for op in ops)
     fix = (
         "use mcm_method='tree-traversal' in the QNode (qml.qnode(dev, mcm_method="

@@ -16,11 +16,17 @@ parameters under ``default.qubit`` backprop in PennyLane 0.45.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pennylane as qml
 
 from ..neuron import walsh_matrix
+
+if TYPE_CHECKING:
+    from pennylane.operation import Operator
+    from pennylane.typing import TensorLike
 
 __all__ = ["walsh_walk", "multiplexed_ry", "multiplexed_rotation_cost"]
 
@@ -29,7 +35,7 @@ def _popcount(value: int) -> int:
     return bin(value).count("1")
 
 
-def _walk_length(sequence) -> int:
+def _walk_length(sequence: Iterable[int]) -> int:
     closed = list(sequence) + [0]
     return sum(_popcount(a ^ b) for a, b in zip([0] + list(sequence), closed, strict=True))
 
@@ -57,7 +63,7 @@ def walsh_walk(n_controls: int, degree: int) -> tuple[int, ...]:
     return tuple(best)
 
 
-def multiplexed_rotation_cost(n_controls: int, degree: int | None = None) -> dict:
+def multiplexed_rotation_cost(n_controls: int, degree: int | None = None) -> dict[str, int]:
     """Gate counts of :func:`multiplexed_ry` on ``n_controls`` controls for a table of the given
     polynomial degree (``None``: arbitrary table): ``{"cnot": ..., "ry": ...}``."""
     degree = n_controls if degree is None else min(degree, n_controls)
@@ -66,8 +72,12 @@ def multiplexed_rotation_cost(n_controls: int, degree: int | None = None) -> dic
 
 
 def multiplexed_ry(
-    angles, control_wires, target_wire, degree: int | None = None, rotation=qml.RY
-) -> list:
+    angles: TensorLike,
+    control_wires: Iterable[Any],
+    target_wire: Any,
+    degree: int | None = None,
+    rotation: type = qml.RY,
+) -> list[Operator]:
     """Operations applying ``RY(angles[..., x])`` to ``target_wire`` for each control state ``x``.
 
     Args:
@@ -94,7 +104,7 @@ def multiplexed_ry(
         sign = sign.to(angles.device)
     coefficients = qml.math.tensordot(angles, sign, axes=[[-1], [1]])
 
-    ops = []
+    ops: list[Operator] = []
     current = 0
     for step, mask in enumerate(list(walk)):
         ops.extend(_toggle(current ^ mask, control_wires, target_wire))
@@ -104,7 +114,7 @@ def multiplexed_ry(
     return ops
 
 
-def _toggle(difference: int, control_wires, target_wire) -> list:
+def _toggle(difference: int, control_wires: Sequence[Any], target_wire: Any) -> list[Operator]:
     n = len(control_wires)
     return [
         qml.CNOT(wires=[control_wires[i], target_wire])

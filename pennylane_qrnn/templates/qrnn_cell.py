@@ -2,6 +2,9 @@ r"""One step of Bausch's QRNN as a PennyLane template."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import pennylane as qml
 from pennylane.decomposition import register_resources, resource_rep
 from pennylane.wires import Wires
@@ -22,6 +25,10 @@ from .quantum_neuron import (
     distinct_wires,
 )
 from .tokens import token_bits, write_token
+
+if TYPE_CHECKING:
+    from pennylane.operation import Operator
+    from pennylane.typing import TensorLike
 
 __all__ = ["QRNNCell", "neuron_controls"]
 
@@ -131,20 +138,20 @@ class QRNNCell(MeasuringTemplate):
 
     def __init__(
         self,
-        input_weights,
-        rotation_weights,
-        stage_weights,
-        output_weights,
-        token,
-        io_wires,
-        workspace_wires,
-        ancilla_wires=None,
-        degree=2,
-        order=2,
-        mode="postselect",
-        write=True,
-        id=None,
-    ):
+        input_weights: TensorLike,
+        rotation_weights: TensorLike,
+        stage_weights: TensorLike,
+        output_weights: TensorLike,
+        token: int,
+        io_wires: Any,
+        workspace_wires: Any,
+        ancilla_wires: Any = None,
+        degree: int = 2,
+        order: int = 2,
+        mode: str = "postselect",
+        write: bool = True,
+        id: str | None = None,
+    ) -> None:
         degree = neuron.check_degree(degree)
         order = neuron.check_order(order)
         mode = neuron.check_mode(mode)
@@ -205,11 +212,11 @@ class QRNNCell(MeasuringTemplate):
         super().__init__(*weights, wires=Wires(all_wires), id=id)
 
     @property
-    def num_params(self):
+    def num_params(self) -> int:
         return 4
 
     @property
-    def resource_params(self) -> dict:
+    def resource_params(self) -> dict[str, Any]:
         hp = self.hyperparameters
         return {
             "io_bits": len(hp["io_wires"]),
@@ -222,44 +229,44 @@ class QRNNCell(MeasuringTemplate):
             "write": hp["write"],
         }
 
-    def queue(self, context=qml.QueuingManager):
+    def queue(self, context: Any = qml.QueuingManager) -> QRNNCell:
         _check_token_written_once(self, context)
         return super().queue(context)
 
     @staticmethod
-    def shape(io_bits, workspace, stages, degree) -> dict:
+    def shape(io_bits: int, workspace: int, stages: int, degree: int) -> dict[str, tuple[int, ...]]:
         """Shapes of the four weight arguments for ``io_bits`` i/o lanes, ``workspace`` lanes,
         ``stages`` work stages and neurons of the given degree."""
         return CellLayout(io_bits, workspace, stages, degree).weight_shapes()
 
     @staticmethod
-    def num_weights(io_bits, workspace, stages, degree) -> int:
+    def num_weights(io_bits: int, workspace: int, stages: int, degree: int) -> int:
         """Total number of trainable angles: ``(H + S H + I) n_weights + S H``."""
         return CellLayout(io_bits, workspace, stages, degree).n_parameters
 
     @staticmethod
     def compute_decomposition(
-        input_weights,
-        rotation_weights,
-        stage_weights,
-        output_weights,
-        wires,
-        token,
-        io_wires,
-        workspace_wires,
-        ancilla_wires,
-        degree,
-        order,
-        mode,
-        write=True,
-    ):
+        input_weights: TensorLike,
+        rotation_weights: TensorLike,
+        stage_weights: TensorLike,
+        output_weights: TensorLike,
+        wires: Any,
+        token: int,
+        io_wires: Any,
+        workspace_wires: Any,
+        ancilla_wires: Any,
+        degree: int,
+        order: int,
+        mode: str,
+        write: bool = True,
+    ) -> list[Operator]:
         r"""Token write (unless ``write=False``), input stage, work stages, i/o reset and output
         stage, as standard operations."""
         ops = list(write_token(token, io_wires)) if write else []
 
-        def add_neuron(weights, target):
+        def add_neuron(weights: TensorLike, target: Any) -> None:
             controls = neuron_controls(target, io_wires, workspace_wires)
-            settings = {"degree": degree, "order": order, "mode": mode}
+            settings: dict[str, Any] = {"degree": degree, "order": order, "mode": mode}
             if mode == "postselect":
                 # expanded in place: its mid-circuit measurements must reach the tape
                 ops.extend(
@@ -291,16 +298,23 @@ class QRNNCell(MeasuringTemplate):
 
 
 def _cell_resource_counts(
-    io_bits, workspace, stages, degree, order, mode, token_ones, write
-) -> dict:
+    io_bits: int,
+    workspace: int,
+    stages: int,
+    degree: int,
+    order: int,
+    mode: str,
+    token_ones: int,
+    write: bool,
+) -> dict[Any, int]:
     """The operators of :meth:`QRNNCell.compute_decomposition`, counted without building it: the
     resource function registered with PennyLane. Amplified neurons stay templates (counted by
     their own registered rule); postselected ones are expanded in place, as the cell does."""
     neurons = workspace * (1 + stages) + io_bits
     n_controls = io_bits + workspace - 1
-    counts: dict = {}
+    counts: dict[Any, int] = {}
 
-    def add(rep, count):
+    def add(rep: Any, count: int) -> None:
         if count:
             counts[rep] = counts.get(rep, 0) + count
 
@@ -321,9 +335,10 @@ def _cell_resource_counts(
 
 
 @register_resources(_cell_resource_counts)
-def _cell_decomposition(*weights, wires, **hyperparameters):
+def _cell_decomposition(*weights: TensorLike, wires: Any, **hyperparameters: Any) -> None:
     with qml.QueuingManager.stop_recording():
-        ops = QRNNCell.compute_decomposition(*weights, wires=wires, **hyperparameters)
+        # the four weights fill the four weight parameters; wires is keyword-only here
+        ops = QRNNCell.compute_decomposition(*weights, wires=wires, **hyperparameters)  # type: ignore[misc]
     for op in ops:
         qml.apply(op)
 
@@ -331,17 +346,17 @@ def _cell_decomposition(*weights, wires, **hyperparameters):
 register_template_decomposition(QRNNCell, _cell_decomposition)
 
 
-def _active_queue(context):
+def _active_queue(context: Any) -> Any:
     if context is qml.QueuingManager:
         return qml.QueuingManager.active_context()
     return context if hasattr(context, "queue") else None
 
 
-def _lane_states(queue, io_wires) -> dict:
+def _lane_states(queue: Sequence[Any], io_wires: Sequence[Any]) -> dict[Any, str]:
     """What the operations queued so far say about each i/o lane: ``"written"`` (the last
     operation on it is an ``X``), ``"zero"`` (none yet, or a measurement with reset) or
     ``"unknown"``."""
-    last: dict = {}
+    last: dict[Any, Any] = {}
     for obj in reversed(queue):
         for wire in getattr(obj, "wires", ()):
             if wire in io_wires and wire not in last:
@@ -360,7 +375,7 @@ def _lane_states(queue, io_wires) -> dict:
     return states
 
 
-def _check_token_written_once(cell, context) -> None:
+def _check_token_written_once(cell: QRNNCell, context: Any) -> None:
     """Refuse, when the queue shows it, a cell that would write its token onto lanes that already
     hold it (the pre-0.1 pattern ``write_token(t, io); QRNNCell(token=t)``: ``X X`` cancels), or
     reset a token other than the one written (``write=False``)."""

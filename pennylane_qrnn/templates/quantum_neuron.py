@@ -2,6 +2,8 @@ r"""The quantum neuron of Cao, Guerreschi & Aspuru-Guzik (2017), as used by Baus
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pennylane as qml
 from pennylane.decomposition import register_resources, resource_rep
@@ -19,6 +21,10 @@ from .base import (
 )
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
 
+if TYPE_CHECKING:
+    from pennylane.operation import Operator
+    from pennylane.typing import TensorLike
+
 __all__ = ["QuantumNeuron", "MODES", "check_mode", "neuron_resources"]
 
 
@@ -35,7 +41,7 @@ def check_ancillas(mode: str, order: int, ancilla_wires: Wires) -> None:
         )
 
 
-def distinct_wires(**groups: Wires) -> list:
+def distinct_wires(**groups: Wires) -> list[Any]:
     """All wires of the named groups, in order; raises unless no wire appears twice."""
     all_wires = [w for wires in groups.values() for w in wires.tolist()]
     if len(set(all_wires)) != len(all_wires):
@@ -46,7 +52,7 @@ def distinct_wires(**groups: Wires) -> list:
     return all_wires
 
 
-def _controlled_minus_i_y(control, target, sign: int) -> list:
+def _controlled_minus_i_y(control: Any, target: Any, sign: int) -> list[Operator]:
     """Controlled ``RY(sign * pi)`` (``-iY`` for ``sign=+1``, ``+iY`` for ``-1``) with one CNOT:
     ``Y = S X S^dagger`` and the phase ``-/+ i`` moved onto the control as a phase shift."""
     return [
@@ -156,15 +162,15 @@ class QuantumNeuron(MeasuringTemplate):
 
     def __init__(
         self,
-        weights,
-        control_wires,
-        target_wire,
-        ancilla_wires=None,
-        degree=1,
-        order=1,
-        mode="postselect",
-        id=None,
-    ):
+        weights: TensorLike,
+        control_wires: Any,
+        target_wire: Any,
+        ancilla_wires: Any = None,
+        degree: int = 1,
+        order: int = 1,
+        mode: str = "postselect",
+        id: str | None = None,
+    ) -> None:
         degree = neuron.check_degree(degree)
         order = neuron.check_order(order)
         mode = check_mode(mode)
@@ -196,16 +202,16 @@ class QuantumNeuron(MeasuringTemplate):
         super().__init__(weights, wires=Wires(all_wires), id=id)
 
     @property
-    def num_params(self):
+    def num_params(self) -> int:
         return 1
 
     @staticmethod
-    def shape(n_controls, degree):
+    def shape(n_controls: int, degree: int) -> tuple[int]:
         """Shape of the weights of a neuron with ``n_controls`` controls and the given degree."""
         return (neuron.num_weights(int(n_controls), neuron.check_degree(degree)),)
 
     @property
-    def resource_params(self) -> dict:
+    def resource_params(self) -> dict[str, Any]:
         hp = self.hyperparameters
         return {
             "n_controls": len(hp["control_wires"]),
@@ -216,8 +222,15 @@ class QuantumNeuron(MeasuringTemplate):
 
     @staticmethod
     def compute_decomposition(
-        weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode
-    ):
+        weights: TensorLike,
+        wires: Any,
+        control_wires: Any,
+        target_wire: Any,
+        ancilla_wires: Any,
+        degree: int,
+        order: int,
+        mode: str,
+    ) -> list[Operator]:
         r"""The neuron as standard gates (and, in ``"postselect"`` mode, mid-circuit measurements
         postselected on 0 with reset)."""
         n = len(control_wires)
@@ -226,7 +239,7 @@ class QuantumNeuron(MeasuringTemplate):
         if mode == "amplified":
             return multiplexed_ry(2 * neuron.activation(eta, order), control_wires, target)
 
-        def prepare(level, qubit, sign):
+        def prepare(level: int, qubit: Any, sign: int) -> list[Operator]:
             # level 0: the multiplexed rotation itself; level j: an order-j block on `qubit`
             if level == 0:
                 return multiplexed_ry(
@@ -234,7 +247,7 @@ class QuantumNeuron(MeasuringTemplate):
                 )
             return block(level, qubit, sign)
 
-        def block(level, qubit, sign):
+        def block(level: int, qubit: Any, sign: int) -> list[Operator]:
             ancilla = ancilla_wires[level - 1]
             ops = prepare(level - 1, ancilla, +1)
             ops += _controlled_minus_i_y(ancilla, qubit, sign)
@@ -245,7 +258,7 @@ class QuantumNeuron(MeasuringTemplate):
         return block(order, target, +1)
 
 
-def _neuron_resource_counts(n_controls, degree, order, mode) -> dict:
+def _neuron_resource_counts(n_controls: int, degree: int, order: int, mode: str) -> dict[Any, int]:
     """The operators of :meth:`QuantumNeuron.compute_decomposition`, counted without building it:
     the resource function registered with PennyLane (the one count of a neuron's gates)."""
     if mode == "amplified":
@@ -263,8 +276,16 @@ def _neuron_resource_counts(n_controls, degree, order, mode) -> dict:
 
 @register_resources(_neuron_resource_counts)
 def _neuron_decomposition(
-    weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode, **_
-):
+    weights: TensorLike,
+    wires: Any,
+    control_wires: Any,
+    target_wire: Any,
+    ancilla_wires: Any,
+    degree: int,
+    order: int,
+    mode: str,
+    **_: Any,
+) -> None:
     with qml.QueuingManager.stop_recording():
         ops = QuantumNeuron.compute_decomposition(
             weights, wires, control_wires, target_wire, ancilla_wires, degree, order, mode
@@ -276,7 +297,9 @@ def _neuron_decomposition(
 register_template_decomposition(QuantumNeuron, _neuron_decomposition)
 
 
-def neuron_resources(n_controls: int, degree: int, order: int, mode: str = "postselect") -> dict:
+def neuron_resources(
+    n_controls: int, degree: int, order: int, mode: str = "postselect"
+) -> dict[str, int]:
     """Gate counts of a :class:`QuantumNeuron`'s decomposition, without building it; read from
     the resource count registered with PennyLane (``qml.list_decomps(QuantumNeuron)``).
 

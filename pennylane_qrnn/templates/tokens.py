@@ -6,15 +6,22 @@ significant bit (the reference implementation's convention).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pennylane as qml
 
 from ..errors import QRNNTypeError, QRNNValueError
 
+if TYPE_CHECKING:
+    from pennylane.measurements import MeasurementValue
+    from pennylane.operation import Operator
+
 __all__ = ["token_bits", "write_token", "postselect_token", "measure_token"]
 
 
-def _io_wires(io_wires) -> list:
+def _io_wires(io_wires: Iterable[Any]) -> list[Any]:
     """The i/o lanes as a list; refuses a lane named twice (its gates would cancel or clash)."""
     wires = list(io_wires)
     if len(set(wires)) != len(wires):
@@ -22,7 +29,7 @@ def _io_wires(io_wires) -> list:
     return wires
 
 
-def token_bits(token, n_bits: int) -> list[int]:
+def token_bits(token: int | np.integer, n_bits: int) -> list[int]:
     """The bits of ``token`` on ``n_bits`` lanes, most significant first."""
     if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
         raise QRNNTypeError(f"token must be an int; got {type(token).__name__}")
@@ -33,7 +40,7 @@ def token_bits(token, n_bits: int) -> list[int]:
     return [(int(token) >> (n_bits - 1 - i)) & 1 for i in range(n_bits)]
 
 
-def write_token(token, io_wires) -> list:
+def write_token(token: int | np.integer, io_wires: Iterable[Any]) -> list[Operator]:
     """Queue ``X`` gates writing ``token`` onto i/o lanes that are in ``|0...0>``.
 
     The same gates applied again reset the lanes, as long as they were used only as controls.
@@ -44,7 +51,7 @@ def write_token(token, io_wires) -> list:
     ]
 
 
-def postselect_token(token, io_wires) -> list:
+def postselect_token(token: int | np.integer, io_wires: Iterable[Any]) -> list[MeasurementValue]:
     """Queue mid-circuit measurements of the i/o lanes postselected on ``token``, each followed by
     a reset to ``|0>``: teacher forcing, the quantum way. Returns the measurement values."""
     io_wires = _io_wires(io_wires)
@@ -54,7 +61,7 @@ def postselect_token(token, io_wires) -> list:
     ]
 
 
-def measure_token(io_wires) -> list:
+def measure_token(io_wires: Iterable[Any]) -> list[MeasurementValue]:
     """Queue mid-circuit measurements of the i/o lanes with reset, as in free-running inference.
 
     Returns the measurement values, most significant lane first; the sampled token is

@@ -63,7 +63,7 @@ def test_openqasm_program():
     from pennylane_qrnn.devices.braket import openqasm
 
     model = QRNN(1, 2, stages=1, degree=2, order=1)
-    program = SequenceProgram.build(model.weights(), [1, 0], 1, 2, 2, 1, "postselect")
+    program = SequenceProgram.build(model.weights(), [1, 0], model.layout)
     source = openqasm(program)
     assert source.startswith("OPENQASM 3.0;")
     assert f"qubit[{program.deferred_wires}] q;" in source
@@ -196,7 +196,7 @@ def test_deferred_width_checked_against_the_simulator():
 
     torch.manual_seed(0)
     model = QRNN(2, 2, 1, 1, 2)
-    program = SequenceProgram.build(model.weights(), [1, 2, 3], 2, 2, 1, 2, "postselect")
+    program = SequenceProgram.build(model.weights(), [1, 2, 3], model.layout)
     assert program.deferred_wires == 66
     device = qml.device("braket.local.qubit", wires=66, shots=10)
     with pytest.raises(

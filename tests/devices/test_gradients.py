@@ -125,20 +125,21 @@ class TestParameterShiftOnTheCircuitPath:
         expected = _gradient(exact, tokens, targets)
         samples = []
         for seed in range(1, 5):
-            circuit = QRNN(
-                **CONFIG,
-                dtype=torch.float64,
-                backend="default.qubit",
-                diff_method="parameter-shift",
-                backend_options={"shots": 20000, "seed": seed},
-            )
-            circuit.load_state_dict(exact.state_dict())
+            # the device is built (and checked) with the model
             with pytest.warns(
                 qml.exceptions.PennyLaneDeprecationWarning,
                 match="Setting shots on device is deprecated",
             ):
-                samples.append(_gradient(circuit, tokens, targets))
-            assert circuit._device.shots.total_shots == 20000
+                circuit = QRNN(
+                    **CONFIG,
+                    dtype=torch.float64,
+                    backend="default.qubit",
+                    diff_method="parameter-shift",
+                    backend_options={"shots": 20000, "seed": seed},
+                )
+            circuit.load_state_dict(exact.state_dict())
+            samples.append(_gradient(circuit, tokens, targets))
+            assert circuit.executor.device.given.shots.total_shots == 20000  # the device that ran
         samples = torch.stack(samples)
         assert not torch.equal(samples[0], samples[1])  # really sampled
         error = (samples.mean(dim=0) - expected).norm()
@@ -265,11 +266,11 @@ class TestDefaultMethodOnLightning:
         assert resolve_diff_method(qml.device("default.qubit"), mode) == "backprop"
 
     def test_backprop_on_lightning_refused_with_choices(self):
-        _, lightning = _engine_and_circuit(1, backend="lightning.qubit", diff_method="backprop")
+        # refused when the model is built, before anything runs
         with pytest.raises(
             ValueError, match="diff_method must be one of 'finite-diff' .* got 'backprop'"
         ):
-            lightning(*TEACHER_FORCED)
+            _engine_and_circuit(1, backend="lightning.qubit", diff_method="backprop")
 
 
 class TestPostselectedFiniteDifferences:

@@ -45,8 +45,9 @@ TARGETS = _likely_targets("postselect")
 def _assert_within_shot_noise(model, mode):
     exact = _model(mode)
     expected = exact(TOKENS, TARGETS)[0][:, 0].exp().detach().numpy()
-    estimated = model(TOKENS, TARGETS)[0][:, 0].exp().detach().numpy()
-    (estimate,) = model.last_shot_estimates
+    output = model(TOKENS, TARGETS)
+    estimated = output.log_probs[:, 0].exp().detach().numpy()
+    (estimate,) = output.shot_estimates
     for step in range(TOKENS.shape[0]):
         n = estimate.neuron_survivors[step]
         assert n > 50, f"too few surviving shots at step {step}: {n}"
@@ -176,13 +177,14 @@ def test_capability_table():
 
 def test_bad_execution_choices():
     with pytest.raises(
-        ValueError, match="execution must be 'native', 'dynamic' or 'deferred'; got 'magic'"
+        ValueError,
+        match=r"execution must be one of \('native', 'dynamic', 'deferred'\); got 'magic'",
     ):
         QRNN(1, 2, backend="default.qubit", execution="magic")
-    model = QRNN(1, 2, backend="default.qubit", execution="dynamic", shots=10)
+    # refused when the model is built, before anything runs
     with pytest.raises(ValueError, match="execution='dynamic' needs a Qiskit backend"):
-        model(TOKENS, TARGETS)
-    with pytest.raises(ValueError, match="shots must be a positive int or None; got 0"):
+        QRNN(1, 2, backend="default.qubit", execution="dynamic", shots=10)
+    with pytest.raises(ValueError, match="shots must be an int >= 1; got 0"):
         QRNN(1, 2, backend="lightning.qubit", execution="native", shots=0)
 
 
@@ -191,10 +193,10 @@ def test_sampled_run_reports_a_surviving_shot():
     """Without targets the shot path reports one shot's outcomes; that shot must have passed every
     neuron postselection (its ancillas all read 0)."""
     model = _model("postselect", backend="qiskit.aer", shots=500, seed=4)
-    model(TOKENS, generator=torch.Generator().manual_seed(0))
-    (estimate,) = model.last_shot_estimates
+    output = model(TOKENS, generator=torch.Generator().manual_seed(0))
+    (estimate,) = output.shot_estimates
     assert estimate.alive.any() and not estimate.alive.all()  # some shots fail: the check bites
-    reported = model.last_outcomes[:, 0].numpy()
+    reported = output.outcomes[:, 0].numpy()
     assert any(
         (estimate.outcomes[shot] == reported).all() for shot in np.flatnonzero(estimate.alive)
     )
@@ -300,13 +302,17 @@ def test_differential_matrix(device, method, mode, steps, order):
     exact = _small(mode, order)
     expected_log_probs, expected_grad = _objective_gradient(exact, tokens, targets)
     assert expected_grad.abs().max() > 1e-3  # not a flat point
-    model = _small(mode, order, backend=device, diff_method=method)
-    model.load_state_dict(exact.state_dict())
     outcome = expected_outcome(device, method, mode, steps)
     if outcome not in ("exact", "finite-diff"):
+        # refused when the model is built (a method wrong for the device and mode) or when a
+        # gradient is asked for (no method is right there; the forward pass still runs)
         with pytest.raises(DeviceCapabilityError, match=outcome):
+            model = _small(mode, order, backend=device, diff_method=method)
+            model.load_state_dict(exact.state_dict())
             _objective_gradient(model, tokens, targets)
         return
+    model = _small(mode, order, backend=device, diff_method=method)
+    model.load_state_dict(exact.state_dict())
     log_probs, grad = _objective_gradient(model, tokens, targets)
     assert torch.allclose(log_probs, expected_log_probs, atol=1e-10, rtol=0)
     if outcome == "exact":
@@ -335,9 +341,9 @@ def test_refused_methods_still_run_forward_without_gradient(device):
 
 @pytest.mark.parametrize("method", ["spsa", "hadamard", "device", "best-ever"])
 def test_unknown_or_unsupported_methods_refused(method):
-    model = _small("amplified", 1, backend="default.qubit", diff_method=method)
+    # refused when the model is built, before anything runs
     with pytest.raises(DeviceCapabilityError, match=rf"got '{method}': the circuit path supports"):
-        model(*SEQUENCES[1])
+        _small("amplified", 1, backend="default.qubit", diff_method=method)
 
 
 @pytest.mark.parametrize("backend", ["default.qubit", "lightning.qubit"])

@@ -95,8 +95,11 @@ def test_protocol_error(trained):
     from pennylane_qrnn.devices.noise import shot_accuracy
 
     model, batch, _ = trained
-    with pytest.raises(ValueError, match="protocol must be 'measured' or 'reference'; got 'x'"):
+    with pytest.raises(ValueError, match=r"protocol must be one of \(.*'measured'\); got 'x'"):
         shot_accuracy(model, batch, None, 10, protocol="x")
+    # postselecting the scored steps on their targets would make every surviving shot right
+    with pytest.raises(ValueError, match="protocol must measure the scored steps"):
+        shot_accuracy(model, batch, None, 10, protocol="teacher-forced")
 
 
 @requires_braket
@@ -108,9 +111,11 @@ def test_density_matrix_width_refused_before_running(trained):
     from pennylane_qrnn.devices.capabilities import DeviceCapabilityError
     from pennylane_qrnn.devices.noise import run_noisy_deferred
     from pennylane_qrnn.devices.program import SequenceProgram
+    from pennylane_qrnn.layout import CellLayout
 
     model, _, _ = trained
-    program = SequenceProgram.build(model.weights(), [1, 2], 2, 2, 2, 2, "postselect")
+    layout = CellLayout(2, 2, 1, degree=2, order=2, mode="postselect")
+    program = SequenceProgram.build(model.weights(), [1, 2], layout)
     assert program.deferred_wires > 13
     device = qml.device(
         "braket.local.qubit", wires=program.deferred_wires, backend="braket_dm", shots=10
@@ -140,9 +145,30 @@ def test_reference_protocol_samples_scored_steps_even_where_forced():
         forced_and_scored,
         noiseless(AerSimulator(), "dynamic", seed=2),
         2000,
-        protocol="reference",
+        protocol="forced-steps",
     )
     expected = evaluate(model, [forced_and_scored], "reference").accuracy_expected
     # 2 sequences x 2000 shots: the shot accuracy's standard error is below 0.01
     assert result.accuracy < 0.9
     assert abs(result.accuracy - expected) < 0.05
+
+
+def test_reference_protocol_is_deprecated_for_forced_steps(trained):
+    """``protocol="reference"`` still works, warns, and means ``"forced-steps"`` (as in
+    evaluation); the records come from a stand-in ``run`` (every measurement reads 0)."""
+    import numpy as np
+
+    from pennylane_qrnn.devices.noise import shot_accuracy
+
+    model, batch, _ = trained
+
+    def run(program, shots):
+        return np.zeros((shots, len(program.records)), dtype=np.uint8)
+
+    with pytest.warns(FutureWarning, match="protocol='reference' is deprecated.*'forced-steps'"):
+        old = shot_accuracy(model, batch, run, 10, protocol="reference")
+    new = shot_accuracy(model, batch, run, 10, protocol="forced-steps")
+    np.testing.assert_equal(old.per_sequence, new.per_sequence)  # NaN where no shot survived
+    assert old.surviving_fraction == new.surviving_fraction < 1
+    measured = shot_accuracy(model, batch, run, 10)  # the default: nothing postselected
+    assert measured.surviving_fraction == 1.0 and measured.shots == 10

@@ -26,7 +26,7 @@ def _model(mode="amplified"):
 
 def test_program_counts_and_deferred_wires():
     model = _model("postselect")
-    program = SequenceProgram.build(model.weights(), [1, 0, 1], 1, 2, 2, 1, "postselect")
+    program = SequenceProgram.build(model.weights(), [1, 0, 1], model.layout)
     counts = program.counts()
     # per step: 5 neurons, each one ancilla measurement (order 1), plus the i/o lane
     assert counts["ancilla_measurements"] == 3 * 5 and counts["measurements"] == 3 * 6
@@ -74,7 +74,8 @@ def test_transpiled_gates_are_native():
     from pennylane_qrnn.devices.execution import to_qiskit
 
     backend = FakeManilaV2()
-    program = SequenceProgram.build(_model().weights(), [1], 1, 2, 2, 1, "amplified")
+    model = _model()
+    program = SequenceProgram.build(model.weights(), [1], model.layout)
     circuit = transpile(
         to_qiskit(program), backend=backend, optimization_level=1, seed_transpiler=0
     )
@@ -194,8 +195,9 @@ def test_budget_is_cumulative_and_refuses_before_sending(monkeypatch):
     model.budget = 1.0  # raising the limit lets the next run through, and counts it
     model(*RUN)
     assert model.spending.spent == pytest.approx(0.15)
-    model.budget = float("nan")
+    # a NaN budget is refused when it is set, at the latest when the model runs
     with pytest.raises(QRNNValueError, match="budget must be a finite number"):
+        model.budget = float("nan")
         model(*RUN)
 
 
@@ -261,7 +263,7 @@ def test_program_counts_equal_the_cells_registered_resources(mode):
 
     model = _model(mode)
     tokens = [1, 0, 1]
-    program = SequenceProgram.build(model.weights(), tokens, 1, 2, 2, 1, mode)
+    program = SequenceProgram.build(model.weights(), tokens, model.layout)
     counts = program.counts()
     expected = {}
     for token in tokens:

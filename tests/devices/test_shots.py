@@ -21,6 +21,7 @@ from pennylane_qrnn.errors import (
     InsufficientShotsError,
     InsufficientShotsWarning,
     ModelSizeError,
+    QRNNTypeError,
     QRNNValueError,
 )
 
@@ -57,7 +58,7 @@ def _one_bit_program(length=2):
     """An amplified 1-bit program: one i/o record per step, no ancilla."""
     torch.manual_seed(1)
     model = QRNN(1, 2, 1, 2, 1, mode="amplified")
-    return SequenceProgram.build(model.weights(), [1] * length, 1, 2, 2, 1, "amplified")
+    return SequenceProgram.build(model.weights(), [1] * length, model.layout)
 
 
 # -- analyse_shots on hand-made records (no device) --------------------------------------------
@@ -115,13 +116,14 @@ class TestInsufficientShots:
         )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            log_probs, _ = model(TOKENS, TARGETS)
+            output = model(TOKENS, TARGETS)
         ours = [w for w in caught if issubclass(w.category, InsufficientShotsWarning)]
-        return model, log_probs, ours
+        return model, output, ours
 
     def test_unmeasured_steps_are_nan_and_warn_with_counts_and_needed_shots(self):
-        model, log_probs, caught = self._run()
-        (estimate,) = model.last_shot_estimates
+        model, output, caught = self._run()
+        log_probs = output.log_probs
+        (estimate,) = output.shot_estimates
         survival = _engine_survival(model, TOKENS, TARGETS)
         # step 1: expected 0.0162 x 2000 = 32 survivors; 5 binomial standard deviations
         expected = self.SHOTS * survival
@@ -133,7 +135,7 @@ class TestInsufficientShots:
         assert log_probs[0].exp().sum() == pytest.approx(1.0)
         # the neurons' success fraction of a step no shot reached is unknown, not 0
         tried = torch.as_tensor(estimate.alive_before == 0)
-        assert torch.isnan(model.postselection.neuron[tried, 0]).all()
+        assert torch.isnan(output.postselection.neuron[tried, 0]).all()
         # step 1 within shot noise of the engine: |p_hat - p| <= 5 sqrt(p (1 - p) / n) + 2 / n
         exact = QRNN(2, 2, 1, 1, 1, dtype=torch.float64)
         exact.load_state_dict(model.state_dict())
@@ -171,8 +173,9 @@ class TestInsufficientShots:
             model(TOKENS, TARGETS)
 
     def test_min_survivors_on_the_model(self):
-        model, log_probs, caught = self._run(min_survivors=100)
-        (estimate,) = model.last_shot_estimates
+        _, output, caught = self._run(min_survivors=100)
+        log_probs = output.log_probs
+        (estimate,) = output.shot_estimates
         assert estimate.survivors[0] < 100  # about 32
         assert torch.isnan(log_probs).all() and len(caught) == 1
         assert "fewer than min_survivors=100" in str(caught[0].message)
@@ -182,26 +185,28 @@ class TestInsufficientShots:
         model = _small_model(mode="amplified", backend="qiskit.aer", shots=300, seed=2)
         with warnings.catch_warnings():
             warnings.simplefilter("error", InsufficientShotsWarning)
-            log_probs, _ = model(TOKENS[:1], TARGETS[:1])
-        assert model.last_shot_estimates[0].survivors.tolist() == [300]
-        assert model.last_shot_estimates[0].standard_error[0] == pytest.approx(0.5 / math.sqrt(300))
-        assert torch.isfinite(log_probs).all()
+            output = model(TOKENS[:1], TARGETS[:1])
+        assert output.shot_estimates[0].survivors.tolist() == [300]
+        assert output.shot_estimates[0].standard_error[0] == pytest.approx(0.5 / math.sqrt(300))
+        assert torch.isfinite(output.log_probs).all()
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
         (
             dict(on_insufficient_shots="ignore"),
+            QRNNValueError,
             r"on_insufficient_shots must be one of \('warn', 'raise'\); got 'ignore'",
         ),
-        (dict(min_survivors=0), "min_survivors must be an int >= 1; got 0"),
-        (dict(min_survivors=2.5), "min_survivors must be an int >= 1; got 2.5"),
-        (dict(min_survivors=True), "min_survivors must be an int >= 1; got True"),
+        (dict(min_survivors=0), QRNNValueError, "min_survivors must be an int >= 1; got 0"),
+        # a wrong type is a TypeError (issue 9: TypeError for types, ValueError for values)
+        (dict(min_survivors=2.5), QRNNTypeError, "min_survivors must be an int >= 1; got 2.5"),
+        (dict(min_survivors=True), QRNNTypeError, "min_survivors must be an int >= 1; got True"),
     ],
 )
-def test_shot_options_validated(kwargs, message):
-    with pytest.raises(QRNNValueError, match=message):
+def test_shot_options_validated(kwargs, error, message):
+    with pytest.raises(error, match=message):
         QRNN(1, 2, backend="default.qubit", execution="native", shots=10, **kwargs)
 
 
@@ -284,8 +289,8 @@ def test_docs_fake_backend_snippet_runs(capsys):
 def test_docs_insufficient_shots_snippet_runs(capsys):
     namespace = {}
     exec(_docs_block("catch_warnings"), namespace)
-    estimate = namespace["model"].last_shot_estimates[0]
-    assert estimate.survivors[-1] == 0 and torch.isnan(namespace["log_probs"][-1]).all()
+    estimate = namespace["output"].shot_estimates[0]
+    assert estimate.survivors[-1] == 0 and torch.isnan(namespace["output"].log_probs[-1]).all()
     assert issubclass(namespace["caught"][-1].category, InsufficientShotsWarning)
     printed = capsys.readouterr().out
     assert "tensor([nan, nan, nan, nan])" in printed and "survivors per step" in printed
@@ -293,10 +298,12 @@ def test_docs_insufficient_shots_snippet_runs(capsys):
 
 # -- the device table tells the truth --------------------------------------------------------
 def test_device_table_says_shot_devices_run_both_modes():
-    from pennylane_qrnn.devices.catalogue import _NOTES, describe_devices
+    from pennylane_qrnn.devices.catalogue import describe_devices
+    from pennylane_qrnn.devices.facts import device_facts
 
     for name in ("qiskit.aer", "qiskit.remote", "braket.local.qubit"):
-        assert "amplified' only" not in _NOTES[name] and "both modes" in _NOTES[name]
+        notes = device_facts(name).notes
+        assert "amplified' only" not in notes and "both modes" in notes
     for row in describe_devices():
         if row["name"] in ("qiskit.aer", "braket.local.qubit"):
             assert row["path"] == "shots" and row["measurements"] in ("dynamic", "deferred")
@@ -311,15 +318,16 @@ def test_diff_method_refused_on_the_shot_path():
 
     from pennylane_qrnn.devices import DeviceCapabilityError
 
-    model = QRNN(
-        1,
-        1,
-        1,
-        1,
-        1,
-        mode="amplified",
-        diff_method="parameter-shift",
-        backend=qml.device("qiskit.aer", wires=8, shots=100),
-    )
+    # refused when the model is built (its executor is chosen then), at the latest when it runs
     with pytest.raises(DeviceCapabilityError, match="diff_method must be None on the shot path"):
+        model = QRNN(
+            1,
+            1,
+            1,
+            1,
+            1,
+            mode="amplified",
+            diff_method="parameter-shift",
+            backend=qml.device("qiskit.aer", wires=8, shots=100),
+        )
         model(torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, 1, dtype=torch.long))

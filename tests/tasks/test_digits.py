@@ -60,7 +60,7 @@ def test_registry_builds_without_files(monkeypatch, tmp_path):
         2,
         100,
         0.001,
-        "reference",
+        "rvqe",
     )
     with pytest.raises(FileNotFoundError, match="which is not a folder"):
         get_task("mnist01").batch(2)
@@ -259,15 +259,15 @@ def test_folder_type():
         (lambda: MNISTPixels().batch(0), "size must be an int >= 1; got 0"),
         (
             lambda: MNISTPixels().batch(2, split="dev"),
-            "split must be one of 'train', 'validate', 'test'; got 'dev'",
+            r"split must be one of \('train', 'validate', 'test'\); got 'dev'",
         ),
         (
             lambda: GenerativeDigits(digits=(0, 1, 2, 3, 4)),
             "labels that fit one 2-bit word; got 5 digits",
         ),
-        (lambda: MNISTUMAP(dims=5), "dims must be 2, 3 or 4; got 5"),
-        (lambda: MNISTUMAP(resolution=1), "resolution must be an int >= 2; got 1"),
-        (lambda: MNISTUMAP(resolution=9), "resolution must be at most 8; got 9"),
+        (lambda: MNISTUMAP(dims=5), r"dims must be one of \(2, 3, 4\); got 5"),
+        (lambda: MNISTUMAP(resolution=1), r"resolution must be an int in \[2, 8\]; got 1"),
+        (lambda: MNISTUMAP(resolution=9), r"resolution must be an int in \[2, 8\]; got 9"),
         (lambda: SklearnDigits(length=64), "length is fixed at 63 for this task; got 64"),
     ],
 )

@@ -88,7 +88,7 @@ def test_write_preprocessed_roundtrip(tmp_path):
     ].tolist() == [v >> 1 for v in values[1][:99].tolist()]
     with pytest.raises(ValueError, match=r"labels must have shape \(6,\); got \(2,\)"):
         preprocess_idx(gz, tmp_path / "test-labels")
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'; got 'validate'"):
+    with pytest.raises(ValueError, match=r"split must be one of \('train', 'test'\); got 'valid"):
         write_preprocessed(folder, gz, tmp_path / "train-labels", split="validate")
 
 

@@ -49,7 +49,7 @@ def test_render_digit_side():
     assert image.tolist() == [[0, 1, 1], [0, 0, 0], [0, 0, 0]]
     with pytest.raises(ValueError, match="tokens must hold at most side"):
         render_digit([0] * 9, first=1, side=3)
-    with pytest.raises(ValueError, match="side must be an int >= 2 or None; got 1"):
+    with pytest.raises(ValueError, match="side must be an int >= 2; got 1"):
         render_digit([0], side=1)
 
 

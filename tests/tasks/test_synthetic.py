@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from pennylane_qrnn.tasks import DNA, ElmanLetters, ElmanXOR, Memorisation, get_task
+from pennylane_qrnn.tasks import (
+    DNA,
+    RENAMED_TASKS,
+    TASKS,
+    VARIANTS,
+    ElmanLetters,
+    ElmanXOR,
+    Memorisation,
+    get_task,
+)
 
 
 def _gen(seed=0):
@@ -11,7 +20,7 @@ def _gen(seed=0):
 
 
 @pytest.mark.parametrize(
-    "name", ["memorise", "memorise-reference", "elman-xor", "elman-letters", "dna", "dna-reference"]
+    "name", ["memorise", "memorise-rvqe", "elman-xor", "elman-letters", "dna", "dna-rvqe"]
 )
 def test_shapes_ranges_determinism(name):
     task = get_task(name)
@@ -29,7 +38,7 @@ def test_memorisation_sequences():
     assert batch.tokens[:, 1].tolist() == [1, 2, 3, 1, 2, 3, 1]
     assert batch.targets[:, 1].tolist() == [2, 3, 1, 2, 3, 1, 2]
     assert torch.equal(batch.tokens[:, 2], batch.tokens[:, 0])
-    ref = Memorisation(length=5, variant="reference").batch(2)
+    ref = Memorisation(length=5, variant="rvqe").batch(2)
     assert ref.tokens[:, 1].tolist() == [0, 1, 2, 3, 0]
 
 
@@ -78,8 +87,8 @@ def test_dna_paper_variant(length):
     assert batch.scored[:-1].sum() == 0 and batch.scored[-1].all()
 
 
-def test_dna_reference_variant():
-    batch = DNA(length=50, variant="reference").batch(32, _gen(5))
+def test_dna_rvqe_variant():
+    batch = DNA(length=50, variant="rvqe").batch(32, _gen(5))
     for n in range(32):
         column = batch.tokens[:, n]
         (marker,) = (column >= 4).nonzero().flatten().tolist()
@@ -93,12 +102,44 @@ def test_dna_reference_variant():
     "call, match",
     [
         (lambda: get_task("mnist99"), "task must be one of"),
-        (lambda: DNA(length=1001), "length must be at most 1000; got 1001"),
-        (lambda: DNA(variant="x"), "variant must be 'paper' or 'reference'; got 'x'"),
+        (lambda: DNA(length=1001), r"length must be an int in \[4, 1000\]; got 1001"),
+        (lambda: DNA(variant="x"), r"variant must be one of \('paper', 'rvqe'\); got 'x'"),
         (lambda: ElmanXOR(length=2), "length must be an int >= 3; got 2"),
         (lambda: Memorisation().batch(0), "size must be an int >= 1; got 0"),
     ],
 )
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_former_names_still_work_with_a_future_warning():
+    """The reference implementation's variants were called "reference"; they are "rvqe" now. The
+    former task names and variant name still build the same task, with a FutureWarning."""
+    assert VARIANTS == ("paper", "rvqe")
+    for old, new in RENAMED_TASKS.items():
+        assert new in TASKS and old not in TASKS
+        with pytest.warns(FutureWarning, match=f"task '{old}' is deprecated.*pass '{new}'"):
+            task = get_task(old, length=8)
+        assert task.variant == "rvqe"
+        assert torch.equal(
+            task.batch(3, _gen(2)).tokens, get_task(new, length=8).batch(3, _gen(2)).tokens
+        )
+    for cls in (Memorisation, DNA):
+        with pytest.warns(FutureWarning, match="variant='reference' is deprecated.*'rvqe'"):
+            assert cls(length=8, variant="reference").variant == "rvqe"
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: DNA(length=True), TypeError),
+        (lambda: DNA(length=5.0), TypeError),
+        (lambda: Memorisation(length="5"), TypeError),
+        (lambda: Memorisation(variant=1), ValueError),
+        (lambda: ElmanXOR().batch(2.0), TypeError),
+    ],
+)
+def test_types_are_type_errors(call, error):
+    with pytest.raises(error):
         call()

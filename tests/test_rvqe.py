@@ -1,7 +1,9 @@
-"""Import of the reference implementation's checkpoints: safe loading, the weight mapping against
-the reference code's own numbers (measured by running it; QRNN.md), and its errors."""
+"""Import of RVQE checkpoints (the reference implementation's): safe loading, the weight mapping
+against RVQE's own numbers (measured by running it; QRNN.md), its errors, and the former names."""
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,11 +11,11 @@ import torch
 
 from pennylane_qrnn import QRNN
 from pennylane_qrnn.cli import main
-from pennylane_qrnn.reference import (
-    ReferenceImportError,
-    import_reference,
-    load_reference_checkpoint,
-    reference_task,
+from pennylane_qrnn.rvqe import (
+    RVQEImportError,
+    import_rvqe_checkpoint,
+    load_rvqe_checkpoint,
+    rvqe_task,
 )
 from pennylane_qrnn.tasks import MNISTPixels
 
@@ -45,11 +47,11 @@ def test_restricted_loader_runs_nothing(tmp_path):
     payload = {"model_state_dict": {"w": torch.zeros(2)}, "_original_args": _Exploit(marker)}
     path = tmp_path / "evil.tar"
     torch.save(payload, path, _use_new_zipfile_serialization=False, pickle_protocol=2)
-    checkpoint = load_reference_checkpoint(path)
+    checkpoint = load_rvqe_checkpoint(path)
     assert not marker.exists()
     assert torch.equal(checkpoint["model_state_dict"]["w"], torch.zeros(2))
-    with pytest.raises(ReferenceImportError, match="_original_args must be an argparse.Namespace"):
-        import_reference(path)
+    with pytest.raises(RVQEImportError, match="_original_args must be an argparse.Namespace"):
+        import_rvqe_checkpoint(path)
 
 
 def test_torchscript_archive_runs_nothing(tmp_path, capsys):
@@ -59,10 +61,10 @@ def test_torchscript_archive_runs_nothing(tmp_path, capsys):
 
     sentinel = tmp_path / "sentinel"
     path = torchscript_archive(tmp_path / "model.tar", sentinel)
-    with pytest.raises(ReferenceImportError, match="is a TorchScript archive .*: refused"):
-        load_reference_checkpoint(path)
+    with pytest.raises(RVQEImportError, match="is a TorchScript archive .*: refused"):
+        load_rvqe_checkpoint(path)
     assert not sentinel.exists()
-    assert main(["import-reference", str(path), "--out", str(tmp_path / "out.pt")]) == 2
+    assert main(["import-rvqe", str(path), "--out", str(tmp_path / "out.pt")]) == 2
     err = capsys.readouterr().err
     assert not sentinel.exists() and not (tmp_path / "out.pt").exists()
     assert err.count("\n") == 1 and "TorchScript archive" in err and "Traceback" not in err
@@ -74,20 +76,20 @@ def test_torchscript_archive_runs_nothing(tmp_path, capsys):
         (
             None,
             FileNotFoundError,
-            "checkpoint must be a reference \\(RVQE\\) checkpoint.*\\(no such file\\)",
+            "checkpoint must be an RVQE checkpoint .*\\(no such file\\)",
         ),
         (
             b"not a checkpoint",
-            ReferenceImportError,
-            "checkpoint must be a reference \\(RVQE\\) checkpoint, a legacy torch.save file; .* is "
-            "not a torch.save file",
+            RVQEImportError,
+            "checkpoint must be an RVQE checkpoint \\(the reference implementation's\\), a legacy "
+            "torch.save file; .* is not a torch.save file",
         ),
         (
             {"epoch": 1},
-            ReferenceImportError,
+            RVQEImportError,
             "checkpoint must hold 'model_state_dict' and '_original_args'",
         ),
-        ("zip", ReferenceImportError, "is a torch.save zip archive: refused"),
+        ("zip", RVQEImportError, "is a torch.save zip archive: refused"),
     ],
 )
 def test_errors(tmp_path, content, error, match):
@@ -99,7 +101,7 @@ def test_errors(tmp_path, content, error, match):
     elif content is not None:
         torch.save(content, path, _use_new_zipfile_serialization=False)
     with pytest.raises(error, match=match):
-        load_reference_checkpoint(path)
+        load_rvqe_checkpoint(path)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +109,7 @@ def test_errors(tmp_path, content, error, match):
     [
         ({"workspace": "2"}, {}, "_original_args.workspace must be an int; got str"),
         ({}, {"cell.output_layer.0.θ": "x"}, "model_state_dict must map names to tensors"),
-        ({"dataset": 5}, None, "dataset must be a reference dataset name"),
+        ({"dataset": 5}, None, "dataset must be an RVQE dataset name"),
         ({"initial_bias": float("nan")}, None, "must hold finite weights"),
     ],
 )
@@ -161,23 +163,23 @@ def test_malformed_contents_refused(tmp_path, args, state, match):
     )
     from pennylane_qrnn.errors import NonFiniteError
 
-    with pytest.raises(NonFiniteError if "finite" in match else ReferenceImportError, match=match):
-        model, info = import_reference(path)
-        reference_task(info["dataset"])
+    with pytest.raises(NonFiniteError if "finite" in match else RVQEImportError, match=match):
+        model, info = import_rvqe_checkpoint(path)
+        rvqe_task(info["dataset"])
 
 
-def test_reference_task_names():
-    assert reference_task("mnist01") == ("mnist01", {})
-    assert reference_task("mnist-umap-d3-r4") == ("mnist-umap", {"dims": 3, "resolution": 4})
-    with pytest.raises(ReferenceImportError, match="got 'mnist36-ds'"):
-        reference_task("mnist36-ds")
+def test_rvqe_task_names():
+    assert rvqe_task("mnist01") == ("mnist01", {})
+    assert rvqe_task("mnist-umap-d3-r4") == ("mnist-umap", {"dims": 3, "resolution": 4})
+    with pytest.raises(RVQEImportError, match="got 'mnist36-ds'"):
+        rvqe_task("mnist36-ds")
 
 
 @needs_shared
 def test_quick_check_numbers():
     """Test image 0 of each digit: the reference code's step-0 distribution and label
     probabilities (QRNN.md)."""
-    model, info = import_reference(MNIST01)
+    model, info = import_rvqe_checkpoint(MNIST01)
     assert (info["workspace"], info["stages"], info["degree"], info["order"], info["io_bits"]) == (
         8,
         2,
@@ -199,11 +201,11 @@ def test_quick_check_numbers():
 
 
 @needs_shared
-def test_reproduces_reference_accuracy_on_all_test_images(tmp_path, capsys):
-    """`qrnn import-reference` + `qrnn eval --full`: argmax 99.48 % (11 wrong) and expected 98.84 %
+def test_reproduces_rvqe_accuracy_on_all_test_images(tmp_path, capsys):
+    """`qrnn import-rvqe` + `qrnn eval --full`: argmax 99.48 % (11 wrong) and expected 98.84 %
     on all 2115 test images, the reference code's own numbers, within 0.1 %."""
     out = tmp_path / "mnist01.pt"
-    assert main(["import-reference", str(MNIST01), "--out", str(out)]) == 0
+    assert main(["import-rvqe", str(MNIST01), "--out", str(out)]) == 0
     capsys.readouterr()
     os.environ["QRNN_MNIST_DIR"] = str(SHARED / "mnist")
     try:
@@ -219,3 +221,33 @@ def test_reproduces_reference_accuracy_on_all_test_images(tmp_path, capsys):
     assert abs(result["accuracy_expected"] - 0.9884) < 0.001
     # the postselection cost stays visible: i/o postselection alone about e^-57 .. e^-306
     assert -310 < result["log_io_success_min"] < result["log_io_success_median"] < -50
+
+
+def test_simple_seq_and_dna_map_to_the_rvqe_variants():
+    assert rvqe_task("simple-seq") == ("memorise-rvqe", {})
+    assert rvqe_task("dna") == ("dna-rvqe", {})
+
+
+def test_former_module_warns_and_reexports():
+    """``pennylane_qrnn.reference`` (the importer's former name) still works: same objects, and a
+    FutureWarning on import that names the new module."""
+    sys.modules.pop("pennylane_qrnn.reference", None)
+    with pytest.warns(FutureWarning, match="import from pennylane_qrnn.rvqe"):
+        old = importlib.import_module("pennylane_qrnn.reference")
+    assert old.load_reference_checkpoint is load_rvqe_checkpoint
+    assert old.import_reference is import_rvqe_checkpoint
+    assert old.reference_task is rvqe_task
+    assert old.ReferenceImportError is RVQEImportError
+
+
+def test_former_command_name_still_works(tmp_path, capsys):
+    """`qrnn import-reference` runs `qrnn import-rvqe`, with a one-line note on stderr."""
+    missing = str(tmp_path / "none.tar")
+    assert main(["import-reference", missing, "--out", str(tmp_path / "out.pt")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        err[0] == "qrnn: note: `qrnn import-reference` is deprecated: it is now `qrnn import-rvqe`"
+    )
+    assert len(err) == 2 and err[1].startswith(
+        "qrnn import-rvqe: error: checkpoint must be an RVQE"
+    )

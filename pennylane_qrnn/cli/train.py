@@ -1,0 +1,217 @@
+"""``qrnn train``: train a QRNN (or a matched classical baseline) on a task."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..tasks import RENAMED_TASKS
+from ..training import (
+    DEPRECATED_NAMES,
+    DTYPES,
+    LOSSES,
+    MODELS,
+    OPTIMIZERS,
+    RESULT_FILES,
+    TRAIN_PROTOCOLS,
+    TrainConfig,
+    Trainer,
+    config_from_file,
+    load_checkpoint,
+)
+from ..validation import check_choice
+from .common import Renamed, UsageError, add_data_flag, add_model_flags, note
+
+__all__ = ["add_parser", "run", "TRAIN_FIELDS"]
+
+# flag -> TrainConfig field, for the flags of `qrnn train` that define or steer a run
+TRAIN_FIELDS = {
+    "task": "task",
+    "model": "model",
+    "hidden": "hidden",
+    "protocol": "protocol",
+    "loss": "loss",
+    "length": "length",
+    "workspace": "workspace",
+    "stages": "stages",
+    "degree": "degree",
+    "order": "order",
+    "mode": "mode",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "seed": "seed",
+    "eval_every": "eval_every",
+    "checkpoint_every": "checkpoint_every",
+    "torch_device": "torch_device",
+    "dtype": "dtype",
+}
+
+
+def add_parser(sub) -> None:
+    train = sub.add_parser("train", help="train a QRNN on a task")
+    train.add_argument(
+        "--task",
+        type=Renamed("--task", RENAMED_TASKS),
+        help="task name (see `qrnn tasks`); not needed with --resume",
+    )
+    train.add_argument("--length", type=int, help="sequence length (tasks that have one)")
+    train.add_argument(
+        "--device",
+        help="'exact' (the embedded exact simulator, default) or a PennyLane device that "
+        "postselects (circuit path: default.qubit, lightning.qubit)",
+    )
+    train.add_argument(
+        "--torch-device", help="torch device of the exact engine, e.g. cuda (default cpu)"
+    )
+    add_model_flags(train)
+    train.add_argument(
+        "--model",
+        choices=MODELS,
+        help="the QRNN, or a classical baseline with as many parameters (default qrnn)",
+    )
+    train.add_argument(
+        "--hidden", type=int, help="hidden size of a classical baseline (default: matched)"
+    )
+    opt = train.add_argument_group("optimisation (default: the task's)")
+    opt.add_argument("--steps", type=int)
+    opt.add_argument("--batch-size", type=int)
+    opt.add_argument("--lr", type=float)
+    opt.add_argument("--optimizer", choices=OPTIMIZERS)
+    opt.add_argument("--seed", type=int, help="default 0")
+    opt.add_argument(
+        "--loss",
+        choices=LOSSES,
+        type=Renamed("--loss", DEPRECATED_NAMES["loss"]),
+        help="nll, or rvqe: the reference implementation's cross entropy over probabilities "
+        "(default: the task's)",
+    )
+    opt.add_argument(
+        "--protocol",
+        choices=TRAIN_PROTOCOLS,
+        type=Renamed("--protocol", DEPRECATED_NAMES["protocol"]),
+        help="teacher-forced (default): postselect every step on its target (the paper); "
+        "measured: measure the steps instead (what a QPU run can do)",
+    )
+    opt.add_argument("--eval-every", type=int, help="default 25")
+    opt.add_argument("--checkpoint-every", type=int, help="default 25")
+    opt.add_argument("--dtype", choices=DTYPES, help="default float32")
+    train.add_argument(
+        "--out",
+        help="output folder; default: a new folder runs/TASK-N. An existing run is never "
+        "overwritten: continue it with --resume, or pick another folder",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from OUT/checkpoint.pt; --steps and the eval/checkpoint "
+        "intervals may change, every other flag must match the run",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_data_flag(train)
+
+
+def new_run_folder(task: str) -> Path:
+    """Claim a new folder runs/TASK-N (the first N not taken; mkdir is the claim, so two runs
+    started together get different folders)."""
+    base = Path("runs")
+    base.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        candidate = base / f"{task}-{number}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")
+
+
+def refuse_existing_run(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder; got {str(out)!r}, which is a file")
+    present = [name for name in RESULT_FILES if (out / name).exists()]
+    if present:
+        raise UsageError(
+            f"--out {str(out)!r} already holds a run ({', '.join(present)}); continue it with "
+            "--resume, "
+            "or give another --out (without --out, each run gets a new folder runs/TASK-N)"
+        )
+
+
+def _backend(device):
+    """``--device``: None for the exact engine, else an installed PennyLane device's name."""
+    if device == "exact":
+        return None
+    from ..devices.catalogue import installed_devices
+
+    return check_choice("--device", device, ("exact", *sorted(installed_devices())))
+
+
+def run(args) -> int:
+    if args.task is None and not args.resume:
+        raise UsageError(
+            "--task is required (one of the names `qrnn tasks` lists), unless --resume"
+        )
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out must name a folder; got an empty string")
+    if args.resume and args.out is None:
+        raise UsageError("--resume needs --out, the folder of the run to continue")
+    given = {
+        field: getattr(args, flag)
+        for flag, field in TRAIN_FIELDS.items()
+        if getattr(args, flag) is not None
+    }
+    if args.device is not None:
+        given["backend"] = _backend(args.device)
+    if args.resume:
+        out = Path(args.out)
+        checkpoint = out / "checkpoint.pt"
+        if not checkpoint.is_file():
+            raise UsageError(f"--resume needs a checkpoint at {str(checkpoint)!r}; none found")
+        config = replace(config_from_file(load_checkpoint(checkpoint), checkpoint), **given)
+    else:
+        config = TrainConfig(**given).resolved()  # refuse bad values before a folder is made
+        config.make_task().check_data(("train", "validate"))  # and missing data files
+    claimed = not args.resume and args.out is None
+    if claimed:
+        out = new_run_folder(config.task)
+        args.out = str(out)
+    elif not args.resume:
+        out = Path(args.out)
+        refuse_existing_run(out)
+    try:
+        trainer = Trainer(config, out, resume=args.resume)
+    except BaseException:
+        if claimed and not any(out.iterdir()):
+            out.rmdir()  # refused before anything was written: leave no empty folder behind
+        raise
+    if claimed:
+        note(f"writing to {out} (a new folder; --out chooses another)")
+    c = trainer.config
+    kind = (
+        "QRNN" if c.model == "qrnn" else f"{c.model.upper()} baseline, matched to the QRNN's size:"
+    )
+    verb = f"resuming at step {trainer.step} of {c.steps}" if args.resume else "training"
+    print(
+        f"qrnn: {verb} a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length "
+        f"{getattr(trainer.task, 'length', '-')}) with H{c.workspace} S{c.stages} d{c.degree} "
+        f"order {c.order} {c.mode}, {sum(p.numel() for p in trainer.model.parameters())} "
+        f"parameters, on {c.backend or 'exact'}",
+        file=sys.stderr,
+    )
+    summary = trainer.run(progress=not args.quiet)
+    print(
+        f"qrnn: {'converged' if summary['converged'] else 'finished'} after {summary['steps']} "
+        f"steps: validation loss {summary['val_loss']:.4g}, accuracy "
+        f"{100 * summary['val_accuracy_argmax']:.1f}% (argmax), "
+        f"{100 * summary['val_accuracy_sampled']:.1f}% (sampled), min postselection probability "
+        f"{summary['val_min_postselection']:.3g}"
+    )
+    print(
+        f"qrnn: wrote {out / 'model.pt'}, {out / 'metrics.csv'}, {out / 'summary.json'}, "
+        f"{out / 'curves.png'}"
+    )
+    return 0

@@ -1,0 +1,203 @@
+"""The shot executor: whole sequences as circuits with shots, postselection by filtering them.
+
+This is what a run on a QPU is (:mod:`pennylane_qrnn.devices.hardware`): no gradient, estimates
+that rest on the shots that survive, and a price. A step too few shots reach is NaN, with a
+warning or an error (``on_insufficient_shots``); nothing is invented for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..devices.capabilities import DeviceCapabilityError, capabilities
+from ..devices.execution import METHODS
+from ..devices.hardware import INSUFFICIENT_SHOTS_POLICIES, ShotRunner
+from ..devices.resources import Budget, check_budget_value, run_price
+from ..errors import QRNNValueError
+from ..results import PostselectionStats, SequenceOutput
+from ..validation import check_choice, check_int
+from .base import Executor, RunnableModel, postselection_mask
+from .device import DeviceSpec
+
+__all__ = ["Shots", "DEFAULT_SHOTS"]
+
+#: shots per sequence when neither the executor nor the device says
+DEFAULT_SHOTS = 1024
+
+
+class Shots(Executor):
+    """Runs each sequence as one circuit with ``shots`` on ``device`` and estimates every step's
+    distribution from the shots that pass its postselections.
+
+    Args:
+        device: a PennyLane device or the name of an installed one (``qiskit.aer``,
+            ``qiskit.remote``, ``braket.local.qubit``, ``braket.aws.qubit``, or a simulator that
+            runs mid-circuit measurements shot by shot)
+        shots (int or None): shots per sequence (default: the device's, else 1024)
+        method (str or None): how mid-circuit measurements are realised: ``"native"``,
+            ``"dynamic"`` (Qiskit dynamic circuits) or ``"deferred"`` (a fresh qubit per
+            measurement); ``None`` lets the device's capabilities decide
+        seed (int or None): the simulator's seed, where it takes one
+        budget (float or None): USD, a cumulative spending limit: each run on a priced device
+            (Braket QPU ARNs, IBM backends with calibrated durations) is priced before it is
+            sent, refused if it would take :attr:`spending` past the limit, and charged when sent
+        price_table (dict or None): ``{name or ARN fragment: (USD per task, USD per shot)}``,
+            replacing the default table for the budget check
+        min_survivors (int): the surviving shots a step needs to be estimated (default 1)
+        on_insufficient_shots (str): ``"warn"`` (NaN and an
+            :class:`~pennylane_qrnn.errors.InsufficientShotsWarning`) or ``"raise"``
+        device_options (dict or None): keyword arguments for ``qml.device`` when ``device`` is
+            a name
+
+    Example::
+
+        >>> import torch
+        >>> from pennylane_qrnn import QRNN
+        >>> model = QRNN(1, 1, mode="amplified", executor=Shots("default.qubit", shots=200, seed=1))
+        >>> output = model(torch.tensor([[1], [0]]), torch.tensor([[0], [1]]))
+        >>> [int(e.shots) for e in output.shot_estimates]
+        [200]
+    """
+
+    supports_mixed_protocols = True
+
+    def __init__(
+        self,
+        device: Any,
+        shots: int | None = None,
+        method: str | None = None,
+        seed: int | None = None,
+        budget: float | None = None,
+        price_table: dict | None = None,
+        min_survivors: int = 1,
+        on_insufficient_shots: str = "warn",
+        device_options: dict | None = None,
+    ) -> None:
+        if shots is not None:
+            check_int("shots", shots, 1)
+        if method is not None:
+            check_choice("execution", method, METHODS)
+        check_int("min_survivors", min_survivors, 1)
+        check_choice("on_insufficient_shots", on_insufficient_shots, INSUFFICIENT_SHOTS_POLICIES)
+        self.device = DeviceSpec(device, device_options)
+        self.shots, self.method, self.seed = shots, method, seed
+        self.spending = Budget(budget)  # validates: a finite number of USD >= 0, or None
+        self.price_table = price_table
+        self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
+        if self.plan()["measurements"] == "dynamic" and not self.device.name.startswith("qiskit."):
+            raise QRNNValueError(
+                "execution='dynamic' needs a Qiskit backend (qiskit.aer, qiskit.remote); "
+                f"got backend={self.device.name!r} (use 'native' or 'deferred')"
+            )
+
+    @property
+    def budget(self) -> float | None:
+        """The spending limit in USD (settable), or ``None``."""
+        return self.spending.limit
+
+    @budget.setter
+    def budget(self, value: float | None) -> None:
+        self.spending.limit = check_budget_value(value)
+
+    def plan(self) -> dict[str, Any]:
+        caps = capabilities(self.device.given)
+        return {
+            "backend": self.device.name,
+            "path": "shots",
+            "measurements": self.method or caps.measurements,
+            "shots": self.shots or self.device.shots or DEFAULT_SHOTS,
+        }
+
+    def price(self, model: RunnableModel, tokens: torch.Tensor) -> float | None:
+        """The price in USD of running ``(L, N)`` ``tokens`` (``None``: no price known)."""
+        plan = self.plan()
+        name = self.device.options.get("device_arn") or self.device.name
+        live = self.device.given if plan["measurements"] == "dynamic" else None
+        return run_price(
+            model,
+            tokens[:, 0].tolist(),
+            name,
+            None if isinstance(live, str) else live,
+            plan["measurements"],
+            plan["shots"],
+            tokens.shape[1],
+            self.price_table,
+        )
+
+    def run(
+        self,
+        model: RunnableModel,
+        tokens: torch.Tensor,
+        targets: torch.Tensor | None,
+        postselected: torch.Tensor | None,
+        state: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> SequenceOutput:
+        if state is not None:
+            raise QRNNValueError(
+                f"state must be None on the shot path (backend={self.device.name!r}): circuits "
+                "start from |0...0>"
+            )
+        plan = self.plan()
+        price = None
+        if self.spending.limit is not None:
+            price = self.price(model, tokens)
+            name = self.device.options.get("device_arn") or self.device.name
+            self.spending.check(name, price, tokens.shape[1], plan["shots"])
+        layout = model.layout
+        n_wires = (
+            layout.deferred_wires(tokens.shape[0])
+            if plan["measurements"] == "deferred"
+            else layout.n_wires
+        )
+        runner = ShotRunner(
+            self.device.live(n_wires),
+            layout,
+            plan["measurements"],
+            plan["shots"],
+            seed=self.seed,
+            min_survivors=self.min_survivors,
+            on_insufficient_shots=self.on_insufficient_shots,
+        )
+        self.spending.charge(price)  # submitted now; a run that fails midway stays charged
+        mask = postselection_mask(tokens, targets, postselected)
+        run = runner.run(
+            model.weights(),
+            tokens.cpu(),
+            None if targets is None else targets.cpu(),
+            None if targets is None or postselected is None else mask.cpu(),
+            generator,
+        )
+        stats = PostselectionStats.from_probabilities(run.neuron, run.picked, mask.cpu())
+        weights = model.input_weights
+        return SequenceOutput(
+            run.log_probs.to(dtype=weights.dtype, device=weights.device),
+            None,
+            run.outcomes.to(weights.device),
+            stats,
+            run.estimates,
+            self.describe(),
+        )
+
+    def __repr__(self) -> str:
+        parts = [repr(self.device.name)]
+        if self.shots is not None:
+            parts.append(f"shots={self.shots}")
+        if self.method is not None:
+            parts.append(f"method={self.method!r}")
+        if self.spending.limit is not None:
+            parts.append(f"budget={self.spending.limit}")
+        return f"Shots({', '.join(parts)})"
+
+
+def refuse_diff_method(backend: str, diff_method: str | None) -> None:
+    """The shot path has no gradient: refuse a ``diff_method`` given with it."""
+    if diff_method is not None:
+        raise DeviceCapabilityError(
+            f"diff_method must be None on the shot path ({backend!r} runs whole sequences with "
+            "shots and filters them: the estimates have no gradient); got "
+            f"{diff_method!r} (fine-tune with pennylane_qrnn.optim.SPSA, or train on the exact "
+            "engine and load the weights)"
+        )

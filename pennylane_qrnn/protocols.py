@@ -1,0 +1,134 @@
+"""Protocols: what every step of a sequence does with its i/o lanes.
+
+After each step the i/o lanes hold the distribution of the next token and are read out. A
+protocol decides, per step, whether that readout is *postselected* on the step's target (the
+state continues as if the target had been read; a QPU pays the target's probability in discarded
+shots) or *measured* (an outcome is sampled and the state collapses on it; nothing is discarded).
+Which steps are *scored* (enter the loss and the accuracies) is the task's business
+(``batch.scored``); which steps the task *forces* onto a known token is ``batch.forced``.
+
+One :class:`Protocol` object carries that rule, with one meaning wherever it is used: training
+(:class:`~pennylane_qrnn.training.Trainer`), evaluation
+(:func:`~pennylane_qrnn.evaluation.evaluate`), the shot path and the noise studies.
+
+==================  =================================================  =========================
+name                postselected on the target                         measured
+==================  =================================================  =========================
+``teacher-forced``  every step (the paper's training)                  none
+``forced-steps``    the task's forced steps that are not scored (the   every other step
+                    reference implementation's validation)
+``measured``        none (only the neurons' own postselection is left)  every step
+==================  =================================================  =========================
+
+The name ``"reference"`` once meant ``teacher-forced`` in training and ``forced-steps`` in
+evaluation; :func:`get_protocol` still accepts it, with a :class:`FutureWarning` naming the
+protocol it stands for.
+
+Example::
+
+    >>> import torch
+    >>> forced = torch.tensor([[True], [True], [False]])
+    >>> scored = torch.tensor([[False], [True], [True]])
+    >>> get_protocol("forced-steps").postselected(forced, scored)[:, 0].tolist()
+    [True, False, False]
+    >>> get_protocol("teacher-forced").postselected(forced, scored)[:, 0].tolist()
+    [True, True, True]
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .validation import check_choice
+
+__all__ = [
+    "Protocol",
+    "TEACHER_FORCED",
+    "FORCED_STEPS",
+    "MEASURED",
+    "PROTOCOLS",
+    "get_protocol",
+]
+
+_RULES = ("every", "forced-unscored", "none")
+#: what the deprecated name ``"reference"`` stood for, by where it was used
+_REFERENCE_MEANINGS = {"training": "teacher-forced", "evaluation": "forced-steps"}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A rule that says which steps of a sequence are postselected on their targets.
+
+    Attributes:
+        name: the protocol's name (:data:`PROTOCOLS`)
+        postselect: ``"every"``, ``"forced-unscored"`` or ``"none"``
+        description: one line for help texts and reports
+    """
+
+    name: str
+    postselect: str
+    description: str
+
+    def __post_init__(self) -> None:
+        check_choice("postselect", self.postselect, _RULES)
+
+    def postselected(self, forced: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """``(L, N)`` bool: the steps postselected on their targets; every other step is
+        measured (sampled, and the state collapses on the sample)."""
+        if self.postselect == "every":
+            return torch.ones_like(forced, dtype=torch.bool)
+        if self.postselect == "none":
+            return torch.zeros_like(forced, dtype=torch.bool)
+        return forced.bool() & ~scored.bool()
+
+    def mask(self, batch: Any) -> torch.Tensor:
+        """:meth:`postselected` for a task batch (``batch.forced``, ``batch.scored``)."""
+        return self.postselected(batch.forced, batch.scored)
+
+    @property
+    def samples_scored_steps(self) -> bool:
+        """Whether scored steps are measured, so that a sampled accuracy means something."""
+        return self.postselect != "every"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+TEACHER_FORCED = Protocol(
+    "teacher-forced", "every", "every step postselected on its target (the paper's training)"
+)
+FORCED_STEPS = Protocol(
+    "forced-steps",
+    "forced-unscored",
+    "the task's forced, unscored steps postselected; every other step measured",
+)
+MEASURED = Protocol("measured", "none", "every step measured; nothing postselected on the i/o")
+
+#: every protocol by name
+PROTOCOLS = {p.name: p for p in (TEACHER_FORCED, FORCED_STEPS, MEASURED)}
+
+
+def get_protocol(protocol: Protocol | str, purpose: str = "evaluation") -> Protocol:
+    """The :class:`Protocol` named ``protocol`` (or ``protocol`` itself).
+
+    Args:
+        protocol: a :class:`Protocol` or one of the names in :data:`PROTOCOLS`; the deprecated
+            ``"reference"`` resolves by ``purpose`` and warns
+        purpose: ``"training"`` or ``"evaluation"``, only to resolve ``"reference"``
+    """
+    if isinstance(protocol, Protocol):
+        return protocol
+    if protocol == "reference":
+        name = _REFERENCE_MEANINGS[check_choice("purpose", purpose, tuple(_REFERENCE_MEANINGS))]
+        warnings.warn(
+            f"protocol='reference' is deprecated: it meant 'teacher-forced' in training and "
+            f"'forced-steps' in evaluation; here ({purpose}) it is {name!r}: pass that name",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return PROTOCOLS[name]
+    return PROTOCOLS[check_choice("protocol", protocol, tuple(PROTOCOLS))]

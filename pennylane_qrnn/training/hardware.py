@@ -1,0 +1,81 @@
+"""Where a training run can run: the torch device, and whether a PennyLane device gives
+gradients to train on. Both refuse before anything is built."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import QRNNValueError
+from ..protocols import TEACHER_FORCED
+
+__all__ = ["check_torch_device", "check_trainable"]
+
+
+def check_torch_device(name) -> torch.device:
+    """The torch device ``name``, refused unless this machine has it.
+
+    Raises:
+        QRNNValueError: for a name torch does not know, or a device not present here
+    """
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise QRNNValueError(
+            f"torch-device must be a torch device such as 'cpu' or 'cuda'; got {name!r}"
+        ) from error
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise QRNNValueError(
+                f"torch-device {name!r} needs a CUDA GPU, and torch here has none "
+                "(torch.cuda.is_available() is False); use 'cpu'"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise QRNNValueError(
+                f"torch-device must be one of cuda:0..cuda:{torch.cuda.device_count() - 1} here; "
+                f"got {name!r}"
+            )
+        return device
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise QRNNValueError(
+            f"torch-device must be a device torch can use here (cpu, cuda); got {name!r}"
+        ) from error
+    return device
+
+
+def check_trainable(config) -> None:
+    """Refuse, before anything is built, a backend that gives no gradients to train on
+    (``config`` a resolved :class:`~pennylane_qrnn.training.TrainConfig`)."""
+    if config.backend is None:
+        return
+    if config.model != "qrnn":
+        raise QRNNValueError(
+            f"device must be 'exact' for a classical baseline (model {config.model!r} runs on "
+            f"torch); got {config.backend!r}"
+        )
+    from ..devices.capabilities import capabilities
+
+    caps = capabilities(config.backend)
+    if caps.path != "circuits":
+        extra = ""
+        if config.backend == "qiskit.remote":
+            extra = (
+                " (qiskit.remote also needs an IBM backend: from Python, "
+                "qml.device('qiskit.remote', wires=N, "
+                "backend=QiskitRuntimeService().least_busy()); see docs/devices.md)"
+            )
+        raise QRNNValueError(
+            f"device must give gradients to train on; {config.backend!r} runs the model on shots "
+            "(it cannot postselect mid-circuit measurements), which gives none. Train on 'exact' "
+            "or a device that postselects (default.qubit, lightning.qubit), then evaluate on "
+            f"shots; or train from Python with pennylane_qrnn.optim.SPSA{extra}"
+        )
+    if config.protocol != TEACHER_FORCED.name:
+        raise QRNNValueError(
+            f"protocol must be {TEACHER_FORCED.name!r} to train on device {config.backend!r}; got "
+            f"{config.protocol!r}, which samples every step, and only the exact engine and the "
+            "shot path can sample"
+        )

@@ -1,0 +1,385 @@
+"""The training loop: :class:`Trainer` runs a :class:`~pennylane_qrnn.training.TrainConfig` and
+keeps its run (see :mod:`pennylane_qrnn.training`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import atomic_save, atomic_write_text, check_finite_state
+from ..errors import NonFiniteError, QRNNValueError, UnsafeFileError
+from ..evaluation import evaluate
+from ..protocols import get_protocol
+from .config import TrainConfig, build_model, make_optimizer
+from .hardware import check_trainable
+from .losses import training_loss
+from .plotting import plot_curves
+from .runs import (
+    config_from_file,
+    json_safe,
+    load_checkpoint,
+    load_weights,
+    prepare_folder,
+    resumed_config,
+)
+
+__all__ = ["Trainer", "METRIC_FIELDS"]
+
+
+METRIC_FIELDS = [
+    "step",
+    "loss",
+    "accuracy",
+    "min_postselection",
+    "steps_per_second",
+    "val_loss",
+    "val_accuracy_argmax",
+    "val_accuracy_sampled",
+    "val_min_postselection",
+]
+
+
+class Trainer:
+    """Trains a :class:`~pennylane_qrnn.QRNN` on a task and writes its results to ``out``.
+
+    Files in ``out``: ``config.json``, ``checkpoint.pt`` (latest), ``model.pt`` (final weights
+    and config), ``best.pt`` (the weights with the lowest validation loss so far),
+    ``metrics.csv``, ``summary.json`` and ``curves.png``.
+
+    Each training step runs under :attr:`protocol` (``config.protocol``, a
+    :class:`~pennylane_qrnn.protocols.Protocol`); validation evaluates under
+    :attr:`validation_protocol` (``config.validation_protocol``), which samples the scored steps.
+
+    Args:
+        config (TrainConfig or None): the run's configuration; with ``resume``, ``None`` takes the
+            saved one, and a given one may differ from it only in
+            :data:`~pennylane_qrnn.training.RESUMABLE_FIELDS`
+        out: the run's folder
+        resume (bool): continue from ``out/checkpoint.pt``
+        overwrite (bool): let a fresh run replace the run already in ``out`` (default: refuse)
+
+    Raises:
+        QRNNValueError: ``out`` not a writable folder; a fresh run into a folder that holds a run;
+            a resumed run with a conflicting config; a backend that cannot train (no gradients)
+        FileNotFoundError, UnsafeFileError, NonFiniteError: a missing or unreadable checkpoint on
+            resume (:func:`~pennylane_qrnn.training.load_checkpoint`)
+    """
+
+    def __init__(
+        self, config: TrainConfig | None, out, resume: bool = False, overwrite: bool = False
+    ):
+        self.out = Path(out)
+        self.checkpoint_path = self.out / "checkpoint.pt"
+        prepare_folder(self.out, resume, overwrite)
+        saved = None
+        if resume:
+            if not self.checkpoint_path.is_file():
+                raise FileNotFoundError(
+                    f"--resume needs a checkpoint at {str(self.checkpoint_path)!r}; none found"
+                )
+            saved = load_checkpoint(self.checkpoint_path)
+            saved_config = config_from_file(saved, self.checkpoint_path)
+            config = (
+                saved_config
+                if config is None
+                else resumed_config(saved_config, config.resolved(), self.checkpoint_path)
+            )
+            if config.steps < int(saved["step"]):
+                raise QRNNValueError(
+                    f"steps must be at least the {int(saved['step'])} steps the run in "
+                    f"{str(self.out)!r} has done; got {config.steps}"
+                )
+        elif config is None:
+            raise QRNNValueError("config must be a TrainConfig for a fresh run; got None")
+        self.config = config.resolved()
+        check_trainable(self.config)
+        self.task = self.config.make_task()
+        torch.manual_seed(self.config.seed)
+        self.model = build_model(self.config, self.task)
+        self.optimizer = make_optimizer(self.config, self.model.parameters())
+        self.protocol = get_protocol(self.config.protocol, purpose="training")
+        self.validation_protocol = get_protocol(self.config.validation_protocol)
+        self.data_generator = torch.Generator().manual_seed(self.config.seed)
+        self.step = 0
+        self.history: list[dict] = []
+        self.best_val_loss = math.inf
+        self.converged = False
+        self.saved_step = None  # the step of the last checkpoint written or read
+        if saved is not None:
+            self._restore(saved)
+
+    def _restore(self, saved) -> None:
+        path = self.checkpoint_path
+        load_weights(self.model, saved["model"], path)
+        try:
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.data_generator.set_state(saved["data_generator"])
+            history = json.loads(saved["history"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+            reason = (
+                str(error).strip().splitlines()[0][:300]
+                if str(error).strip()
+                else type(error).__name__
+            )
+            raise UnsafeFileError(
+                f"checkpoint {str(path)!r} must hold the optimiser, generator and history of its "
+                f"own run; {reason}"
+            ) from error
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            raise UnsafeFileError(
+                f"checkpoint {str(path)!r} must hold its history as a list of rows"
+            )
+        for state in saved["optimizer"].get("state", {}).values():
+            check_finite_state(
+                state if isinstance(state, dict) else {},
+                f"checkpoint {str(path)!r} (optimiser state)",
+            )
+        self.step = int(saved["step"])
+        self.history = history
+        self.best_val_loss = float(saved["best_val_loss"])
+        self.converged = bool(saved.get("converged", False))
+        self.saved_step = self.step
+
+    # -- one step ---------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        """One optimisation step. Raises :class:`NonFiniteError` (and leaves the parameters as
+        they were if the loss or a gradient is not finite) when the loss, a gradient or, after
+        the update, a parameter is NaN or infinite."""
+        batch = self.task.batch(self.config.batch_size, self.data_generator, split="train")
+        device = _device(self.model)
+        tokens, targets, scored = (
+            t.to(device) for t in (batch.tokens, batch.targets, batch.scored)
+        )
+        if self.protocol.postselect == "every":
+            # teacher-forced (the paper's training): every step postselected on its target. No
+            # mask and no generator: nothing is sampled, so the data generator is not consumed
+            output = self.model(tokens, targets)
+        else:
+            # measured (hardware-honest): the protocol's unpostselected steps are sampled with
+            # the data generator; the loss still scores the targets
+            mask = self.protocol.postselected(batch.forced, batch.scored).to(device)
+            output = self.model(tokens, targets, postselected=mask, generator=self.data_generator)
+        log_probs = output.log_probs
+        loss = training_loss(self.config.loss, self.model, log_probs, targets, scored)
+        if not bool(torch.isfinite(loss)):
+            raise NonFiniteError(f"the training loss must be finite; got {loss.item()}")
+        self.optimizer.zero_grad()
+        loss.backward()
+        bad = [
+            name
+            for name, p in self.model.named_parameters()
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+        ]
+        if bad:
+            raise NonFiniteError(
+                f"the gradients must be finite; got NaN or infinity in {', '.join(bad)}"
+            )
+        if self.config.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        self.optimizer.step()
+        bad = [
+            name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())
+        ]
+        if bad:
+            raise NonFiniteError(
+                f"the parameters must stay finite; the update made {', '.join(bad)} NaN or infinite"
+            )
+        accuracy = ((log_probs.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1)
+        return {
+            "loss": loss.item(),
+            "accuracy": accuracy.item(),
+            "min_postselection": float(output.postselection.min_step.min()),
+        }
+
+    def _validation_model(self):
+        # Validation samples and collapses scored steps, which the circuit path cannot do; the exact
+        # engine computes the same function of the same weights (cross-checked in the tests), so a
+        # model on a circuit device is validated on an engine twin holding its weights.
+        if getattr(self.model, "backend", None) is None:  # the engine, or a classical baseline
+            return self.model
+        twin = build_model(replace(self.config, backend=None), self.task)
+        twin.load_state_dict(self.model.state_dict())
+        return twin
+
+    def validate(self) -> dict:
+        # a fixed validation set: the same generator seed at every evaluation
+        generator = torch.Generator().manual_seed(self.config.seed + 1_000_003)
+        batches = [
+            self.task.batch(self.config.batch_size, generator, split="validate")
+            for _ in range(self.config.eval_batches)
+        ]
+        model = self._validation_model()
+        try:
+            result = evaluate(model, batches, self.validation_protocol, generator=generator)
+        except RuntimeError as error:  # e.g. sampling from NaN probabilities
+            _raise_if_nonfinite(model, batches[0], error)
+            raise
+        return {
+            "val_loss": result.loss,
+            "val_accuracy_argmax": result.accuracy_argmax,
+            "val_accuracy_sampled": result.accuracy_sampled,
+            "val_min_postselection": result.min_step_probability,
+        }
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, progress: bool = True, stop_after: int | None = None) -> dict:
+        """Train to ``config.steps`` (or stop early at ``target_loss`` on validation).
+
+        A run resumed after it converged (or reached its steps) trains no further: it writes its
+        final files. ``stop_after`` ends the process-independent loop after that many steps of
+        this call, as an interruption would (tests use it).
+
+        Raises:
+            NonFiniteError: when a loss, gradient or parameter becomes NaN or infinite; nothing
+                is saved after the last good checkpoint, which the message names
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / "config.json", json.dumps(asdict(self.config), indent=2))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=self.config.steps,
+                initial=self.step,
+                desc=f"train {self.task.name}",
+                unit="step",
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
+        started, done_here = time.perf_counter(), 0
+        try:
+            while self.step < self.config.steps and not self.converged:
+                if stop_after is not None and done_here >= stop_after:
+                    break
+                try:
+                    metrics = self.train_step()
+                except NonFiniteError as error:
+                    raise NonFiniteError(self._stopped_message(error, self.step + 1)) from error
+                self.step += 1
+                done_here += 1
+                metrics["step"] = self.step
+                metrics["steps_per_second"] = done_here / (time.perf_counter() - started)
+                if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
+                    try:
+                        metrics.update(self.validate())
+                    except NonFiniteError as error:
+                        raise NonFiniteError(self._stopped_message(error, self.step)) from error
+                    if metrics["val_loss"] < self.best_val_loss:
+                        # the best model so far by validation loss, as the reference implementation
+                        # keeps it
+                        self.best_val_loss = metrics["val_loss"]
+                        atomic_save(
+                            {
+                                "config": asdict(self.config),
+                                "model": self.model.state_dict(),
+                                "step": self.step,
+                            },
+                            self.out / "best.pt",
+                        )
+                    target = self.config.target_loss
+                    self.converged = target is not None and metrics["val_loss"] < target
+                self.history.append(metrics)
+                if bar is not None:
+                    bar.update(1)
+                    postfix = {
+                        "loss": f"{metrics['loss']:.4f}",
+                        "acc": f"{metrics['accuracy']:.3f}",
+                        "min_p": f"{metrics['min_postselection']:.2e}",
+                        "steps/s": f"{metrics['steps_per_second']:.1f}",
+                    }
+                    if "val_loss" in metrics:
+                        postfix["val"] = f"{metrics['val_loss']:.4f}"
+                    bar.set_postfix(postfix, refresh=False)
+                if self.step % self.config.checkpoint_every == 0 or self.converged:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+        self.save_checkpoint()
+        self.write_metrics()
+        if self.step >= self.config.steps or self.converged:
+            return self.finish(self.converged)
+        return {"step": self.step, "finished": False}
+
+    def _stopped_message(self, error, step) -> str:
+        kept = (
+            f"{str(self.checkpoint_path)!r} (step {self.saved_step}) is the last good checkpoint"
+            if self.saved_step is not None
+            else "no checkpoint was written"
+        )
+        return (
+            f"training stopped at step {step}: {error}; {kept}, nothing non-finite was saved. "
+            f"Lower the learning rate (now {self.config.lr:g}) or use dtype float64"
+        )
+
+    def save_checkpoint(self) -> None:
+        atomic_save(
+            {
+                "config": asdict(self.config),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "data_generator": self.data_generator.get_state(),
+                "step": self.step,
+                "history": json.dumps(self.history),
+                "best_val_loss": self.best_val_loss,
+                "converged": self.converged,
+            },
+            self.checkpoint_path,
+        )
+        self.saved_step = self.step
+
+    def write_metrics(self) -> None:
+        stream = io.StringIO(newline="")
+        writer = csv.DictWriter(stream, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        for row in self.history:
+            writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+        atomic_write_text(self.out / "metrics.csv", stream.getvalue())
+
+    def finish(self, converged: bool) -> dict:
+        final = self.validate()
+        atomic_save(
+            {"config": asdict(self.config), "model": self.model.state_dict()}, self.out / "model.pt"
+        )
+        summary = {
+            "task": self.task.name,
+            "model": self.config.model,
+            "steps": self.step,
+            "converged": converged,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            **final,
+            "best_val_loss": self.best_val_loss,
+            "finished": True,
+        }
+        atomic_write_text(
+            self.out / "summary.json", json.dumps(json_safe(summary), indent=2, allow_nan=False)
+        )
+        plot_curves(self.history, self.out / "curves.png", title=f"QRNN on {self.task.name}")
+        return summary
+
+
+@torch.no_grad()
+def _raise_if_nonfinite(model, batch, error) -> None:
+    """Raise :class:`NonFiniteError` (from ``error``) if ``model`` gives non-finite
+    log-probabilities on ``batch`` although its weights are finite."""
+    device = _device(model)
+    log_probs, _ = model(batch.tokens.to(device), batch.targets.to(device))
+    if not bool(torch.isfinite(log_probs).any(-1).all()) or bool(torch.isnan(log_probs).any()):
+        largest = max(float(p.detach().abs().max()) for p in model.parameters())
+        raise NonFiniteError(
+            f"the model's probabilities must be finite; got NaN on validation data "
+            f"(the largest weight is {largest:.3g})"
+        ) from error
+
+
+def _device(model) -> torch.device:
+    """The torch device ``model``'s parameters live on."""
+    return next(model.parameters()).device
