@@ -3,7 +3,7 @@
     python benchmarks/reproduce.py memorise
     python benchmarks/reproduce.py elman-xor
     python benchmarks/reproduce.py elman-letters
-    python benchmarks/reproduce.py dna --lengths 10,100,1000 --variants paper,reference \\
+    python benchmarks/reproduce.py dna --lengths 10,100,1000 --variants paper,rvqe \\
         --models qrnn,lstm,rnn
     python benchmarks/reproduce.py mnist-reference  # the author's trained weights, all test images
     python benchmarks/reproduce.py mnist-umap-reference
@@ -180,7 +180,10 @@ def row_synthetic(args, task, **overrides):
 def row_dna(args):
     rows, work = [], _work(args, "dna")
     for variant in args.variants.split(","):
-        task = "dna" if variant == "paper" else "dna-reference"
+        if variant not in ("paper", "rvqe", "reference"):  # "reference": the former name of rvqe
+            raise SystemExit(f"reproduce.py: --variants must name paper or rvqe; got {variant!r}")
+        variant = "rvqe" if variant == "reference" else variant
+        task = "dna" if variant == "paper" else "dna-rvqe"
         for length in [int(v) for v in args.lengths.split(",")]:
             for model in args.models.split(","):
                 cap = args.max_steps if model == "qrnn" else args.max_steps_classical
@@ -437,7 +440,7 @@ def main():
     )
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--lengths", default="10,100,1000")
-    parser.add_argument("--variants", default="paper,reference")
+    parser.add_argument("--variants", default="paper,rvqe")
     parser.add_argument("--models", default="qrnn,lstm,rnn")
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--max-steps-classical", type=int, default=1500)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import neuron
 from .errors import ModelSizeError, QRNNValueError
+from .validation import check_int
 
 if TYPE_CHECKING:
     import torch
@@ -74,9 +75,7 @@ def memory_limit(limit: int | None = None, device: torch.device | str | None = N
         device: a ``torch.device`` (or its string) whose memory sets the default; CPU if ``None``
     """
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise QRNNValueError(f"limit must be a positive int (bytes) or None; got {limit!r}")
-        return limit
+        return check_int("limit", limit, 1)
     text = os.environ.get(ENV_VARIABLE)
     if text is not None and text.strip():
         return _parse_limit(text)

@@ -165,11 +165,11 @@ class TestContract:
         assert torch.allclose(model.loss(log_probs, targets, mask), expected)
 
     def test_evaluate_accepts_a_baseline(self):
-        task = DNA(length=8, variant="reference")
+        task = DNA(length=8, variant="rvqe")
         generator = torch.Generator().manual_seed(0)
         batches = [task.batch(16, generator) for _ in range(2)]
         result = evaluate(
-            make_baseline("lstm", 3, hidden=4), batches, "reference", generator=generator
+            make_baseline("lstm", 3, hidden=4), batches, "forced-steps", generator=generator
         )
         assert result.sequences == 32
         assert result.min_step_probability == 1.0 and result.log_success_min == 0.0
@@ -262,7 +262,7 @@ def test_lstm_learns_dna_reference():
     scored step alone also works but stays at chance for a few hundred steps on some seeds.
     """
     torch.manual_seed(0)
-    task = DNA(length=10, variant="reference")
+    task = DNA(length=10, variant="rvqe")
     model = make_baseline("lstm", task.io_bits, match_parameters=QRNN_DNA_PARAMETERS)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
     data = torch.Generator().manual_seed(0)

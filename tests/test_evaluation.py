@@ -12,7 +12,7 @@ from pennylane_qrnn.evaluation import collapse_mask, evaluate
 from pennylane_qrnn.tasks import Batch, get_task
 
 #: tasks that build without a data folder
-SYNTHETIC = ["memorise", "memorise-reference", "elman-xor", "elman-letters", "dna", "dna-reference"]
+SYNTHETIC = ["memorise", "memorise-rvqe", "elman-xor", "elman-letters", "dna", "dna-rvqe"]
 
 
 class _Recording(QRNN):

@@ -147,7 +147,7 @@ def test_reference_protocol_samples_scored_steps_even_where_forced():
         2000,
         protocol="forced-steps",
     )
-    expected = evaluate(model, [forced_and_scored], "reference").accuracy_expected
+    expected = evaluate(model, [forced_and_scored], "forced-steps").accuracy_expected
     # 2 sequences x 2000 shots: the shot accuracy's standard error is below 0.01
     assert result.accuracy < 0.9
     assert abs(result.accuracy - expected) < 0.05

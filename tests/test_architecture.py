@@ -1,0 +1,99 @@
+"""The package's structure (issue 9): layers import only downwards, no private name crosses a
+package boundary, no module grows past the size a reader can hold, and the engine never depends
+on the templates. Read from the source with ``ast``; nothing is imported."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pennylane_qrnn"
+
+#: each top-level module or package, by layer: a module may import from its own layer or below
+LAYERS = {
+    "errors": 0,
+    "validation": 0,
+    "_version": 0,
+    "neuron": 1,
+    "layout": 1,
+    "memory": 1,
+    "checkpoints": 1,
+    "protocols": 1,
+    "results": 1,
+    "engine": 2,
+    "templates": 2,
+    "tasks": 2,
+    "devices": 3,
+    "executors": 4,
+    "nn": 5,
+    "baselines": 5,
+    "optim": 5,
+    "evaluation": 6,
+    "training": 6,
+    "rvqe": 6,
+    "reference": 6,
+    "cli": 7,
+    "__main__": 8,
+    "__init__": 9,
+}
+#: the most lines a module may have (the issue's "about 400")
+MAX_LINES = 420
+
+
+def _modules():
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _relative_imports(path):
+    """``(line, top-level target, imported names)`` for every relative import of ``path``."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    package = parts[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            target = base + (node.module.split(".") if node.module else [])
+            names = [alias.name for alias in node.names]
+            if not target:  # "from .. import x": x is the module
+                for name in names:
+                    yield node.lineno, [name], []
+            else:
+                yield node.lineno, target, names
+
+
+def test_every_top_level_module_has_a_layer():
+    tops = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in _modules()}
+    assert tops <= set(LAYERS), sorted(tops - set(LAYERS))
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_only_go_down(path):
+    top = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+    for line, target, _ in _relative_imports(path):
+        if target[0] != top:
+            assert LAYERS[target[0]] <= LAYERS[top], (
+                f"{path.name}:{line} ({top}) imports {'.'.join(target)}, a higher layer"
+            )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_private_name_crosses_a_package(path):
+    top = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+    for line, target, names in _relative_imports(path):
+        if target[0] != top:
+            private = [n for n in names if n.startswith("_") and n != "__version__"]
+            assert not private, f"{path.name}:{line} imports {private} from {'.'.join(target)}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_small(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines"
+
+
+def test_the_engine_depends_on_the_maths_not_the_templates():
+    for path in (PACKAGE / "engine").glob("*.py"):
+        targets = {target[0] for _, target, _ in _relative_imports(path)}
+        assert targets <= {"engine", "neuron", "layout", "memory", "errors", "validation"}, (
+            path.name,
+            targets,
+        )
