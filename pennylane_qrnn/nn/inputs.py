@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.nn.utils.rnn import PackedSequence
 
 from ..errors import QRNNTypeError, QRNNValueError
 
@@ -29,6 +30,12 @@ class SequenceInputs:
         def _input_device(self) -> torch.device: ...
 
     def _check_tokens(self, name: str, tokens: Any) -> torch.Tensor:
+        if isinstance(tokens, PackedSequence):
+            raise QRNNTypeError(
+                f"{name} must be an integer tensor (L, N) or (N, L); got a PackedSequence: pad it "
+                "(torch.nn.utils.rnn.pad_packed_sequence) and score only the real steps with "
+                "loss(..., mask=...)"
+            )
         if not isinstance(tokens, torch.Tensor):
             tokens = torch.as_tensor(tokens)
         if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:

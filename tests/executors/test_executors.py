@@ -214,3 +214,12 @@ def test_executors_are_executors():
     for executor in (Exact(), Circuits("default.qubit"), Shots("default.qubit", shots=5)):
         assert isinstance(executor, Executor)
         assert set(executor.plan()) >= {"backend", "path"}
+
+
+def test_packed_sequences_are_refused_with_the_fix():
+    from torch.nn.utils.rnn import pack_sequence
+
+    packed = pack_sequence([torch.tensor([1, 0, 1]), torch.tensor([0, 1])])
+    for model in (QRNN(1, 2), LSTMBaseline(1, 3)):
+        with pytest.raises(QRNNTypeError, match="got a PackedSequence: pad it"):
+            model(packed)
