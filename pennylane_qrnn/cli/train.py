@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..errors import QRNNError
 from ..tasks import RENAMED_TASKS
 from ..training import (
     DEPRECATED_NAMES,
@@ -19,10 +20,11 @@ from ..training import (
     TrainConfig,
     Trainer,
     config_from_file,
+    distributed,
     load_checkpoint,
 )
 from ..validation import check_choice
-from .common import Renamed, UsageError, add_data_flag, add_model_flags, note
+from .common import Renamed, UsageError, add_data_flag, add_model_flags, data_dir, note
 
 __all__ = ["add_parser", "run", "TRAIN_FIELDS"]
 
@@ -110,6 +112,13 @@ def add_parser(sub) -> None:
         help="continue the run in OUT from OUT/checkpoint.pt; --steps and the eval/checkpoint "
         "intervals may change, every other flag must match the run",
     )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="data-parallel training in N local processes (gloo on the CPU, NCCL on cuda); "
+        "--batch-size is the global batch and must divide by N. Under torchrun, leave it out",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     add_data_flag(train)
 
@@ -151,6 +160,66 @@ def _backend(device):
 
 
 def run(args) -> int:
+    """``qrnn train``: alone, as one rank of a ``torchrun`` launch, or launching ``--nproc``
+    processes (:mod:`pennylane_qrnn.training.distributed`).
+
+    In a multi-process run, a refusal every rank meets alike (bad flags, or one rank 0 met and
+    sent to all) is reported by rank 0, with status 2; the other ranks leave quietly with status
+    0, so that no launcher stops rank 0 before it has said why."""
+    launched = distributed.launched_world_size()
+    try:
+        config, processes = _checked_config(args, launched)
+    except (UsageError, QRNNError, OSError):
+        if launched > 1 and distributed.launched_rank() > 0:
+            return 0  # every rank checks the same flags and files: rank 0 reports
+        raise
+    if launched > 1:
+        return _as_rank(args, config)
+    if processes == 1:
+        return _train(args, config, None)
+    out, claimed = _claim_folder(args, config)
+    if claimed:
+        note(f"writing to {out} (a new folder; --out chooses another)")
+    try:
+        status = distributed.spawn(processes, _spawned, args, config)
+    finally:
+        if claimed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # refused before anything was written: leave no empty folder behind
+    return status
+
+
+def _as_rank(args, config) -> int:
+    """``qrnn train`` as one rank of a data-parallel run (``torchrun``, or :func:`_spawned`)."""
+    try:
+        ranks = distributed.join_group(config.torch_device)
+        try:
+            return _train(args, config, ranks)
+        finally:
+            distributed.leave_group()
+    except (UsageError, QRNNError, OSError) as error:
+        if distributed.launched_rank() > 0 and distributed.is_shared(error):
+            return 0  # rank 0 met it too and reports it
+        raise
+
+
+def _spawned(args, config) -> int:
+    """One process of ``qrnn train --nproc N`` (:func:`distributed.spawn`): a rank, reporting its
+    refusals in one line as the command line does."""
+    try:
+        with data_dir(getattr(args, "data_dir", None)):
+            return _as_rank(args, config)
+    except (UsageError, QRNNError, OSError) as error:
+        rank = distributed.launched_rank()
+        who = f" (rank {rank})" if rank else ""
+        print(f"qrnn train{who}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _checked_config(args, launched: int):
+    """The run's resolved config and number of processes; refuses bad flags before anything
+    starts (no folder, no process)."""
     if args.task is None and not args.resume:
         raise UsageError(
             "--task is required (one of the names `qrnn tasks` lists), unless --resume"
@@ -159,6 +228,12 @@ def run(args) -> int:
         raise UsageError("--out must name a folder; got an empty string")
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out, the folder of the run to continue")
+    processes = launched if args.nproc is None else args.nproc
+    if launched > 1 and args.nproc is not None and args.nproc != launched:
+        raise UsageError(
+            f"--nproc must match the {launched} processes torchrun started (or be left out: "
+            f"torchrun's --nproc-per-node sets it); got {args.nproc}"
+        )
     given = {
         field: getattr(args, flag)
         for flag, field in TRAIN_FIELDS.items()
@@ -167,42 +242,69 @@ def run(args) -> int:
     if args.device is not None:
         given["backend"] = _backend(args.device)
     if args.resume:
-        out = Path(args.out)
-        checkpoint = out / "checkpoint.pt"
+        checkpoint = Path(args.out) / "checkpoint.pt"
         if not checkpoint.is_file():
             raise UsageError(f"--resume needs a checkpoint at {str(checkpoint)!r}; none found")
         config = replace(config_from_file(load_checkpoint(checkpoint), checkpoint), **given)
+        config = config.resolved()
     else:
         config = TrainConfig(**given).resolved()  # refuse bad values before a folder is made
         config.make_task().check_data(("train", "validate"))  # and missing data files
-    claimed = not args.resume and args.out is None
-    if claimed:
+    try:
+        distributed.check_processes(processes, config.batch_size, config.torch_device)
+    except QRNNError as error:
+        raise UsageError(f"--{error}") from None
+    return config, processes
+
+
+def _claim_folder(args, config) -> tuple[Path, bool]:
+    """The run's folder: ``--out`` (refused if it holds another run), else a new runs/TASK-N
+    (then ``args.out`` is set to it). Says whether the folder was claimed here."""
+    if args.resume:
+        return Path(args.out), False
+    if args.out is None:
         out = new_run_folder(config.task)
         args.out = str(out)
-    elif not args.resume:
-        out = Path(args.out)
-        refuse_existing_run(out)
+        return out, True
+    out = Path(args.out)
+    refuse_existing_run(out)
+    return out, False
+
+
+def _train(args, config, ranks) -> int:
+    """Train ``config`` in ``args.out`` (claimed by rank 0 if not given); prints on rank 0."""
+    main = ranks is None or ranks.is_main
+    if ranks is None:
+        out, claimed = _claim_folder(args, config)
+    else:  # rank 0 claims the folder, every rank writes (rank 0) or resumes in it
+        out, claimed = ranks.from_main(lambda: _claim_folder(args, config))
+        args.out = str(out)
     try:
-        trainer = Trainer(config, out, resume=args.resume)
+        trainer = Trainer(config, out, resume=args.resume, ranks=ranks)
     except BaseException:
-        if claimed and not any(out.iterdir()):
+        if claimed and main and not any(out.iterdir()):
             out.rmdir()  # refused before anything was written: leave no empty folder behind
         raise
-    if claimed:
+    if claimed and main:
         note(f"writing to {out} (a new folder; --out chooses another)")
     c = trainer.config
     kind = (
         "QRNN" if c.model == "qrnn" else f"{c.model.upper()} baseline, matched to the QRNN's size:"
     )
     verb = f"resuming at step {trainer.step} of {c.steps}" if args.resume else "training"
-    print(
-        f"qrnn: {verb} a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, length "
-        f"{getattr(trainer.task, 'length', '-')}) with H{c.workspace} S{c.stages} d{c.degree} "
-        f"order {c.order} {c.mode}, {sum(p.numel() for p in trainer.model.parameters())} "
-        f"parameters, on {c.backend or 'exact'}",
-        file=sys.stderr,
-    )
+    where = "" if ranks is None else f", in {ranks.world_size} processes"
+    if main:
+        print(
+            f"qrnn: {verb} a {kind} on {trainer.task.name} ({trainer.task.io_bits} i/o bits, "
+            f"length {getattr(trainer.task, 'length', '-')}) with H{c.workspace} S{c.stages} "
+            f"d{c.degree} order {c.order} {c.mode}, "
+            f"{sum(p.numel() for p in trainer.model.parameters())} parameters, on "
+            f"{c.backend or 'exact'}{where}",
+            file=sys.stderr,
+        )
     summary = trainer.run(progress=not args.quiet)
+    if not main:
+        return 0
     print(
         f"qrnn: {'converged' if summary['converged'] else 'finished'} after {summary['steps']} "
         f"steps: validation loss {summary['val_loss']:.4g}, accuracy "

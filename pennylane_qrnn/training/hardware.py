@@ -1,14 +1,15 @@
 """Where a training run can run: the torch device, and whether a PennyLane device gives
-gradients to train on. Both refuse before anything is built."""
+gradients to train on (both refuse before anything is built); and the check that tells a
+model whose probabilities are not finite from one whose weights are not."""
 
 from __future__ import annotations
 
 import torch
 
-from ..errors import QRNNValueError
+from ..errors import NonFiniteError, QRNNValueError
 from ..protocols import TEACHER_FORCED
 
-__all__ = ["check_torch_device", "check_trainable"]
+__all__ = ["check_torch_device", "check_trainable", "raise_if_nonfinite", "model_device"]
 
 
 def check_torch_device(name) -> torch.device:
@@ -79,3 +80,22 @@ def check_trainable(config) -> None:
             f"{config.protocol!r}, which samples every step, and only the exact engine and the "
             "shot path can sample"
         )
+
+
+@torch.no_grad()
+def raise_if_nonfinite(model, batch, error) -> None:
+    """Raise :class:`NonFiniteError` (from ``error``) if ``model`` gives non-finite
+    log-probabilities on ``batch`` although its weights are finite."""
+    device = model_device(model)
+    log_probs, _ = model(batch.tokens.to(device), batch.targets.to(device))
+    if not bool(torch.isfinite(log_probs).any(-1).all()) or bool(torch.isnan(log_probs).any()):
+        largest = max(float(p.detach().abs().max()) for p in model.parameters())
+        raise NonFiniteError(
+            f"the model's probabilities must be finite; got NaN on validation data "
+            f"(the largest weight is {largest:.3g})"
+        ) from error
+
+
+def model_device(model) -> torch.device:
+    """The torch device ``model``'s parameters live on."""
+    return next(model.parameters()).device

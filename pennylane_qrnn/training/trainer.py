@@ -18,7 +18,8 @@ from ..errors import NonFiniteError, QRNNValueError, UnsafeFileError
 from ..evaluation import evaluate
 from ..protocols import get_protocol
 from .config import TrainConfig, build_model, make_optimizer
-from .hardware import check_trainable
+from .distributed import Ranks
+from .hardware import check_trainable, model_device, raise_if_nonfinite
 from .losses import training_loss
 from .plotting import plot_curves
 from .runs import (
@@ -64,20 +65,32 @@ class Trainer:
         out: the run's folder
         resume (bool): continue from ``out/checkpoint.pt``
         overwrite (bool): let a fresh run replace the run already in ``out`` (default: refuse)
+        ranks (Ranks or None): this process's place in a data-parallel run
+            (:mod:`~pennylane_qrnn.training.distributed`); ``None`` takes the initialised
+            ``torch.distributed`` process group's, if any. ``config.batch_size`` is the global
+            batch; rank 0 alone validates and writes the files, and the run's numbers are those
+            of one process training on the global batch (to float rounding)
 
     Raises:
         QRNNValueError: ``out`` not a writable folder; a fresh run into a folder that holds a run;
-            a resumed run with a conflicting config; a backend that cannot train (no gradients)
+            a resumed run with a conflicting config; a backend that cannot train (no gradients);
+            a global batch that does not split evenly over the ranks
         FileNotFoundError, UnsafeFileError, NonFiniteError: a missing or unreadable checkpoint on
             resume (:func:`~pennylane_qrnn.training.load_checkpoint`)
     """
 
     def __init__(
-        self, config: TrainConfig | None, out, resume: bool = False, overwrite: bool = False
+        self,
+        config: TrainConfig | None,
+        out,
+        resume: bool = False,
+        overwrite: bool = False,
+        ranks: Ranks | None = None,
     ):
         self.out = Path(out)
         self.checkpoint_path = self.out / "checkpoint.pt"
-        prepare_folder(self.out, resume, overwrite)
+        self.ranks = Ranks.current() if ranks is None else ranks
+        self._on_main(lambda: prepare_folder(self.out, resume, overwrite))
         saved = None
         if resume:
             if not self.checkpoint_path.is_file():
@@ -100,6 +113,8 @@ class Trainer:
             raise QRNNValueError("config must be a TrainConfig for a fresh run; got None")
         self.config = config.resolved()
         check_trainable(self.config)
+        if self.ranks is not None:
+            self.ranks.check_batch(self.config.batch_size)
         self.task = self.config.make_task()
         torch.manual_seed(self.config.seed)
         self.model = build_model(self.config, self.task)
@@ -114,6 +129,13 @@ class Trainer:
         self.saved_step = None  # the step of the last checkpoint written or read
         if saved is not None:
             self._restore(saved)
+        # DDP averages the gradients over the ranks (and starts every rank from rank 0's weights)
+        self._trained = self.model if self.ranks is None else self.ranks.wrap(self.model)
+
+    def _on_main(self, work):
+        """``work()`` here, or on rank 0 of a data-parallel run with its result (or error) sent
+        to every rank: files are written once, and no rank waits for one that stopped."""
+        return work() if self.ranks is None else self.ranks.from_main(work)
 
     def _restore(self, saved) -> None:
         path = self.checkpoint_path
@@ -148,28 +170,46 @@ class Trainer:
         self.saved_step = self.step
 
     # -- one step ---------------------------------------------------------------------------
-    def train_step(self) -> dict:
-        """One optimisation step. Raises :class:`NonFiniteError` (and leaves the parameters as
-        they were if the loss or a gradient is not finite) when the loss, a gradient or, after
-        the update, a parameter is NaN or infinite."""
-        batch = self.task.batch(self.config.batch_size, self.data_generator, split="train")
-        device = _device(self.model)
+    def train_step(self, batch=None) -> dict:
+        """One optimisation step (on ``batch``, by default the next one the data generator
+        draws). Raises :class:`NonFiniteError` (and leaves the parameters as they were if the loss
+        or a gradient is not finite) when the loss, a gradient or, after the update, a parameter
+        is NaN or infinite."""
+        if batch is None:
+            batch = self.task.batch(self.config.batch_size, self.data_generator, split="train")
+        global_scored = batch.scored.sum()
+        generator = self.data_generator
+        if self.ranks is not None:  # every rank drew the global batch: keep this rank's rows
+            batch = self.ranks.shard(batch)
+            generator = self.ranks.sampling_generator(self.config.seed, self.step)
+        device = model_device(self.model)
         tokens, targets, scored = (
             t.to(device) for t in (batch.tokens, batch.targets, batch.scored)
         )
         if self.protocol.postselect == "every":
             # teacher-forced (the paper's training): every step postselected on its target. No
             # mask and no generator: nothing is sampled, so the data generator is not consumed
-            output = self.model(tokens, targets)
+            output = self._trained(tokens, targets)
         else:
             # measured (hardware-honest): the protocol's unpostselected steps are sampled with
-            # the data generator; the loss still scores the targets
+            # the data generator (one stream per rank in a data-parallel run); the loss still
+            # scores the targets
             mask = self.protocol.postselected(batch.forced, batch.scored).to(device)
-            output = self.model(tokens, targets, postselected=mask, generator=self.data_generator)
+            output = self._trained(tokens, targets, postselected=mask, generator=generator)
         log_probs = output.log_probs
         loss = training_loss(self.config.loss, self.model, log_probs, targets, scored)
-        if not bool(torch.isfinite(loss)):
-            raise NonFiniteError(f"the training loss must be finite; got {loss.item()}")
+        correct = ((log_probs.argmax(-1) == targets) & scored).sum()
+        min_postselection = float(output.postselection.min_step.min())
+        if self.ranks is None:
+            reported, accuracy = loss.item(), (correct / scored.sum().clamp_min(1)).item()
+        else:
+            loss = self.ranks.share_of_loss(loss, scored.sum(), global_scored.to(device))
+            reported, correct, min_postselection = self.ranks.global_metrics(
+                loss, correct, min_postselection
+            )
+            accuracy = correct / max(int(global_scored), 1)
+        if not math.isfinite(reported):  # the same on every rank: all stop together
+            raise NonFiniteError(f"the training loss must be finite; got {reported}")
         self.optimizer.zero_grad()
         loss.backward()
         bad = [
@@ -191,12 +231,7 @@ class Trainer:
             raise NonFiniteError(
                 f"the parameters must stay finite; the update made {', '.join(bad)} NaN or infinite"
             )
-        accuracy = ((log_probs.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1)
-        return {
-            "loss": loss.item(),
-            "accuracy": accuracy.item(),
-            "min_postselection": float(output.postselection.min_step.min()),
-        }
+        return {"loss": reported, "accuracy": accuracy, "min_postselection": min_postselection}
 
     def _validation_model(self):
         # Validation samples and collapses scored steps, which the circuit path cannot do; the exact
@@ -209,6 +244,10 @@ class Trainer:
         return twin
 
     def validate(self) -> dict:
+        """The validation metrics (computed on rank 0 of a data-parallel run, sent to all)."""
+        return self._on_main(self._validate)
+
+    def _validate(self) -> dict:
         # a fixed validation set: the same generator seed at every evaluation
         generator = torch.Generator().manual_seed(self.config.seed + 1_000_003)
         batches = [
@@ -219,7 +258,7 @@ class Trainer:
         try:
             result = evaluate(model, batches, self.validation_protocol, generator=generator)
         except RuntimeError as error:  # e.g. sampling from NaN probabilities
-            _raise_if_nonfinite(model, batches[0], error)
+            raise_if_nonfinite(model, batches[0], error)
             raise
         return {
             "val_loss": result.loss,
@@ -240,10 +279,9 @@ class Trainer:
             NonFiniteError: when a loss, gradient or parameter becomes NaN or infinite; nothing
                 is saved after the last good checkpoint, which the message names
         """
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / "config.json", json.dumps(asdict(self.config), indent=2))
+        self._on_main(self._write_config)
         bar = None
-        if progress:
+        if progress and (self.ranks is None or self.ranks.is_main):
             from tqdm import tqdm
 
             bar = tqdm(
@@ -276,14 +314,7 @@ class Trainer:
                         # the best model so far by validation loss, as the reference implementation
                         # keeps it
                         self.best_val_loss = metrics["val_loss"]
-                        atomic_save(
-                            {
-                                "config": asdict(self.config),
-                                "model": self.model.state_dict(),
-                                "step": self.step,
-                            },
-                            self.out / "best.pt",
-                        )
+                        self._on_main(self._save_best)
                     target = self.config.target_loss
                     self.converged = target is not None and metrics["val_loss"] < target
                 self.history.append(metrics)
@@ -320,7 +351,20 @@ class Trainer:
             f"Lower the learning rate (now {self.config.lr:g}) or use dtype float64"
         )
 
+    def _write_config(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / "config.json", json.dumps(asdict(self.config), indent=2))
+
+    def _save_best(self) -> None:
+        best = {"config": asdict(self.config), "model": self.model.state_dict(), "step": self.step}
+        atomic_save(best, self.out / "best.pt")
+
     def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` (atomically; on rank 0 only in a data-parallel run)."""
+        self._on_main(self._write_checkpoint)
+        self.saved_step = self.step
+
+    def _write_checkpoint(self) -> None:
         atomic_save(
             {
                 "config": asdict(self.config),
@@ -334,9 +378,12 @@ class Trainer:
             },
             self.checkpoint_path,
         )
-        self.saved_step = self.step
 
     def write_metrics(self) -> None:
+        """Write ``metrics.csv`` (on rank 0 only in a data-parallel run)."""
+        self._on_main(self._write_metrics)
+
+    def _write_metrics(self) -> None:
         stream = io.StringIO(newline="")
         writer = csv.DictWriter(stream, fieldnames=METRIC_FIELDS)
         writer.writeheader()
@@ -345,7 +392,12 @@ class Trainer:
         atomic_write_text(self.out / "metrics.csv", stream.getvalue())
 
     def finish(self, converged: bool) -> dict:
-        final = self.validate()
+        """Validate, write the final files and return the summary (on rank 0 in a data-parallel
+        run; every rank returns it)."""
+        return self._on_main(lambda: self._finish(converged))
+
+    def _finish(self, converged: bool) -> dict:
+        final = self._validate()
         atomic_save(
             {"config": asdict(self.config), "model": self.model.state_dict()}, self.out / "model.pt"
         )
@@ -364,22 +416,3 @@ class Trainer:
         )
         plot_curves(self.history, self.out / "curves.png", title=f"QRNN on {self.task.name}")
         return summary
-
-
-@torch.no_grad()
-def _raise_if_nonfinite(model, batch, error) -> None:
-    """Raise :class:`NonFiniteError` (from ``error``) if ``model`` gives non-finite
-    log-probabilities on ``batch`` although its weights are finite."""
-    device = _device(model)
-    log_probs, _ = model(batch.tokens.to(device), batch.targets.to(device))
-    if not bool(torch.isfinite(log_probs).any(-1).all()) or bool(torch.isnan(log_probs).any()):
-        largest = max(float(p.detach().abs().max()) for p in model.parameters())
-        raise NonFiniteError(
-            f"the model's probabilities must be finite; got NaN on validation data "
-            f"(the largest weight is {largest:.3g})"
-        ) from error
-
-
-def _device(model) -> torch.device:
-    """The torch device ``model``'s parameters live on."""
-    return next(model.parameters()).device
