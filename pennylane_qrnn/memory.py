@@ -36,6 +36,11 @@ __all__ = [
     "parameter_bytes",
     "engine_operator_bytes",
     "engine_sequence_bytes",
+    "statevector_table_bytes",
+    "statevector_sequence_bytes",
+    "statevector_checkpoint_interval",
+    "EXACT_METHODS",
+    "exact_estimates",
     "statevector_bytes",
     "model_bytes",
     "check",
@@ -151,6 +156,122 @@ def engine_sequence_bytes(
     return int(1.5 * tensors)
 
 
+def statevector_checkpoint_interval(io_bits: int, workspace: int, stages: int, length: int) -> int:
+    """How often the statevector engine (:mod:`pennylane_qrnn.engine.statevector`) keeps the
+    state for its backward pass: every step (``1``) while all ``length`` states together are no
+    larger than one step's autograd graph, else every ``ceil(sqrt(length))``-th step (the backward
+    pass then recomputes each segment's states once more: ``2 sqrt(length)`` states alive)."""
+    if length * 2**workspace <= _statevector_step_elements(io_bits, workspace, stages):
+        return 1
+    return math.isqrt(max(length - 1, 0)) + 1
+
+
+def _statevector_step_elements(io_bits: int, workspace: int, stages: int) -> int:
+    """Per sequence, the elements one step's autograd graph keeps: about three states per
+    workspace neuron or rotation (the sliced tables and the result), three full states per
+    output neuron and four for the readout."""
+    n_w, n_full = 2**workspace, 2 ** (io_bits + workspace)
+    workspace_operations = workspace * (1 + 2 * stages)
+    return 3 * (workspace_operations * n_w + io_bits * n_full) + 4 * n_full
+
+
+def statevector_table_bytes(
+    io_bits: int, workspace: int, stages: int, degree: int, itemsize: int = 4, grad: bool = True
+) -> int:
+    """The statevector engine's neuron tables for one forward pass: every neuron's pre-activation
+    and map over its ``2**(I+H-1)`` control states and the tables laid out on the lanes (about
+    ten tables per neuron alive with gradients, four without), plus the monomial matrix in the
+    weights' dtype (two of them with gradients: the workspace and the output neurons')."""
+    n_controls = io_bits + workspace - 1
+    n_neurons = workspace * (1 + stages) + io_bits
+    tables = n_neurons * 2**n_controls * itemsize * (10 if grad else 4)
+    matrix = 2**n_controls * neuron.num_weights(n_controls, degree) * itemsize
+    return tables + matrix * (2 if grad else 1)
+
+
+def statevector_sequence_bytes(
+    io_bits: int,
+    workspace: int,
+    stages: int,
+    length: int,
+    batch: int,
+    itemsize: int = 4,
+    grad: bool = True,
+) -> int:
+    """The statevector engine on ``(length, batch)`` tokens, without its tables: the outputs
+    (``(L, N, 2**I)`` log-probabilities and four ``(L, N)`` tensors) and the live states (six full
+    ``2**(I+H)`` states at a time); with gradients also the kept states (every
+    :func:`statevector_checkpoint_interval`-th, and one segment's during the backward pass) and one
+    step's autograd graph, twice (the graph and its gradients)."""
+    n_w, n_full = 2**workspace, 2 ** (io_bits + workspace)
+    outputs = length * batch * (2**io_bits + 4) * itemsize * (2 if grad else 1)
+    live = 6 * batch * n_full * itemsize
+    if not grad:
+        return int(1.5 * (outputs + live))
+    interval = statevector_checkpoint_interval(io_bits, workspace, stages, length)
+    kept = (math.ceil(length / interval) + interval) * batch * n_w * itemsize
+    graph = 2 * batch * _statevector_step_elements(io_bits, workspace, stages) * itemsize
+    return int(1.5 * (outputs + live + kept + graph))
+
+
+#: the exact executor's methods: the transfer-matrix engine and the statevector engine
+EXACT_METHODS = ("transfer-matrix", "statevector")
+
+# Seconds per multiply-add (or per amplitude touched) of a training step (forward + backward),
+# and per operation call, of each method: fitted by hand on this project's CI machine type
+# (2 cores, torch 2.13 CPU, one thread) to the output of
+#   .venv/bin/python benchmarks/bench_executors.py --only h --max-h 10 --repeats 1
+# (docs/scaling.md): at io 2, one stage, batch 8, L 20 the measured crossover is H = 8 (0.174 s
+# transfer matrices, 0.166 s statevector) and these estimates put it at H = 9; DNA (H5, N 128,
+# L 100) and MNIST 0/1 (H8 S2, N 100, L 100) stay on the transfer matrices.
+_TM_BUILD = 2.5e-8  # per amplitude per operation while building W and O
+_TM_PRODUCT = 4e-10  # per multiply-add of the recurrence's matrix products
+_TM_STEP = 1e-3  # per step (python and kernel launches)
+_SV_AMPLITUDE = 3e-8  # per amplitude per operation applied to the state
+_SV_OPERATION = 4e-4  # per operation per step (python, autograd, kernel launches)
+
+
+def exact_estimates(
+    io_bits: int,
+    workspace: int,
+    stages: int,
+    degree: int,
+    length: int,
+    batch: int,
+    itemsize: int = 4,
+    grad: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Per method of :data:`EXACT_METHODS`: ``{"seconds": ..., "bytes": ...}``, the estimated
+    time of a training step (forward and backward; a forward pass alone takes about a third)
+    and the memory of a run on ``(length, batch)`` tokens, known before anything is allocated.
+    The times are a model fitted on one machine type (the constants above): good for choosing,
+    not for promising."""
+    n_x, n_w = 2**io_bits, 2**workspace
+    operations = workspace * (1 + stages) + io_bits + stages * workspace
+    columns = n_w if n_w >= 64 else n_x * n_w  # the engine's grouped or one-hot token write
+    transfer = (
+        _TM_BUILD * operations * n_x * n_w * n_w
+        + _TM_PRODUCT * length * batch * n_w * (columns + n_x * n_w)
+        + _TM_STEP * length
+    )
+    amplitudes = workspace * (1 + 2 * stages) * n_w + (io_bits + 1) * n_x * n_w
+    calls = workspace * (1 + 2 * stages) + io_bits + 1
+    state = _SV_AMPLITUDE * length * batch * amplitudes + _SV_OPERATION * length * calls
+    scale = 1.0 if grad else 1 / 3
+    return {
+        "transfer-matrix": {
+            "seconds": scale * transfer,
+            "bytes": engine_operator_bytes(io_bits, workspace, stages, itemsize, grad)
+            + engine_sequence_bytes(io_bits, workspace, length, batch, itemsize, grad),
+        },
+        "statevector": {
+            "seconds": scale * state,
+            "bytes": statevector_table_bytes(io_bits, workspace, stages, degree, itemsize, grad)
+            + statevector_sequence_bytes(io_bits, workspace, stages, length, batch, itemsize, grad),
+        },
+    }
+
+
 def statevector_bytes(n_wires: int, itemsize: int = 16, copies: int = 4) -> int:
     """A statevector simulator's memory for ``n_wires`` qubits: ``2**n_wires`` complex amplitudes
     (``itemsize`` 16 for complex128), times the copies a gate application and a backward pass
@@ -171,19 +292,33 @@ def model_bytes(
     mode: str = "postselect",
     backend: str | None = None,
     itemsize: int = 4,
+    method: str = "auto",
 ) -> dict[str, int]:
-    """What a model needs before it sees any data, by part (bytes): ``"weights"`` always;
-    ``"transfer matrices"`` on the exact engine (``backend=None``; without gradients, the least
-    it can run with); ``"statevector"`` on a local statevector simulator (``backend`` a name such
-    as ``"default.qubit"``; ``io_bits + workspace (+ order ancillas in postselect mode)`` wires).
+    """What a model needs before it sees any data, by part (bytes): ``"weights"`` always; on
+    the exact engine (``backend=None``) the least it can run with (without gradients, one
+    sequence of one step): ``"transfer matrices"`` (``method="transfer-matrix"``), ``"statevector
+    engine"`` (``method="statevector"``), or the smaller of the two (``method="auto"``);
+    ``"statevector"`` on a local statevector simulator (``backend`` a name such as
+    ``"default.qubit"``; ``io_bits + workspace (+ order ancillas in postselect mode)`` wires).
     Other backends (hardware, cloud) add nothing here."""
     parts = {
         "weights and angle tables": parameter_bytes(io_bits, workspace, stages, degree, itemsize)
     }
     if backend is None:
-        parts["transfer matrices"] = engine_operator_bytes(
-            io_bits, workspace, stages, itemsize, grad=False
-        )
+        options = {
+            "transfer matrices": engine_operator_bytes(
+                io_bits, workspace, stages, itemsize, grad=False
+            ),
+            "statevector engine": statevector_table_bytes(
+                io_bits, workspace, stages, degree, itemsize, grad=False
+            )
+            + statevector_sequence_bytes(io_bits, workspace, stages, 1, 1, itemsize, grad=False),
+        }
+        if method != "auto":
+            name = {"transfer-matrix": "transfer matrices", "statevector": "statevector engine"}
+            options = {name[method]: options[name[method]]}
+        smallest = min(options, key=options.__getitem__)
+        parts[smallest] = options[smallest]
     elif str(backend).startswith(_STATEVECTOR_PREFIXES + ("default.mixed",)):
         wires = io_bits + workspace + (order if mode == "postselect" else 0)
         if str(backend).startswith("default.mixed"):
@@ -203,19 +338,24 @@ def check_model(
     itemsize: int = 4,
     limit: int | None = None,
     device: torch.device | str | None = None,
+    method: str = "auto",
 ) -> dict[str, int]:
     """:func:`check` the sum of :func:`model_bytes`; returns the parts. The message names the
     largest workspace that would fit."""
-    parts = model_bytes(io_bits, workspace, stages, degree, order, mode, backend, itemsize)
+    parts = model_bytes(io_bits, workspace, stages, degree, order, mode, backend, itemsize, method)
     allowed = memory_limit(limit, device)
     if allowed is None or sum(parts.values()) <= allowed:
         return parts
     where = "the exact engine" if backend is None else f"backend {backend!r}"
+    if backend is None and method != "auto":
+        where += f" (method={method!r})"
     detail = ", ".join(f"{name} {format_bytes(size)}" for name, size in parts.items())
     fits = [
         h
         for h in range(workspace - 1, 0, -1)
-        if sum(model_bytes(io_bits, h, stages, degree, order, mode, backend, itemsize).values())
+        if sum(
+            model_bytes(io_bits, h, stages, degree, order, mode, backend, itemsize, method).values()
+        )
         <= allowed
     ]
     advice = (

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from pennylane_qrnn import QRNN, QuantumNeuron, neuron
+from pennylane_qrnn import QRNN, QuantumNeuron, memory, neuron
 from pennylane_qrnn import QRNNCell as CellTemplate
 from pennylane_qrnn.errors import ModelSizeError, NonFiniteError, QRNNTypeError, QRNNValueError
+from pennylane_qrnn.executors import Exact
 from pennylane_qrnn.nn import QRNNCell
 
 LONG = torch.long
@@ -84,24 +85,40 @@ CASES = [
         QRNNValueError,
         r"execution must be one of \('native', 'dynamic', 'deferred'\); got 'fast'",
     ),
+    # issue 10: QRNN(1, 16) and QRNN(1, 20) now run on the statevector engine; their transfer
+    # matrices are still refused, and a workspace neither engine holds still is
     (
         "workspace 16 (16 GiB of matrices)",
-        lambda: QRNN(1, 16, degree=1),
+        lambda: QRNN(1, 16, degree=1, executor=Exact("transfer-matrix")),
         ModelSizeError,
-        r"memory for QRNN\(io_bits=1, workspace=16, stages=1, degree=1\) on the exact engine must "
-        r"be at most .*; got an estimate of .*GiB \(.*transfer matrices",
+        r"memory for QRNN\(io_bits=1, workspace=16, stages=1, degree=1\) on the exact engine "
+        r"\(method='transfer-matrix'\) must be at most .*; got an estimate of .*GiB "
+        r"\(.*transfer matrices",
     ),
     (
         "workspace 20 (TiB)",
-        lambda: QRNN(1, 20),
+        lambda: QRNN(1, 20, executor=Exact("transfer-matrix")),
         ModelSizeError,
         r"workspace=20.* got an estimate of .*TiB",
+    ),
+    (
+        "workspace 24 (fits neither engine)",
+        lambda: QRNN(1, 24),
+        ModelSizeError,
+        r"workspace=24.* on the exact engine must be at most .*; got an estimate of .*GiB "
+        r"\(.*statevector engine",
     ),
     (
         "workspace 40 (overflowed in the engine)",
         lambda: QRNN(1, 40),
         ModelSizeError,
-        r"workspace=40.*got an estimate of 2\*\*",
+        r"workspace=40.*got an estimate of .*PiB \(.*statevector engine",
+    ),
+    (
+        "workspace 40 on the transfer matrices (2**83 bytes)",
+        lambda: memory.check_model(1, 40, 1, 2, 2, method="transfer-matrix"),
+        ModelSizeError,
+        r"workspace=40.*\(method='transfer-matrix'\).*got an estimate of 2\*\*",
     ),
     ("io_bits 30", lambda: QRNN(30, 1), ModelSizeError, r"io_bits=30.*No workspace fits"),
     ("io_bits 64 (failed in numpy)", lambda: QRNN(64, 1), ModelSizeError, r"io_bits=64"),
@@ -364,7 +381,7 @@ def test_memory_limit_variable_raises_and_lowers_the_limit(monkeypatch):
     monkeypatch.setenv("QRNN_MEMORY_LIMIT", "1M")
     with pytest.raises(
         ModelSizeError,
-        match=r"must be at most 1.0 MiB \(QRNN_MEMORY_LIMIT\).*With workspace=7 \(the rest "
+        match=r"must be at most 1.0 MiB \(QRNN_MEMORY_LIMIT\).*With workspace=9 \(the rest "
         r"unchanged\) it fits",
     ):
-        QRNN(1, 8)
+        QRNN(1, 10)  # (issue 10: the statevector engine fits up to 9, the matrices up to 7)

@@ -293,8 +293,9 @@ _MEASURE = """
 import resource, sys, torch
 from pennylane_qrnn.nn import QRNN
 from pennylane_qrnn import memory
+from pennylane_qrnn.executors import Exact
 io, ws, stages, length, batch = map(int, sys.argv[1:])
-model = QRNN(io, ws, stages, 1, 2)
+model = QRNN(io, ws, stages, 1, 2, executor=Exact("transfer-matrix"))
 tokens = torch.randint(0, 2**io, (length, batch))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 log_probs, _ = model(tokens, tokens)

@@ -81,6 +81,11 @@ class Executor(abc.ABC):
         """How sequences run: at least ``backend`` (device name or ``None``) and ``path``
         (``"engine"``, ``"circuits"`` or ``"shots"``)."""
 
+    def bind(self, model: RunnableModel) -> Executor:
+        """An executor for many runs of ``model`` in a row (e.g. generating token by token),
+        which may prepare once what depends only on the weights. Default: this executor."""
+        return self
+
     def check_model(self, model: RunnableModel) -> None:  # noqa: B027 - optional hook
         """Refuse, at construction, a model this executor cannot run (default: accept)."""
 

@@ -125,13 +125,17 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
         """The circuit executor's gradient method (``None`` elsewhere)."""
         return getattr(self.executor, "diff_method", None)
 
-    def execution_plan(self) -> dict[str, Any]:
+    def execution_plan(self, batch: int | None = None, length: int | None = None) -> dict[str, Any]:
         """How this model runs (the executor's :meth:`~pennylane_qrnn.executors.Executor.plan`):
         ``path`` ``"engine"`` (exact, differentiable), ``"circuits"`` (QNodes; the simulator
         postselects; differentiable) or ``"shots"`` (whole sequences as circuits, postselection
         by filtering shots; no gradient), and on shots the ``measurements`` realisation and the
-        ``shots``."""
-        return self.executor.plan()
+        ``shots``. On the engine, the ``method``; given ``batch`` and ``length``, also the method a
+        run of that size uses (``chosen``) and the ``estimates`` (:meth:`Exact.plan`)."""
+        plan = self.executor.plan()
+        if "method" in plan and (batch is not None or length is not None):
+            plan = self.executor.plan(batch, length, self.layout)  # type: ignore[call-arg]
+        return plan
 
     # -- spending ------------------------------------------------------------------------
     @property

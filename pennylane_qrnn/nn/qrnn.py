@@ -212,13 +212,14 @@ class QRNN(QRNNBase):
                 "sample needs an executor that carries the state from call to call (the exact "
                 f"engine, backend=None); got {self.executor!r}"
             )
+        executor = self.executor.bind(self)  # the weights stay as they are meanwhile
         state = None
         if tokens.shape[0] > 1:
-            state = self._run(tokens[:-1], tokens[1:], None, None).state
+            state = executor.run(self, tokens[:-1], tokens[1:], None, None, None).state
         current = tokens[-1]
         generated = [tokens]
         for _ in range(steps):
-            result = self._run(current.unsqueeze(0), None, state, generator)
+            result = executor.run(self, current.unsqueeze(0), None, None, state, generator)
             state, current = result.state, result.outcomes[0]
             generated.append(current.unsqueeze(0))
         out = torch.cat(generated)

@@ -37,7 +37,7 @@ class TestOldSpellings:
     def test_default_is_exact(self):
         model = QRNN(1, 2)
         assert isinstance(model.executor, Exact) and model.backend is None
-        assert model.execution_plan() == {"backend": None, "path": "engine"}
+        assert model.execution_plan() == {"backend": None, "path": "engine", "method": "auto"}
 
     def test_postselecting_device_gives_circuits(self):
         model = QRNN(1, 2, backend="default.qubit", diff_method="backprop")
@@ -223,3 +223,30 @@ def test_packed_sequences_are_refused_with_the_fix():
     for model in (QRNN(1, 2), LSTMBaseline(1, 3)):
         with pytest.raises(QRNNTypeError, match="got a PackedSequence: pad it"):
             model(packed)
+
+
+class TestBoundExecutor:
+    """``Executor.bind``: what ``QRNN.sample`` runs on (the transfer matrices built once)."""
+
+    def test_sample_equals_the_step_by_step_forward(self):
+        torch.manual_seed(1)
+        model = QRNN(2, 3, dtype=torch.float64)
+        prefix = torch.tensor([[1, 2], [3, 0]])
+        generated = model.sample(prefix, 4, generator=torch.Generator().manual_seed(5))
+        state = model(prefix[:-1], prefix[1:]).state
+        current, tokens, gen = prefix[-1], [prefix], torch.Generator().manual_seed(5)
+        for _ in range(4):
+            output = model(current.unsqueeze(0), state=state, generator=gen)
+            state, current = output.state, output.outcomes[0]
+            tokens.append(current.unsqueeze(0))
+        assert torch.equal(generated, torch.cat(tokens))
+
+    def test_a_weight_changed_in_place_is_seen(self):
+        model = QRNN(1, 2, dtype=torch.float64, executor=Exact(method="transfer-matrix"))
+        bound = model.executor.bind(model)
+        before = bound.run(model, TOKENS, TARGETS, None, None, None).log_probs
+        with torch.no_grad():
+            model.output_weights.add_(0.3)
+        after = bound.run(model, TOKENS, TARGETS, None, None, None).log_probs
+        fresh = model(TOKENS, TARGETS).log_probs
+        assert not torch.allclose(before, after) and torch.equal(after, fresh)

@@ -400,7 +400,7 @@ class TestSizeAndRange:
 
     @pytest.mark.parametrize(
         "args, kwargs",
-        [((1, 16), dict(degree=1)), ((1, 20), {}), ((1, 40), {}), ((30, 1), {}), ((64, 1), {})],
+        [((1, 24), dict(degree=1)), ((1, 26), {}), ((1, 40), {}), ((30, 1), {}), ((64, 1), {})],
     )
     def test_too_large_refused_at_construction(self, args, kwargs):
         from pennylane_qrnn.errors import ModelSizeError
@@ -414,7 +414,7 @@ class TestSizeAndRange:
         monkeypatch.setenv("QRNN_MEMORY_LIMIT", "2M")
         QRNN(1, 6)
         with pytest.raises(ModelSizeError, match=r"at most 2.0 MiB \(QRNN_MEMORY_LIMIT\)"):
-            QRNN(1, 9)
+            QRNN(1, 11)  # issue 10: 9 now fits (statevector engine)
 
     def test_postselection_logs_survive_float32(self):
         import warnings

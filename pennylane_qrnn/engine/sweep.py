@@ -1,0 +1,301 @@
+"""The statevector engine's pieces: :class:`NeuronTables` (every neuron's 2x2 maps, once per
+forward pass), :func:`cell` (one step on the batched state), :func:`readout` (the i/o
+distribution and the collapsed state) and :class:`_Sweep`, the recurrence with a checkpointed
+backward pass (see :mod:`pennylane_qrnn.engine.statevector`)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .. import memory, neuron
+from ..layout import CellLayout
+from .checks import NumericalRangeWarning
+
+
+@dataclass
+class NeuronTables:
+    """Every neuron's map for one forward pass, laid out for :func:`cell`.
+
+    ``tensors`` holds, in the order the cell applies them: for each workspace neuron its
+    ``cos`` and ``sin`` tables, shape ``(2**I, 2**j, 1, 2**(H-1-j))`` for lane ``j`` (token axis
+    first); for each work-stage rotation its ``cos`` and ``sin`` (0-d); for each output neuron
+    its tables, shape ``(1, 2**l, 1, 2**(I-1-l+H))`` for i/o lane ``l``. Postselect mode: the
+    maps divided by a constant per neuron whose logs sum to ``log_scale`` (a float), as in
+    :func:`pennylane_qrnn.engine.operators._maps`; amplified mode: the rotations by ``f(eta)``.
+    """
+
+    layout: CellLayout
+    tensors: list[torch.Tensor]
+    log_scale: float
+
+    @classmethod
+    def build(cls, layout: CellLayout, weights: Sequence[torch.Tensor]) -> NeuronTables:
+        input_weights, rotation_weights, stage_weights, output_weights = weights
+        io, ws = layout.io_bits, layout.workspace
+        n_weights = input_weights.shape[-1]
+        # one eta table for all workspace neurons, one for the output neurons (the monomial
+        # matrix is converted once per call)
+        workspace = torch.cat([input_weights, stage_weights.reshape(-1, n_weights)])
+        cos_ws, sin_ws, log_ws = _maps(layout, workspace)
+        cos_io, sin_io, log_io = _maps(layout, output_weights)
+        tensors: list[torch.Tensor] = []
+        for index in range(ws * (1 + layout.stages)):
+            stage, lane = divmod(index, ws)
+            if stage and lane == 0:
+                angles = rotation_weights[stage - 1]
+                for rotated in range(ws):
+                    tensors += [torch.cos(angles[rotated]), torch.sin(angles[rotated])]
+            shape = (2**io, 2**lane, 1, 2 ** (ws - 1 - lane))
+            for table in (cos_ws[index], sin_ws[index]):
+                tensors.append(layout.lay_out(table, io + lane).reshape(shape))
+        for lane in range(io):
+            shape = (1, 2**lane, 1, 2 ** (io - 1 - lane + ws))
+            for table in (cos_io[lane], sin_io[lane]):
+                tensors.append(layout.lay_out(table, lane).reshape(shape))
+        return cls(layout, tensors, log_ws + log_io)
+
+
+def _maps(layout: CellLayout, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Rows of weights ``(n, n_weights)`` -> their neurons' ``C``, ``S`` tables ``(n, 2**c)`` and
+    the sum of the logs of the constants they were divided by (the engine's ``_maps`` per row)."""
+    eta = neuron.eta_table(weights, layout.n_controls, layout.degree)
+    if layout.mode == "amplified":
+        cos, sin = neuron.activation_rotation(eta, layout.order)
+        return cos, sin, 0.0
+    with torch.no_grad():
+        reference = torch.maximum(eta.cos().abs(), eta.sin().abs()).amax(dim=-1, keepdim=True)
+    cos, sin = neuron.scaled_amplitudes(eta, layout.order, reference)
+    return cos, sin, float(2**layout.order * torch.log(reference).sum())
+
+
+def _apply(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``[[cos, -sin], [sin, cos]]`` on axis 2 of ``state`` ``(N, A, 2, B)`` (tables broadcast
+    as ``(N or 1, A, 1, B)``)."""
+    zero, one = state[:, :, :1], state[:, :, 1:]
+    return torch.cat((cos * zero - sin * one, sin * zero + cos * one), dim=2)
+
+
+class _Rescaler:
+    """Divides the per-item state by its largest entry (a constant for autograd) before it
+    could leave the dtype's range, and keeps the log of what it divided by (per item). The
+    bound is the engine's (:class:`pennylane_qrnn.engine.operators._Rescaler`)."""
+
+    def __init__(self, layout: CellLayout, dtype: torch.dtype) -> None:
+        self.active = layout.mode == "postselect"
+        self.bits_per_neuron = 2**layout.order / 2 + 0.5
+        self.budget = -math.log2(torch.finfo(dtype).tiny) / 4
+        self.spent = 0.0
+        self.floor = 2 / torch.finfo(dtype).max
+
+    def normalise(self, state: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+        """``state`` ``(N, ...)`` divided by its largest entry per item; ``log_scale`` ``(N,)``
+        gains the log of that entry (in place)."""
+        with torch.no_grad():
+            top = state.abs().reshape(state.shape[0], -1).amax(dim=1).clamp_min(self.floor)
+            log_scale += top.log()
+        self.spent = 0.0
+        return state / top.reshape((-1,) + (1,) * (state.dim() - 1))
+
+    def neuron(self, state: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return state
+        self.spent += self.bits_per_neuron
+        if self.spent <= self.budget:
+            return state
+        state = self.normalise(state, log_scale)
+        self.spent = self.bits_per_neuron
+        return state
+
+
+def cell(
+    tables: NeuronTables, tensors: Sequence[torch.Tensor], psi: torch.Tensor, tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step without the readout: the workspace state ``psi`` ``(N, 2**H)`` after writing
+    ``tokens`` ``(N,)``, the input and work stages, the reset and the output stage, as the
+    branch amplitudes ``u`` ``(N, 2**I, 2**H)`` divided by a constant per item, whose log
+    ``(N,)`` is returned with them (with the tables' own constants)."""
+    layout = tables.layout
+    io, ws, batch = layout.io_bits, layout.workspace, psi.shape[0]
+    rescale = _Rescaler(layout, psi.dtype)
+    log_scale = psi.new_full((batch,), tables.log_scale)
+    state = rescale.normalise(psi, log_scale)
+    # write, input and work stages: the i/o lanes stay in the basis state of the token (they
+    # are only controls), so each item's tables are sliced at its token and the state is the
+    # workspace alone; the reset returns the i/o lanes to |0>
+    items = iter(tensors)
+    for index in range(ws * (1 + layout.stages)):
+        lane = index % ws
+        if index >= ws and lane == 0:
+            for rotated in range(ws):
+                cos, sin = next(items), next(items)
+                view = state.reshape(batch, 2**rotated, 2, 2 ** (ws - 1 - rotated))
+                state = _apply(view, cos, sin)
+                rescale.spent += 0.5
+        cos, sin = next(items)[tokens], next(items)[tokens]
+        state = rescale.neuron(state, log_scale)
+        state = _apply(state.reshape(batch, 2**lane, 2, 2 ** (ws - 1 - lane)), cos, sin)
+    # output stage on |0>|phi>
+    state = state.reshape(batch, 1, 2**ws)
+    state = torch.cat((state, state.new_zeros(batch, 2**io - 1, 2**ws)), dim=1)
+    for lane in range(io):
+        cos, sin = next(items), next(items)
+        state = rescale.neuron(state, log_scale)
+        state = _apply(state.reshape(batch, 2**lane, 2, -1), cos, sin)
+    return state.reshape(batch, 2**io, 2**ws), log_scale
+
+
+def readout(
+    u: torch.Tensor, tiny: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Branch amplitudes ``u`` ``(N, n_y, n_w)`` -> ``log p`` ``(N, n_y)``, the unit branches
+    ``u_y / |u_y|``, ``log sum_y q_y`` ``(N,)`` with ``q_y = |u_y / max|u||**2`` and
+    ``max |u|`` ``(N,)`` (the step is dead where it is 0). Differentiable; no amplitude is
+    squared (``1e-19`` squared underflows float32), and the constants divided by are held fixed
+    (the results do not depend on them). As the engine's ``_branches``."""
+    floor = 2 / torch.finfo(u.dtype).max
+    with torch.no_grad():
+        whole = u.abs().amax(dim=(1, 2))
+    u = u / whole.clamp_min(floor).view(-1, 1, 1)
+    with torch.no_grad():
+        top = u.abs().amax(-1).clamp_min(tiny)
+    scaled = u / top.unsqueeze(-1)
+    norm = torch.linalg.vector_norm(scaled, dim=-1).clamp_min(1)
+    unit = scaled / norm.unsqueeze(-1)
+    log_q = 2 * (norm.log() + top.log())
+    log_total = torch.logsumexp(log_q, -1)
+    return log_q - log_total.unsqueeze(1), unit, log_total, whole
+
+
+class SweepPlan:
+    """The non-differentiable part of a statevector run: tokens, targets, sampling and the
+    checkpoint interval; the outcomes are recorded by the forward pass for the backward one."""
+
+    def __init__(
+        self,
+        tables: NeuronTables,
+        tokens: torch.Tensor,
+        targets: torch.Tensor | None,
+        collapse: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> None:
+        self.tables, self.tokens = tables, tokens
+        self.targets, self.collapse, self.generator = targets, collapse, generator
+        layout = tables.layout
+        self.interval = memory.statevector_checkpoint_interval(
+            layout.io_bits, layout.workspace, layout.stages, tokens.shape[0]
+        )
+        self.outcomes = torch.empty_like(tokens)
+        self.rows = torch.arange(tokens.shape[1], device=tokens.device)
+        self.floored = 0
+
+    def outcome(self, step: int, probs: torch.Tensor) -> torch.Tensor:
+        """As :meth:`pennylane_qrnn.engine.recurrence._Plan.outcome` (same generator use)."""
+        if self.targets is not None and self.collapse is None:
+            return self.targets[step]
+        sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        if self.targets is None or self.collapse is None:
+            return sampled
+        return torch.where(self.collapse[step], self.targets[step], sampled)
+
+    def step(
+        self, tensors: Sequence[torch.Tensor], psi: torch.Tensor, step: int, decide: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``log p``, the next state, ``log sum q`` (:func:`readout`), the log of the constant
+        ``u`` was divided by before it (so that the neurons' success is their sum) and
+        ``max |u|``, for ``step``; ``decide``: choose the outcome (forward) or replay it."""
+        u, log_scale = cell(self.tables, tensors, psi, self.tokens[step])
+        log_probs, unit, log_total, whole = readout(u, torch.finfo(u.dtype).tiny)
+        if decide:
+            self.outcomes[step] = self.outcome(step, log_probs.detach().exp())
+        floor = 2 / torch.finfo(u.dtype).max
+        log_scale = log_scale + whole.clamp_min(floor).log()
+        return log_probs, unit[self.rows, self.outcomes[step]], log_total, log_scale, whole
+
+
+class _Sweep(torch.autograd.Function):
+    """The recurrence. Forward: every step without autograd, keeping the state at every
+    ``interval``-th step. Backward, segment by segment from the end: the segment's states again
+    (without autograd), then each step recomputed with autograd and differentiated at once, so
+    that at most one step's graph and ``length / interval + interval`` states are alive."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, plan: SweepPlan, state: torch.Tensor, *tensors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        length, batch = plan.tokens.shape
+        n_y = 2**plan.tables.layout.io_bits
+        log_probs = state.new_empty(length, batch, n_y)
+        log_totals = state.new_empty(length, batch)
+        log_scales = state.new_empty(length, batch)
+        tops = state.new_empty(length, batch)
+        kept = []
+        psi = state
+        for step in range(length):
+            if step % plan.interval == 0:
+                kept.append(psi)
+            log_probs[step], psi, log_totals[step], log_scales[step], tops[step] = plan.step(
+                tensors, psi, step, decide=True
+            )
+        outcomes = plan.outcomes.clone()
+        log_chosen = log_probs.gather(2, outcomes.unsqueeze(2)).squeeze(2)
+        # the neurons' success: sum q times the constants taken out (squared)
+        log_success = log_totals + 2 * log_scales
+        # nothing survived (every branch below the smallest float): NaN, never uniform
+        dead = ~(tops > 0)
+        log_probs.masked_fill_(dead.unsqueeze(2), math.nan)
+        log_success.masked_fill_(dead, math.nan)
+        log_chosen.masked_fill_(dead, math.nan)
+        # outcomes whose branch is below the smallest float: log q floored at log(tiny**2)
+        tiny = torch.finfo(state.dtype).tiny
+        plan.floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
+        ctx.plan = plan
+        ctx.save_for_backward(*kept, *tensors)
+        ctx.n_kept = len(kept)
+        ctx.mark_non_differentiable(outcomes, log_success, log_chosen)
+        return log_probs, psi, outcomes, log_success, log_chosen
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx: Any, grad_log_probs: torch.Tensor | None, grad_state: torch.Tensor | None, *_: Any
+    ) -> tuple[Any, ...]:
+        plan: SweepPlan = ctx.plan
+        saved = ctx.saved_tensors
+        kept, tensors = saved[: ctx.n_kept], saved[ctx.n_kept :]
+        length = plan.tokens.shape[0]
+        needs = ctx.needs_input_grad[2:]
+        leaves = [t.detach().requires_grad_(need) for t, need in zip(tensors, needs, strict=True)]
+        grad_psi = grad_state if grad_state is not None else kept[0].new_zeros(kept[0].shape)
+        for start in reversed(range(0, length, plan.interval)):
+            stop = min(start + plan.interval, length)
+            states = [kept[start // plan.interval]]
+            with torch.no_grad():
+                for step in range(start, stop - 1):
+                    states.append(plan.step(tensors, states[-1], step, decide=False)[1])
+            for step in reversed(range(start, stop)):
+                psi = states[step - start].detach().requires_grad_(True)
+                with torch.enable_grad():
+                    log_probs, new_psi = plan.step(leaves, psi, step, decide=False)[:2]
+                outputs, grads = [new_psi], [grad_psi]
+                if grad_log_probs is not None:
+                    outputs.append(log_probs)
+                    grads.append(grad_log_probs[step])
+                inputs = [psi] + [t for t in leaves if t.requires_grad]
+                torch.autograd.backward(outputs, grads, inputs=inputs)
+                grad_psi = psi.grad if psi.grad is not None else torch.zeros_like(psi)
+        table_grads = [t.grad if t.requires_grad else None for t in leaves]
+        if not all(bool(torch.isfinite(g).all()) for g in table_grads if g is not None):
+            warnings.warn(
+                f"the gradient of the neuron tables overflowed {grad_psi.dtype} (a scored "
+                "outcome's probability is near the dtype's smallest number); the weight gradients "
+                "are not finite. Use dtype=torch.float64, or a lower order",
+                NumericalRangeWarning,
+                stacklevel=2,
+            )
+        return (None, grad_psi if ctx.needs_input_grad[1] else None, *table_grads)
