@@ -1,6 +1,7 @@
 """What the package's templates share: wire hyperparameters, pytree flattening, queuing
-their decomposition when it holds mid-circuit measurements, the rotation that guards
-postselected circuits against gradient transforms, and their resource counts.
+their decomposition where PennyLane would not defer the mid-circuit measurements inside them,
+the rotation that guards postselected circuits against gradient transforms, and their resource
+counts.
 
 Resources have one source: each template registers a decomposition rule with PennyLane's graph
 decomposition system (:func:`register_template_decomposition`), whose resource function counts
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -156,9 +158,11 @@ class MeasuringTemplate(ResourcesOperation):
     """Base of :class:`QuantumNeuron` and :class:`QRNNCell`.
 
     Subclasses name the hyperparameters that hold wires in ``_wire_keys``. In
-    ``mode="postselect"`` the template queues its decomposition instead of itself: PennyLane
-    handles mid-circuit measurements before it decomposes templates, so the measurements must be
-    on the tape itself.
+    ``mode="postselect"`` the template queues itself (lazily expanded, one box in ``qml.draw``)
+    in a QNode whose mid-circuit measurement method keeps measurements until the device
+    decomposes (``tree-traversal``, ``one-shot``, shots), and its decomposition elsewhere:
+    PennyLane's ``defer_measurements`` runs before ``decompose`` and sees only the tape's
+    top-level measurements (see :func:`_queues_lazily`).
 
     Subclasses register their decomposition with :func:`register_template_decomposition`;
     :meth:`resources` expands that rule's registered count to basic gates, so ``qml.specs`` of a
@@ -204,10 +208,9 @@ class MeasuringTemplate(ResourcesOperation):
         return new_op
 
     def queue(self, context: Any = qml.QueuingManager) -> MeasuringTemplate:
-        if self.hyperparameters["mode"] == "postselect":
+        if self.hyperparameters["mode"] == "postselect" and not _queues_lazily(self, context):
             with qml.QueuingManager.stop_recording():
                 ops = self.decomposition()
-            _check_qnode_postselects(self, ops)
             for op in ops:
                 context.append(op)
             return self
@@ -235,27 +238,49 @@ def _depth(op: Operator) -> int:
 
 
 def _recording_qnode() -> qml.QNode | None:
-    """The QNode whose tape is being recorded, if the template is queued by one (PennyLane
-    calls the quantum function from ``QNode.construct``, a few frames up)."""
+    """The QNode whose tape is being recorded, if the template is queued by one: PennyLane calls
+    the quantum function from ``QNode.construct`` (``self``) or, for ``qml.draw``, ``qml.specs``
+    and ``construct_tape``, from ``construct_batch`` (a local ``qnode``, possibly a
+    ``qml.qnn.TorchLayer`` holding it), a few frames up."""
     frame = inspect.currentframe()
-    for _ in range(12):
+    for _ in range(24):
         if frame is None:
             return None
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, qml.QNode):
-            return owner
+        for name in ("self", "qnode"):
+            owner = frame.f_locals.get(name)
+            owner = getattr(owner, "qnode", owner)  # a TorchLayer holds its QNode
+            if isinstance(owner, qml.QNode):
+                return owner
         frame = frame.f_back
     return None
 
 
-def _check_qnode_postselects(template: Operator, ops: Sequence[Operator]) -> None:
-    """Refuse, with what works, a QNode whose mid-circuit measurement method cannot postselect
-    this template's measurements: PennyLane's default for an analytic device defers them, which
-    needs one fresh wire per measurement (a device with fixed wires fails with "wires not found
-    on the device") and which Lightning refuses for postselection."""
+def _state_vector_limit() -> int:
+    """Bytes of memory on this machine (64 GiB where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return 2**36
+
+
+def _queues_lazily(template: MeasuringTemplate, context: Any) -> bool:
+    """Whether a postselecting ``template`` may go on the tape as itself (one operation, expanded
+    by the device's ``decompose`` transform) rather than as its decomposition.
+
+    Only a QNode whose mid-circuit measurement method keeps measurements until the device
+    decomposes (``tree-traversal``, ``one-shot``, ``device``, or shots) expands it lazily.
+    PennyLane's deferred method (the default for an analytic device) runs ``defer_measurements``
+    before ``decompose`` and reads the tape's top-level operations only, so a measurement inside
+    a template is never deferred and the device then refuses ``MidMeasureMP``: there, and outside
+    a QNode (where the executing method is unknown), the template queues its decomposition.
+
+    Raises, with what works, for a deferring QNode that cannot run it: Lightning (refuses
+    postselection when deferring), a ``default.qubit`` with too few fixed wires (one fresh wire
+    per measurement), or more deferred wires than this machine's memory holds.
+    """
     qnode = _recording_qnode()
     if qnode is None:
-        return
+        return False
     from ..errors import DeviceCapabilityError
 
     device = qnode.device
@@ -264,10 +289,12 @@ def _check_qnode_postselects(template: Operator, ops: Sequence[Operator]) -> Non
         getattr(getattr(owner, "shots", None), "total_shots", None) for owner in (qnode, device)
     ]
     if mcm_method not in (None, "deferred") or any(shots):
-        return
+        return True
     # every PennyLane device has a str name (mypy types getattr(..., None) or ... as optional)
     name: str = getattr(device, "short_name", None) or getattr(device, "name", "")  # type: ignore[assignment]
-    n_mcm = sum(isinstance(op, qml.ops.MidMeasure) for op in ops)
+    rule = _RULES[type(template)]
+    counts = basic_gate_counts(rule.compute_resources(**template.resource_params).gate_counts)
+    n_mcm = counts.get("MidMeasureMP", 0)
     fix = (
         "use mcm_method='tree-traversal' in the QNode (qml.qnode(dev, mcm_method="
         "'tree-traversal')), or mode='amplified' (no mid-circuit measurements)"
@@ -279,13 +306,30 @@ def _check_qnode_postselects(template: Operator, ops: Sequence[Operator]) -> Non
             f"got {mcm_method!r}: {name} defers mid-circuit measurements by default and refuses "
             f"postselection there; {fix}"
         )
+    queue = getattr(qml.QueuingManager.active_context(), "queue", [])
+    # measurements whose wire is used again (reset, or the template's) get a fresh wire; a
+    # lower bound: measurements queued after the template need more
+    earlier = sum(
+        isinstance(op, qml.ops.MidMeasure) and (op.reset or op.wires[0] in template.wires)
+        for op in queue
+    )
+    used = set(template.wires).union(*(getattr(op, "wires", ()) for op in queue))
+    n_qubits = len(used) + earlier + n_mcm
     wires = getattr(device, "wires", None)
-    if name == "default.qubit" and wires is not None:
-        needed = len(template.wires) + n_mcm  # a lower bound: other measurements need more
-        if len(wires) < needed:
-            raise DeviceCapabilityError(
-                f"device wires must number at least {needed} for a {kind} with mode='postselect' "
-                f"under mcm_method={mcm_method!r} (its {n_mcm} mid-circuit measurements are "
-                f"deferred, each onto a fresh wire); got {len(wires)} ({wires.tolist()}); {fix}, "
-                "or a device without fixed wires (qml.device('default.qubit'))"
-            )
+    if name == "default.qubit" and wires is not None and len(wires) < n_qubits:
+        raise DeviceCapabilityError(
+            f"device wires must number at least {n_qubits} for a {kind} with mode='postselect' "
+            f"under mcm_method={mcm_method!r} (its {n_mcm} mid-circuit measurements"
+            + (f" and {earlier} before it" if earlier else "")
+            + f" are deferred, each onto a fresh wire, beside the {len(used)} wires used); "
+            f"got {len(wires)} ({wires.tolist()}); {fix}, or a device without fixed "
+            "wires (qml.device('default.qubit'))"
+        )
+    if 16 * 2**n_qubits > _state_vector_limit():
+        raise DeviceCapabilityError(
+            f"mcm_method must be 'tree-traversal' (or shots) for this circuit of {kind}s with "
+            f"mode='postselect'; got {mcm_method!r}: deferring its {earlier + n_mcm} mid-circuit "
+            f"measurements so far puts each on a fresh wire, a {n_qubits}-qubit state of "
+            f"{16 * 2**n_qubits / 2**30:.4g} GiB, more than this machine's memory; {fix}"
+        )
+    return False

@@ -268,7 +268,7 @@ class QRNNCell(MeasuringTemplate):
             controls = neuron_controls(target, io_wires, workspace_wires)
             settings: dict[str, Any] = {"degree": degree, "order": order, "mode": mode}
             if mode == "postselect":
-                # expanded in place: its mid-circuit measurements must reach the tape
+                # expanded in place, so a deferring QNode's tape holds its measurements
                 ops.extend(
                     QuantumNeuron.compute_decomposition(
                         weights,

@@ -90,8 +90,11 @@ class QuantumNeuron(MeasuringTemplate):
     * ``"amplified"``: the ideal amplitude-amplification limit, a unitary multiplexed rotation of
       the target by :math:`f(\eta(x))` per control basis state; no ancillas, no measurement.
 
-    Because PennyLane handles mid-circuit measurements before it decomposes templates, in
-    ``"postselect"`` mode the neuron queues its decomposition instead of itself.
+    **On the tape.** In a QNode with ``mcm_method="tree-traversal"`` (or ``"one-shot"``, or
+    shots) the neuron is one operation, one box in ``qml.draw``, expanded by the device's
+    ``decompose`` transform. PennyLane's deferred method (a QNode without ``mcm_method`` on an
+    analytic device) defers only the tape's top-level measurements, before it decomposes, so
+    there, and outside a QNode, a ``"postselect"`` neuron queues its decomposition instead.
 
     **QNode settings for** ``"postselect"``: give the QNode ``mcm_method="tree-traversal"``
     (``default.qubit``, ``lightning.*``), or use ``default.qubit`` without fixed wires. PennyLane's
