@@ -1,5 +1,6 @@
 """The tutorials run as a user runs them."""
 
+import os
 import re
 import subprocess
 import sys
@@ -24,3 +25,25 @@ def test_quickstart():
         ).group(1)
     )
     assert difference < 1e-5
+
+
+def test_templates_in_your_qnode(tmp_path):
+    """Tutorial (a): the neuron's circuit agrees with its closed-form activation, the drawings
+    and the training curve are written, and the TorchLayer fit converges."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tutorials" / "templates_in_your_qnode.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "QRNN_TUTORIAL_FAST": "1", "QRNN_TUTORIAL_OUT": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    worst = float(re.search(r"closed form: ([\d.e+-]+)", result.stdout).group(1))
+    assert worst < 1e-8
+    start, end = map(
+        float, re.search(r"KL divergence: ([\d.]+) at the start, ([\d.]+)", result.stdout).groups()
+    )
+    assert end < 0.01 < start
+    assert "QRNNCell" in result.stdout and "'MidMeasureMP'" in result.stdout
+    for name in ("activation.png", "cell.png", "torchlayer-training.png"):
+        assert (tmp_path / name).stat().st_size > 1000
