@@ -47,3 +47,20 @@ def test_templates_in_your_qnode(tmp_path):
     assert "QRNNCell" in result.stdout and "'MidMeasureMP'" in result.stdout
     for name in ("activation.png", "cell.png", "torchlayer-training.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_hybrid_model(tmp_path):
+    """Tutorial (b): encoder -> QRNN (state=) -> head trains end to end on Elman XOR."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tutorials" / "hybrid_model.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "QRNN_TUTORIAL_FAST": "1", "QRNN_TUTORIAL_OUT": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    accuracy = float(re.search(r"XOR bits right: ([\d.]+) %", result.stdout).group(1))
+    assert accuracy >= 90  # chance is 50 %
+    gradient = float(re.search(r"largest encoder gradient .*: ([\d.e+-]+)", result.stdout).group(1))
+    assert gradient > 0  # the encoder is trained through the QRNN's initial state
+    assert (tmp_path / "hybrid-training.png").stat().st_size > 1000
