@@ -64,3 +64,26 @@ def test_hybrid_model(tmp_path):
     gradient = float(re.search(r"largest encoder gradient .*: ([\d.e+-]+)", result.stdout).group(1))
     assert gradient > 0  # the encoder is trained through the QRNN's initial state
     assert (tmp_path / "hybrid-training.png").stat().st_size > 1000
+
+
+def test_simulator_to_hardware(tmp_path):
+    """Tutorial (d): resources and price, a noisy fake IBM backend, Braket's local simulator
+    within shot noise of the exact engine, and the budget refusing a billed run unsent."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tutorials" / "simulator_to_hardware.py")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "QRNN_TUTORIAL_FAST": "1", "QRNN_TUTORIAL_OUT": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "two-qubit gates" in result.stdout and "estimated price" in result.stdout
+    braket = float(re.search(r"Braket local: .* from exact ([\d.]+)", result.stdout).group(1))
+    # 1000 shots, about 1000 survivors per step: 4 standard errors of a probability are <= 0.064
+    assert braket <= 0.064
+    noisy = float(
+        re.search(r"FakeManila \(noisy\): .* from exact ([\d.]+)", result.stdout).group(1)
+    )
+    assert 0 < noisy < 0.5
+    assert "refused: estimated price" in result.stdout and "spent so far: 0.00 USD" in result.stdout
+    assert (tmp_path / "hardware-comparison.png").stat().st_size > 1000
