@@ -13,7 +13,8 @@ exploits the model's structure instead of simulating gate by gate:
   state lives on the workspace alone (``2**H`` amplitudes). One step is then two fixed matrices:
   ``v = W[x] psi`` (write token ``x``, input and work stages, reset) and ``u = O v`` (output
   stage), where ``u[y]`` is the unnormalised workspace state if the i/o lanes read ``y``.
-  ``p(y) = |u[y]|^2 / sum_y' |u[y']|^2`` and the next state is ``u[y] / |u[y]|``.
+  ``p(y) = |u[y]|^2 / sum_y' |u[y']|^2`` and the next state is ``u[y] / |u[y]|``. A step may
+  skip its output stage (``skip_output``): nothing is read, and the next state is ``v / |v|``.
 
 ``W`` and ``O`` are built once per forward pass by running the cell on basis states, so a training
 step costs two small matrix products per sequence step for the whole batch.
@@ -33,12 +34,14 @@ distribution.
 Modules: :mod:`~pennylane_qrnn.engine.operators` (``W`` and ``O`` from the weights),
 :mod:`~pennylane_qrnn.engine.recurrence` (the steps and their hand-written backward pass),
 :mod:`~pennylane_qrnn.engine.sequence` (:func:`run_sequence` and its result),
+:mod:`~pennylane_qrnn.engine.outcomes` (the outcome of each step, skipped output stages),
 :mod:`~pennylane_qrnn.engine.checks` (non-finite inputs, :class:`NumericalRangeWarning`).
 """
 
 from ..layout import CellLayout
 from .checks import NumericalRangeWarning, check_finite
 from .operators import CellOperators, build_operators
+from .outcomes import NOT_MEASURED
 from .sequence import SequenceResult, run_sequence
 from .sequence import initial_state as initial_state  # public as before, outside __all__
 
@@ -47,6 +50,7 @@ __all__ = [
     "CellOperators",
     "SequenceResult",
     "NumericalRangeWarning",
+    "NOT_MEASURED",
     "build_operators",
     "run_sequence",
     "check_finite",

@@ -1,6 +1,6 @@
-"""The recurrence over a sequence: :class:`_Recurrence`, the teacher-forced / sampled steps with a
-hand-written backward pass, and :class:`_Plan`, the non-differentiable part of a run (tokens,
-targets, sampling, how each token's write matrix is applied)."""
+"""The recurrence over a sequence: :class:`_Recurrence`, the teacher-forced / sampled / skipped
+steps with a hand-written backward pass, and :class:`_Plan`, the non-differentiable part of a run
+(tokens, targets, sampling, skipped output stages, how each token's write matrix is applied)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from .checks import NumericalRangeWarning
+from .outcomes import SkipPlan, choose_outcome, mark_skipped
 
 
 class _Plan:
@@ -27,9 +28,11 @@ class _Plan:
         targets: torch.Tensor | None,
         collapse: torch.Tensor | None,
         generator: torch.Generator | None,
+        skip_output: torch.Tensor | None = None,
     ) -> None:
         self.tokens, self.n_x, self.n_w = tokens, n_x, n_w
         self.targets, self.collapse, self.generator = targets, collapse, generator
+        self.skip = SkipPlan(skip_output)
         length, batch = tokens.shape
         # Large workspaces: apply each W[x] to its group of the batch (2**I times fewer
         # multiply-adds). Small ones: apply every W[x] and pick, one product per step.
@@ -45,13 +48,9 @@ class _Plan:
         self.rows = torch.arange(batch, device=tokens.device)
 
     def outcome(self, step: int, probs: torch.Tensor) -> torch.Tensor:
-        if self.targets is not None and self.collapse is None:
-            return self.targets[step]
-        sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
-        if self.targets is None:
-            return sampled
-        # collapse is set here: targets without collapse returned above
-        return torch.where(self.collapse[step], self.targets[step], sampled)  # type: ignore[index]
+        return choose_outcome(
+            step, probs, self.targets, self.collapse, self.skip.rows(step), self.generator
+        )
 
     def write(
         self, blocks: torch.Tensor | None, write: torch.Tensor, state: torch.Tensor, step: int
@@ -98,13 +97,14 @@ def _branches(u: torch.Tensor, tiny: float) -> tuple[torch.Tensor, torch.Tensor,
 
 
 class _Recurrence(torch.autograd.Function):
-    """The teacher-forced / sampled recurrence with a hand-written backward pass.
+    """The teacher-forced / sampled / skipped recurrence with a hand-written backward pass.
 
     Per step: ``v = W[x] psi``, ``u = O v``, ``q_y = |u_y|^2``, ``log p_y = log q_y - log sum q``,
     ``psi' = u_o / sqrt(q_o)`` for the outcome ``o``. ``v`` and ``u`` are divided by their
     largest entry (constants for the gradient: ``log p`` and ``psi'`` do not depend on them), and
     the logs of those factors go into the step's ``log sum q`` (returned as the neuron success,
-    without the operators' own scales).
+    without the operators' own scales). Where the output stage is skipped
+    (:mod:`~pennylane_qrnn.engine.outcomes`), ``u[0] = v``, every other branch is 0 and ``o = 0``.
     """
 
     @staticmethod
@@ -140,7 +140,16 @@ class _Recurrence(torch.autograd.Function):
             torch.amax(v.abs(), dim=1, out=v_top)
             v.div_(v_top.clamp_min(floor).unsqueeze(1))
             u = branches[slot]
-            torch.mm(v, output, out=u.view(batch, n_y * n_w))
+            skipped = plan.skip.rows(step)
+            if plan.skip.every(step):
+                # no output stage: the i/o lanes stay in |0>, the branch y = 0 is v itself
+                u.zero_()
+                u[:, 0] = v
+            else:
+                torch.mm(v, output, out=u.view(batch, n_y * n_w))
+                if skipped is not None:
+                    u[skipped] = 0
+                    u[skipped, 0] = v[skipped]
             torch.amax(u.abs(), dim=(1, 2), out=u_top)
             u.div_(u_top.clamp_min(floor).view(batch, 1, 1))
             unit, log_q, _ = _branches(u, tiny)
@@ -153,6 +162,7 @@ class _Recurrence(torch.autograd.Function):
         log_chosen = log_probs.gather(2, outcomes.unsqueeze(2)).squeeze(2)
         # the neurons' success without the operators' scales: sum q, times the factors taken out
         log_success = log_totals + 2 * tops.clamp_min(floor).log().sum(1)
+        returned = mark_skipped(plan.skip.mask, log_probs, outcomes, log_chosen)
         # nothing survived (every branch below the smallest float): NaN, never uniform
         dead = ~(tops[:, 1] > 0)
         log_probs.masked_fill_(dead.unsqueeze(2), math.nan)
@@ -164,8 +174,8 @@ class _Recurrence(torch.autograd.Function):
             write, output, states, written, branches, outcomes, tops.clamp_min(floor)
         )
         ctx.plan, ctx.blocks = plan, blocks
-        ctx.mark_non_differentiable(outcomes, log_success, log_chosen)
-        return log_probs, psi, outcomes, log_success, log_chosen
+        ctx.mark_non_differentiable(returned, log_success, log_chosen)
+        return log_probs, psi, returned, log_success, log_chosen
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -186,6 +196,10 @@ class _Recurrence(torch.autograd.Function):
             u = branches[step]
             unit, log_q, inverse_norm = _branches(u, tiny)
             g = grad_log_probs[step]
+            skipped = plan.skip.rows(step)
+            if skipped is not None:
+                # a skipped step's log-probabilities are NaN constants, not outputs
+                g = g.masked_fill(skipped.unsqueeze(1), 0.0)
             # d log p_y / d u = 2 u_y / q_y - 2 u / sum q: the first as (u_y / |u_y|) / |u_y|,
             # since 1 / q_y alone overflows where q_y is near the smallest float
             grad_u = 2 * unit * (g * inverse_norm).unsqueeze(-1)
@@ -200,9 +214,17 @@ class _Recurrence(torch.autograd.Function):
             )
             # back through the constant factors: u was divided by max|u|, v by max|v|
             grad_u.div_(tops[step, 1].view(batch, 1, 1))
-            grad_branches[step] = grad_u
             grad_v = grad_written[step]
-            torch.mm(grad_u.reshape(batch, -1), output.T, out=grad_v)
+            # where skipped, u[0] = v and O took no part in it
+            if plan.skip.every(step):
+                grad_v.copy_(grad_u[:, 0])
+                grad_u.zero_()
+            else:
+                torch.mm(grad_u.reshape(batch, -1), output.T, out=grad_v)
+                if skipped is not None:
+                    grad_v[skipped] = grad_u[skipped, 0]
+                    grad_u[skipped] = 0
+            grad_branches[step] = grad_u
             grad_v.div_(tops[step, 0].unsqueeze(1))
             grad_psi = plan.write_transposed(blocks, write, grad_v, step)
         grad_output = written.reshape(-1, n_w).T @ grad_branches.reshape(-1, n_y * n_w)

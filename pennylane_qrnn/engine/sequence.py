@@ -14,6 +14,7 @@ from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import CellLayout
 from .checks import NumericalRangeWarning, check_finite
 from .operators import CellOperators
+from .outcomes import check_skip_output
 from .recurrence import _Plan, _Recurrence
 
 
@@ -24,17 +25,21 @@ class SequenceResult:
     Attributes:
         log_probs: ``(L, N, 2**I)`` per-step log-probabilities of the next token
         state: ``(N, 2**H)`` final workspace state (real amplitudes, normalised)
-        outcomes: ``(L, N)`` the token each step collapsed on (the target, or the sample)
+        outcomes: ``(L, N)`` the token each step collapsed on (the target, or the sample;
+            :data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED` where the output stage was
+            skipped)
         neuron_success: ``(L, N)`` probability that all of a step's neuron postselections succeed
-            (1 in amplified mode); ``exp(log_neuron_success)``, so 0 where that is below the
-            smallest float
+            (exactly 1 in amplified mode); ``exp(log_neuron_success)``, so 0 where that is below
+            the smallest float
         outcome_probability: ``(L, N)`` probability of the outcome collapsed on (for teacher
-            forcing: the postselection probability of the target)
+            forcing: the postselection probability of the target; 1 where the output stage was
+            skipped: nothing is read, nothing is paid)
         log_neuron_success: ``(L, N)`` its logarithm, computed without underflow
         log_outcome_probability: ``(L, N)`` the log-probability of the outcome collapsed on
 
     Steps whose every branch underflows (see the package docstring) and all later steps of that
-    sequence are NaN in every field but ``outcomes``.
+    sequence are NaN in every field but ``outcomes``. ``log_probs`` is NaN at steps whose output
+    stage was skipped (nothing measured).
     """
 
     log_probs: torch.Tensor
@@ -55,6 +60,14 @@ def initial_state(
     return state
 
 
+def amplified_success(layout: CellLayout, log_success: torch.Tensor) -> torch.Tensor:
+    """``log_success`` as computed, or exactly 0 in amplified mode (not the rounding error of
+    ``log |W psi|**2``): amplified neurons succeed by construction. NaN stays NaN."""
+    if layout.mode != "amplified":
+        return log_success
+    return torch.where(torch.isnan(log_success), log_success, 0.0)
+
+
 def run_sequence(
     operators: CellOperators,
     tokens: torch.Tensor,
@@ -62,6 +75,7 @@ def run_sequence(
     state: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     collapse: torch.Tensor | None = None,
+    skip_output: torch.Tensor | None = None,
 ) -> SequenceResult:
     """Run a batch of sequences through the cell.
 
@@ -78,6 +92,10 @@ def run_sequence(
         generator: random generator for sampling
         collapse: ``(L, N)`` bool, optional; where ``False`` and ``targets`` is given, that step
             samples instead of postselecting (e.g. an unscored step measured on hardware)
+        skip_output: ``(L, N)`` bool, optional; where ``True`` the step skips its output stage:
+            nothing is measured (no log-probabilities, no outcome, no random number drawn, no
+            target read), the workspace state continues pure as ``W[x] psi`` renormalised
+            (:mod:`~pennylane_qrnn.engine.outcomes`)
     """
     layout = operators.layout
     length, batch = tokens.shape
@@ -115,17 +133,24 @@ def run_sequence(
     )
     if state is None:
         state = initial_state(layout, batch, write.dtype, write.device)
-    plan = _Plan(tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator)
+    skip_output = check_skip_output(skip_output, tokens)
+    plan = _Plan(
+        tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator, skip_output
+    )
     log_probs, final, outcomes, log_success, log_chosen = _Recurrence.apply(
         write, output, state, plan
     )
-    # the stored operators are scaled (package docstring): add the scales back
+    # the stored operators are scaled (package docstring): add the scales back (O's only where
+    # the output stage ran)
     log_scale: float | torch.Tensor = 0.0
     if operators.log_write_scale is not None:
         log_scale = operators.log_write_scale[tokens]
     if operators.log_output_scale is not None:
-        log_scale = log_scale + operators.log_output_scale
-    log_success = log_success + 2 * log_scale
+        log_output = operators.log_output_scale
+        if skip_output is not None:
+            log_output = torch.where(skip_output, 0.0, log_output)
+        log_scale = log_scale + log_output
+    log_success = amplified_success(layout, log_success + 2 * log_scale)
     if plan.floored:
         warnings.warn(
             f"{plan.floored} outcome(s) collapsed on had an amplitude below the smallest "

@@ -14,7 +14,10 @@ the rotation by ``f(eta)`` in amplified mode):
   and of the reset are this slicing;
 * the output stage starts from ``|0>|phi>`` on all ``I + H`` lanes; its result is the branch
   amplitudes ``u[y]``, read out and collapsed as in the transfer-matrix engine
-  (``p(y) = |u_y|^2 / sum |u|^2``, next state ``u_o / |u_o|``).
+  (``p(y) = |u_y|^2 / sum |u|^2``, next state ``u_o / |u_o|``);
+* a step that skips its output stage (:mod:`~pennylane_qrnn.engine.outcomes`) keeps the
+  workspace state as it is after the reset (``u[0]`` only), and a step skipped by every sequence
+  of the batch costs no output stage at all.
 
 Cost ``O(N L neurons 2**(I+H))``, state memory ``O(N 2**(I+H))``. The neurons' renormalisations are
 deferred (every probability and state returned is invariant under a positive factor per
@@ -40,7 +43,8 @@ from .. import memory
 from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import WEIGHT_NAMES, CellLayout
 from .checks import NumericalRangeWarning, check_finite
-from .sequence import SequenceResult, initial_state
+from .outcomes import check_skip_output
+from .sequence import SequenceResult, amplified_success, initial_state
 from .sweep import NeuronTables, SweepPlan, _Sweep
 
 __all__ = ["run_statevector"]
@@ -54,6 +58,7 @@ def run_statevector(
     state: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     collapse: torch.Tensor | None = None,
+    skip_output: torch.Tensor | None = None,
 ) -> SequenceResult:
     """Run a batch of sequences through the cell, neuron by neuron (module docstring).
 
@@ -72,6 +77,8 @@ def run_statevector(
         generator: random generator for sampling
         collapse: ``(L, N)`` bool, optional; where ``False`` and ``targets`` is given, that step
             samples instead of postselecting
+        skip_output: ``(L, N)`` bool, optional; where ``True`` the step skips its output stage
+            (as in :func:`~pennylane_qrnn.engine.run_sequence`)
 
     Raises:
         NonFiniteError: a weight or the state is NaN or infinite
@@ -122,8 +129,10 @@ def run_statevector(
     if state is None:
         state = initial_state(layout, batch, reference.dtype, reference.device)
     tables = NeuronTables.build(layout, weights)
-    plan = SweepPlan(tables, tokens, targets, collapse, generator)
+    skip_output = check_skip_output(skip_output, tokens)
+    plan = SweepPlan(tables, tokens, targets, collapse, generator, skip_output)
     log_probs, final, outcomes, log_success, log_chosen = _Sweep.apply(plan, state, *tables.tensors)
+    log_success = amplified_success(layout, log_success)
     dtype = reference.dtype
     if plan.floored:
         warnings.warn(

@@ -16,6 +16,7 @@ import torch
 from .. import memory, neuron
 from ..layout import CellLayout
 from .checks import NumericalRangeWarning
+from .outcomes import SkipPlan, choose_outcome, mark_skipped
 
 
 @dataclass
@@ -27,12 +28,14 @@ class NeuronTables:
     first); for each work-stage rotation its ``cos`` and ``sin`` (0-d); for each output neuron
     its tables, shape ``(1, 2**l, 1, 2**(I-1-l+H))`` for i/o lane ``l``. Postselect mode: the
     maps divided by a constant per neuron whose logs sum to ``log_scale`` (a float), as in
-    :func:`pennylane_qrnn.engine.operators._maps`; amplified mode: the rotations by ``f(eta)``.
+    :func:`pennylane_qrnn.engine.operators._maps`, ``log_output_scale`` of it from the output
+    neurons; amplified mode: the rotations by ``f(eta)``.
     """
 
     layout: CellLayout
     tensors: list[torch.Tensor]
     log_scale: float
+    log_output_scale: float = 0.0
 
     @classmethod
     def build(cls, layout: CellLayout, weights: Sequence[torch.Tensor]) -> NeuronTables:
@@ -58,7 +61,7 @@ class NeuronTables:
             shape = (1, 2**lane, 1, 2 ** (io - 1 - lane + ws))
             for table in (cos_io[lane], sin_io[lane]):
                 tensors.append(layout.lay_out(table, lane).reshape(shape))
-        return cls(layout, tensors, log_ws + log_io)
+        return cls(layout, tensors, log_ws + log_io, log_io)
 
 
 def _maps(layout: CellLayout, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -114,12 +117,19 @@ class _Rescaler:
 
 
 def cell(
-    tables: NeuronTables, tensors: Sequence[torch.Tensor], psi: torch.Tensor, tokens: torch.Tensor
+    tables: NeuronTables,
+    tensors: Sequence[torch.Tensor],
+    psi: torch.Tensor,
+    tokens: torch.Tensor,
+    skipped: torch.Tensor | None = None,
+    every: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step without the readout: the workspace state ``psi`` ``(N, 2**H)`` after writing
     ``tokens`` ``(N,)``, the input and work stages, the reset and the output stage, as the
     branch amplitudes ``u`` ``(N, 2**I, 2**H)`` divided by a constant per item, whose log
-    ``(N,)`` is returned with them (with the tables' own constants)."""
+    ``(N,)`` is returned with them (with the tables' own constants). Items ``skipped``
+    (``(N,)`` bool) skip the output stage: ``u[0]`` is their state after the reset, the other
+    branches 0; ``every``: all items do, and the output stage is not computed."""
     layout = tables.layout
     io, ws, batch = layout.io_bits, layout.workspace, psi.shape[0]
     rescale = _Rescaler(layout, psi.dtype)
@@ -143,11 +153,20 @@ def cell(
     # output stage on |0>|phi>
     state = state.reshape(batch, 1, 2**ws)
     state = torch.cat((state, state.new_zeros(batch, 2**io - 1, 2**ws)), dim=1)
+    if skipped is not None:
+        # the i/o lanes stay in |0>: this is u already, without the output neurons' constants
+        reset, reset_scale = state, log_scale - tables.log_output_scale
+        if every:
+            return reset, reset_scale
     for lane in range(io):
         cos, sin = next(items), next(items)
         state = rescale.neuron(state, log_scale)
         state = _apply(state.reshape(batch, 2**lane, 2, -1), cos, sin)
-    return state.reshape(batch, 2**io, 2**ws), log_scale
+    state = state.reshape(batch, 2**io, 2**ws)
+    if skipped is not None:
+        state = torch.where(skipped.view(-1, 1, 1), reset, state)
+        log_scale = torch.where(skipped, reset_scale, log_scale)
+    return state, log_scale
 
 
 def readout(
@@ -183,9 +202,11 @@ class SweepPlan:
         targets: torch.Tensor | None,
         collapse: torch.Tensor | None,
         generator: torch.Generator | None,
+        skip_output: torch.Tensor | None = None,
     ) -> None:
         self.tables, self.tokens = tables, tokens
         self.targets, self.collapse, self.generator = targets, collapse, generator
+        self.skip = SkipPlan(skip_output)
         layout = tables.layout
         self.interval = memory.statevector_checkpoint_interval(
             layout.io_bits, layout.workspace, layout.stages, tokens.shape[0]
@@ -196,12 +217,9 @@ class SweepPlan:
 
     def outcome(self, step: int, probs: torch.Tensor) -> torch.Tensor:
         """As :meth:`pennylane_qrnn.engine.recurrence._Plan.outcome` (same generator use)."""
-        if self.targets is not None and self.collapse is None:
-            return self.targets[step]
-        sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
-        if self.targets is None or self.collapse is None:
-            return sampled
-        return torch.where(self.collapse[step], self.targets[step], sampled)
+        return choose_outcome(
+            step, probs, self.targets, self.collapse, self.skip.rows(step), self.generator
+        )
 
     def step(
         self, tensors: Sequence[torch.Tensor], psi: torch.Tensor, step: int, decide: bool
@@ -209,7 +227,14 @@ class SweepPlan:
         """``log p``, the next state, ``log sum q`` (:func:`readout`), the log of the constant
         ``u`` was divided by before it (so that the neurons' success is their sum) and
         ``max |u|``, for ``step``; ``decide``: choose the outcome (forward) or replay it."""
-        u, log_scale = cell(self.tables, tensors, psi, self.tokens[step])
+        u, log_scale = cell(
+            self.tables,
+            tensors,
+            psi,
+            self.tokens[step],
+            self.skip.rows(step),
+            self.skip.every(step),
+        )
         log_probs, unit, log_total, whole = readout(u, torch.finfo(u.dtype).tiny)
         if decide:
             self.outcomes[step] = self.outcome(step, log_probs.detach().exp())
@@ -242,10 +267,10 @@ class _Sweep(torch.autograd.Function):
             log_probs[step], psi, log_totals[step], log_scales[step], tops[step] = plan.step(
                 tensors, psi, step, decide=True
             )
-        outcomes = plan.outcomes.clone()
-        log_chosen = log_probs.gather(2, outcomes.unsqueeze(2)).squeeze(2)
+        log_chosen = log_probs.gather(2, plan.outcomes.unsqueeze(2)).squeeze(2)
         # the neurons' success: sum q times the constants taken out (squared)
         log_success = log_totals + 2 * log_scales
+        outcomes = mark_skipped(plan.skip.mask, log_probs, plan.outcomes.clone(), log_chosen)
         # nothing survived (every branch below the smallest float): NaN, never uniform
         dead = ~(tops > 0)
         log_probs.masked_fill_(dead.unsqueeze(2), math.nan)
@@ -283,9 +308,14 @@ class _Sweep(torch.autograd.Function):
                 with torch.enable_grad():
                     log_probs, new_psi = plan.step(leaves, psi, step, decide=False)[:2]
                 outputs, grads = [new_psi], [grad_psi]
-                if grad_log_probs is not None:
+                skipped = plan.skip.rows(step)
+                if grad_log_probs is not None and not plan.skip.every(step):
                     outputs.append(log_probs)
-                    grads.append(grad_log_probs[step])
+                    grad = grad_log_probs[step]
+                    if skipped is not None:
+                        # a skipped step's log-probabilities are NaN constants, not outputs
+                        grad = grad.masked_fill(skipped.unsqueeze(1), 0.0)
+                    grads.append(grad)
                 inputs = [psi] + [t for t in leaves if t.requires_grad]
                 torch.autograd.backward(outputs, grads, inputs=inputs)
                 grad_psi = psi.grad if psi.grad is not None else torch.zeros_like(psi)

@@ -54,6 +54,9 @@ class Exact(Executor):
     supports_state = True
     supports_mixed_protocols = True
     differentiable = True
+    #: whether :meth:`run` takes ``skip_output`` (steps that skip their output stage, e.g. under
+    #: :data:`~pennylane_qrnn.protocols.QPU`); no other executor does yet
+    supports_skip_output = True
 
     def __init__(self, method: str = "auto") -> None:
         self.method = check_choice("method", method, METHODS)
@@ -137,7 +140,14 @@ class Exact(Executor):
         postselected: torch.Tensor | None,
         state: torch.Tensor | None,
         generator: torch.Generator | None,
+        *,
+        skip_output: torch.Tensor | None = None,
     ) -> SequenceOutput:
+        """:meth:`Executor.run <pennylane_qrnn.executors.Executor.run>`, and ``skip_output``:
+        ``(L, N)`` bool, the steps that skip their output stage
+        (:meth:`~pennylane_qrnn.protocols.Protocol.skips_output`): nothing is measured there
+        (``log_probs`` NaN, outcome :data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED`,
+        nothing postselected or paid) and the workspace state continues pure."""
         weights = model.weights()
         grad = torch.is_grad_enabled() and (
             any(w.requires_grad for w in weights) or (state is not None and state.requires_grad)
@@ -153,17 +163,21 @@ class Exact(Executor):
         collapse = None if targets is None else postselected
         if method == "statevector":
             result = run_statevector(
-                model.layout, weights, tokens, targets, state, generator, collapse
+                model.layout, weights, tokens, targets, state, generator, collapse, skip_output
             )
         else:
             result = engine.run_sequence(
-                self._operators(model), tokens, targets, state, generator, collapse
+                self._operators(model), tokens, targets, state, generator, collapse, skip_output
             )
+        paid = postselection_mask(tokens, targets, postselected)
+        if skip_output is not None:
+            # a skipped step reads nothing, so it postselects nothing
+            paid = paid & ~skip_output.to(paid.device)
         # both engines always fill both logs (their None default is for older constructors)
         stats = PostselectionStats.from_logs(
             cast(torch.Tensor, result.log_neuron_success),
             cast(torch.Tensor, result.log_outcome_probability),
-            postselection_mask(tokens, targets, postselected),
+            paid,
         )
         return SequenceOutput(result.log_probs, result.state, result.outcomes, stats, None, "exact")
 
