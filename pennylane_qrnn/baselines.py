@@ -232,6 +232,7 @@ class ClassicalSequenceModel(RememberedResults, SequenceInputs, nn.Module):
         collapse: Any = None,
         *,
         postselected: Any = None,
+        skip_output: Any = None,
     ) -> SequenceOutput:
         if collapse is not None:
             if postselected is not None:
@@ -247,6 +248,10 @@ class ClassicalSequenceModel(RememberedResults, SequenceInputs, nn.Module):
         log_probs = torch.log_softmax(self.readout(hidden), dim=-1)
 
         outcomes, forced = self._outcomes(log_probs, targets, postselected, generator)
+        skip = self._step_mask("skip_output", skip_output, tokens, unbatched)
+        if skip is not None:  # not read at those steps, as the QRNN under the qpu protocol
+            log_probs = log_probs.masked_fill(skip.unsqueeze(-1), float("nan"))
+            outcomes = outcomes.masked_fill(skip, -1)
         stats = PostselectionStats.certain(forced, log_probs.dtype)
         output = SequenceOutput(log_probs, final, outcomes, stats, None, self.kind)
         if unbatched:

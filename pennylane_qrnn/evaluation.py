@@ -123,10 +123,12 @@ def evaluate(
         device = model.device
         tokens, targets = batch.tokens.to(device), batch.targets.to(device)
         scored = batch.scored.to(device)
-        mask = protocol.mask(batch).to(device)
-        output = model(tokens, targets, postselected=mask, generator=generator)
+        masks = protocol.forward_masks(batch.forced.to(device), scored)
+        output = model(tokens, targets, generator=generator, **masks)
         log_probs, outcomes = output.log_probs, output.outcomes
+        # unscored steps may be unmeasured (NaN): select, never multiply by 0
         picked = log_probs.gather(2, targets.unsqueeze(2)).squeeze(2)
+        picked = torch.where(scored, picked, torch.zeros_like(picked))
         weight = scored.to(log_probs.dtype)
         totals["loss"] += float(-(picked * weight).sum())
         totals["argmax"] += float(((log_probs.argmax(-1) == targets) & scored).sum())

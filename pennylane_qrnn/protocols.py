@@ -25,10 +25,10 @@ name                postselected on the target                         measured
 ==================  =================================================  =========================
 
 :data:`QPU` is the protocol a quantum computer runs without discarding a shot: with
-``mode="amplified"`` neurons its success probability per sequence is exactly 1. It is not in
-:data:`PROTOCOLS` (so not offered by name) until every path that takes a protocol passes its
-skipped output stages on; today :meth:`pennylane_qrnn.executors.Exact.run` does
-(``skip_output=``).
+``mode="amplified"`` neurons its success probability per sequence is exactly 1. The model's
+forward pass takes its skipped output stages as ``skip_output=``; only the exact executor runs
+them (the circuit and shot paths refuse such a run). :func:`~pennylane_qrnn.evaluation.evaluate`
+and training (:class:`~pennylane_qrnn.training.TrainConfig`) take ``"qpu"``.
 
 The name ``"reference"`` once meant ``teacher-forced`` in training and ``forced-steps`` in
 evaluation; :func:`get_protocol` still accepts it, with a :class:`FutureWarning` naming the
@@ -110,6 +110,15 @@ class Protocol:
             return torch.zeros_like(forced, dtype=torch.bool)
         return ~scored.bool()
 
+    def forward_masks(self, forced: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The keyword arguments of a sequence model's forward pass under this protocol:
+        ``postselected`` and, if any step skips its output stage, ``skip_output``."""
+        masks = {"postselected": self.postselected(forced, scored)}
+        skips = self.skips_output(forced, scored)
+        if bool(skips.any()):
+            masks["skip_output"] = skips
+        return masks
+
     def mask(self, batch: Any) -> torch.Tensor:
         """:meth:`postselected` for a task batch (``batch.forced``, ``batch.scored``)."""
         return self.postselected(batch.forced, batch.scored)
@@ -167,8 +176,8 @@ QPU = Protocol(
     output="scored",
 )
 
-#: every protocol by name (:data:`QPU` not yet: module docstring)
-PROTOCOLS = {p.name: p for p in (TEACHER_FORCED, FORCED_STEPS, MEASURED)}
+#: every protocol by name
+PROTOCOLS = {p.name: p for p in (TEACHER_FORCED, FORCED_STEPS, MEASURED, QPU)}
 
 
 def get_protocol(protocol: Protocol | str, purpose: str = "evaluation") -> Protocol:

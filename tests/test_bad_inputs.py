@@ -185,7 +185,7 @@ CASES = [
             collapse=torch.ones(3, 1, dtype=torch.bool),
         ),
         QRNNValueError,
-        r"collapse must have the shape of tokens; got \(3, 1\)",
+        r"postselected must have the shape of tokens; got \(3, 1\)",
     ),
     (
         "sample steps",

@@ -243,7 +243,7 @@ class TestErrors:
         ):
             model(tokens, torch.zeros(3, 1, dtype=torch.long))
         with pytest.raises(
-            ValueError, match=r"collapse must have the shape of tokens; got \(2, 2\)"
+            ValueError, match=r"postselected must have the shape of tokens; got \(2, 2\)"
         ):
             model(tokens, tokens, collapse=torch.ones(2, 2, dtype=torch.bool))
         with pytest.raises(ValueError, match=r"state must have shape \(1, 2, 4\); got \(2, 4\)"):

@@ -334,7 +334,10 @@ def test_protocols_say_where_the_output_stage_runs():
     assert QPU.skips_output(forced, scored)[:, 0].tolist() == [True, True, False, False]
     assert not bool(QPU.postselected(forced, scored).any())
     assert QPU.samples_scored_steps
-    assert "qpu" not in PROTOCOLS  # until every path passes skipped output stages on
+    assert PROTOCOLS["qpu"] is QPU  # selectable by name (the circuit and shot paths refuse it)
+    masks = QPU.forward_masks(forced, scored)
+    assert set(masks) == {"postselected", "skip_output"} and not masks["postselected"].any()
+    assert set(MEASURED.forward_masks(forced, scored)) == {"postselected"}
     with pytest.raises(ValueError, match="output must be one of"):
         Protocol("x", "none", "", output="sometimes")
 

@@ -27,8 +27,8 @@ TINY = {**TINY_TRAIN_CONFIG, "checkpoint_every": 1}
 
 
 def test_choice_lists_are_the_canonical_names():
-    assert TRAIN_PROTOCOLS == ("teacher-forced", "measured")
-    assert VALIDATION_PROTOCOLS == ("forced-steps", "measured")
+    assert TRAIN_PROTOCOLS == ("teacher-forced", "measured", "qpu")
+    assert VALIDATION_PROTOCOLS == ("forced-steps", "measured", "qpu")
     assert LOSSES == ("nll", "rvqe")
     assert reference_loss is rvqe_loss
 

@@ -38,7 +38,8 @@ def add_parser(sub) -> None:
         default=FORCED_STEPS.name,
         help="forced-steps (default): postselect the task's forced, unscored steps and measure "
         "the others (the reference implementation's validation); measured: measure every step; "
-        "teacher-forced: postselect every step (nothing sampled)",
+        "teacher-forced: postselect every step (nothing sampled); qpu: nothing postselected, the "
+        "output stage only at scored steps (exact executor)",
     )
     parser.add_argument("--split", choices=SPLITS, default="test")
     parser.add_argument(

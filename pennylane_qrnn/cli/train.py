@@ -96,7 +96,9 @@ def add_parser(sub) -> None:
         choices=TRAIN_PROTOCOLS,
         type=Renamed("--protocol", DEPRECATED_NAMES["protocol"]),
         help="teacher-forced (default): postselect every step on its target (the paper); "
-        "measured: measure the steps instead (what a QPU run can do)",
+        "measured: measure the steps instead; qpu: nothing postselected, the output stage only "
+        "at scored steps (with --mode amplified a QPU runs it without discarding a shot; tasks "
+        "scored at the last step only)",
     )
     opt.add_argument("--eval-every", type=int, help="default 25")
     opt.add_argument("--checkpoint-every", type=int, help="default 25")

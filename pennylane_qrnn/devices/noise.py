@@ -70,6 +70,11 @@ def shot_accuracy(model, batch, run, shots, protocol="measured") -> ShotAccuracy
             targets (``"teacher-forced"``: every surviving shot would read as right)
     """
     protocol = get_protocol(protocol, purpose="evaluation")
+    if protocol.output != "every":
+        raise QRNNValueError(
+            f"protocol must run the output stage at every step on the shot path; got "
+            f"{protocol.name!r}, which skips it at unscored steps (exact executor only, for now)"
+        )
     if not protocol.samples_scored_steps:
         raise QRNNValueError(
             "protocol must measure the scored steps ('measured' or 'forced-steps'); got "

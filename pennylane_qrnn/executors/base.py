@@ -52,6 +52,9 @@ class Executor(abc.ABC):
     supports_mixed_protocols: bool = False
     #: whether the outputs carry gradients with respect to the weights
     differentiable: bool = False
+    #: whether :meth:`run` takes ``skip_output=`` (steps that skip their output stage, as the
+    #: ``qpu`` protocol asks: :mod:`pennylane_qrnn.protocols`)
+    supports_skip_output: bool = False
 
     @abc.abstractmethod
     def run(

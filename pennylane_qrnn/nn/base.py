@@ -240,9 +240,20 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
         state: torch.Tensor | None,
         generator: torch.Generator | None,
         postselected: torch.Tensor | None = None,
+        skip_output: torch.Tensor | None = None,
     ) -> SequenceOutput:
-        """Run time-major ``(L, N)`` tokens on the executor."""
-        return self.executor.run(self, tokens, targets, postselected, state, generator)
+        """Run time-major ``(L, N)`` tokens on the executor (``skip_output``: the steps that
+        skip their output stage, on executors that can)."""
+        if skip_output is None or not bool(skip_output.any()):
+            return self.executor.run(self, tokens, targets, postselected, state, generator)
+        if not self.executor.supports_skip_output:
+            raise QRNNValueError(
+                "skip_output (a protocol whose output stage runs only at some steps, such as "
+                f"'qpu') needs the exact executor; got {self.executor!r}"
+            )
+        return self.executor.run(  # type: ignore[call-arg]  # checked just above
+            self, tokens, targets, postselected, state, generator, skip_output=skip_output
+        )
 
 
 def _backend_name(backend: Any) -> str | None:

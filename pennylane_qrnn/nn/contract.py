@@ -22,8 +22,9 @@ __all__ = ["SequenceModel", "RememberedResults"]
 class SequenceModel(Protocol):
     """A ``torch.nn.Module`` over token sequences.
 
-    * ``forward(tokens, targets=None, state=None, generator=None, *, postselected=None)``
-      returns a :class:`~pennylane_qrnn.results.SequenceOutput` (``log_probs`` of shape
+    * ``forward(tokens, targets=None, state=None, generator=None, *, postselected=None,
+      skip_output=None)`` (``skip_output``: steps not read, NaN log-probabilities) returns a
+      :class:`~pennylane_qrnn.results.SequenceOutput` (``log_probs`` of shape
       ``(L, N, 2**io_bits)``, or ``(N, L, ...)`` with ``batch_first``; ``outcomes`` shaped like
       ``tokens``; ``postselection``);
     * ``loss(log_probs, targets, mask=None, reduction="mean")``, the NLL over scored steps;
@@ -47,6 +48,7 @@ class SequenceModel(Protocol):
         generator: torch.Generator | None = None,
         *,
         postselected: Any = None,
+        skip_output: Any = None,
     ) -> SequenceOutput: ...
 
     def loss(

@@ -72,12 +72,18 @@ class SequenceInputs:
                     f"targets must have the shape of tokens {tuple(tokens.shape)}; got "
                     f"{tuple(targets.shape)}"
                 )
-        if collapse is not None:
-            collapse = torch.as_tensor(collapse, device=tokens.device).bool()
-            collapse = collapse.reshape(tokens.shape[0], -1) if unbatched else collapse
-            collapse = collapse.t() if (self.batch_first and not unbatched) else collapse
-            if collapse.shape != tokens.shape:
-                raise QRNNValueError(
-                    f"collapse must have the shape of tokens; got {tuple(collapse.shape)}"
-                )
+        collapse = self._step_mask("postselected", collapse, tokens, unbatched)
         return tokens, targets, collapse, unbatched
+
+    def _step_mask(
+        self, name: str, mask: Any, tokens: torch.Tensor, unbatched: bool
+    ) -> torch.Tensor | None:
+        """A per-step bool mask given like the tokens, as a time-major ``(L, N)`` tensor."""
+        if mask is None:
+            return None
+        mask = torch.as_tensor(mask, device=tokens.device).bool()
+        mask = mask.reshape(tokens.shape[0], -1) if unbatched else mask
+        mask = mask.t() if (self.batch_first and not unbatched) else mask
+        if mask.shape != tokens.shape:
+            raise QRNNValueError(f"{name} must have the shape of tokens; got {tuple(mask.shape)}")
+        return mask

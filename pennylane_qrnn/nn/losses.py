@@ -37,7 +37,8 @@ def sequence_nll(
                 f"mask must have shape {tuple(targets.shape)}; got {tuple(mask.shape)}"
             )
         mask = mask.to(picked.dtype)
-        picked = picked * mask
+        # where, not a product: an unscored step may be unmeasured (NaN), and NaN * 0 is NaN
+        picked = torch.where(mask != 0, picked * mask, torch.zeros_like(picked))
     if reduction == "none":
         return picked
     if reduction == "sum":

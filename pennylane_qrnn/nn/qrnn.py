@@ -68,6 +68,10 @@ class QRNN(QRNNBase):
         * **postselected**: bool, shaped like ``tokens``: the steps postselected on their target;
           the others are sampled (a :class:`~pennylane_qrnn.protocols.Protocol`'s mask). Default:
           every step when ``targets`` is given. (``collapse=`` is its former name.)
+        * **skip_output**: bool, shaped like ``tokens``: the steps that skip their output stage
+          (nothing is read there: log-probabilities NaN, outcome -1, the state stays pure), as the
+          ``qpu`` protocol asks (:meth:`Protocol.skips_output
+          <pennylane_qrnn.protocols.Protocol.skips_output>`); exact executor only
 
     Returns:
         :class:`~pennylane_qrnn.results.SequenceOutput`, which unpacks as ``log_probs, state``:
@@ -151,6 +155,7 @@ class QRNN(QRNNBase):
         collapse: Any = None,
         *,
         postselected: Any = None,
+        skip_output: Any = None,
     ) -> SequenceOutput:
         if collapse is not None:
             if postselected is not None:
@@ -159,10 +164,11 @@ class QRNN(QRNNBase):
         tokens, targets, postselected, unbatched = self._sequence_inputs(
             tokens, targets, postselected
         )
+        skip_output = self._step_mask("skip_output", skip_output, tokens, unbatched)
         if state is not None and unbatched:
             state = state.unsqueeze(0)
         state = self._check_state(state, tokens.shape[1])
-        output = self._run(tokens, targets, state, generator, postselected)
+        output = self._run(tokens, targets, state, generator, postselected, skip_output)
         if unbatched:
             output = dataclasses.replace(
                 output,

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import QRNNValueError
 from ..nn import QRNN
-from ..protocols import FORCED_STEPS, MEASURED, TEACHER_FORCED, Protocol, get_protocol
+from ..protocols import FORCED_STEPS, MEASURED, QPU, TEACHER_FORCED, Protocol, get_protocol
 from ..tasks import get_task
 from ..validation import check_choice, check_float, check_int
 from .hardware import check_torch_device
@@ -35,9 +35,9 @@ __all__ = [
 ]
 
 #: the protocols a run trains under (:mod:`pennylane_qrnn.protocols`)
-TRAIN_PROTOCOLS = (TEACHER_FORCED.name, MEASURED.name)
-#: the protocols a run validates under: both sample the scored steps
-VALIDATION_PROTOCOLS = (FORCED_STEPS.name, MEASURED.name)
+TRAIN_PROTOCOLS = (TEACHER_FORCED.name, MEASURED.name, QPU.name)
+#: the protocols a run validates under: all sample the scored steps
+VALIDATION_PROTOCOLS = (FORCED_STEPS.name, MEASURED.name, QPU.name)
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 MODELS = ("qrnn", "lstm", "rnn")
 DTYPES = ("float32", "float64")
@@ -76,10 +76,12 @@ class TrainConfig:
     """Everything that defines a training run. ``None`` fields take the task's defaults.
 
     ``protocol`` (:data:`TRAIN_PROTOCOLS`) says which steps a training step postselects on their
-    targets: ``"teacher-forced"`` (every step, the paper's training) or ``"measured"`` (none;
-    every step sampled). ``validation_protocol`` (:data:`VALIDATION_PROTOCOLS`) is the protocol
+    targets: ``"teacher-forced"`` (every step, the paper's training), ``"measured"`` (none;
+    every step sampled) or ``"qpu"`` (none; the output stage runs only at scored steps, so a task
+    scored at its last step trains on the exact loss of the run a QPU makes: the exact
+    executor only). ``validation_protocol`` (:data:`VALIDATION_PROTOCOLS`) is the protocol
     validation evaluates under; ``None`` takes ``"forced-steps"`` for a teacher-forced run and
-    ``"measured"`` for a measured one.
+    the training protocol otherwise.
     """
 
     task: str
@@ -141,8 +143,9 @@ class TrainConfig:
         config.loss = canonical_loss(config.loss, warn=self.loss is not None)
         config.protocol = canonical_protocol(config.protocol)
         if config.validation_protocol is None:
+            # the training protocol itself where it samples the scored steps
             config.validation_protocol = (
-                MEASURED.name if config.protocol == MEASURED.name else FORCED_STEPS.name
+                FORCED_STEPS.name if config.protocol == TEACHER_FORCED.name else config.protocol
             )
         config.validation_protocol = canonical_protocol(
             config.validation_protocol, "validation_protocol"

@@ -42,7 +42,9 @@ def rvqe_loss(log_probs, targets, mask):
     ce = torch.logsumexp(probs, dim=-1) - probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     ce = ce - (math.log(vocabulary - 1 + math.e) - 1)
     weight = mask.to(ce.dtype)
-    return (ce * weight).sum() / weight.sum().clamp_min(1)
+    # where, not a product: an unscored step may be unmeasured (NaN), and NaN * 0 is NaN
+    ce = torch.where(weight != 0, ce * weight, torch.zeros_like(ce))
+    return ce.sum() / weight.sum().clamp_min(1)
 
 
 #: the former name of :func:`rvqe_loss`

@@ -191,11 +191,12 @@ class Trainer:
             # mask and no generator: nothing is sampled, so the data generator is not consumed
             output = self._trained(tokens, targets)
         else:
-            # measured (hardware-honest): the protocol's unpostselected steps are sampled with
-            # the data generator (one stream per rank in a data-parallel run); the loss still
-            # scores the targets
-            mask = self.protocol.postselected(batch.forced, batch.scored).to(device)
-            output = self._trained(tokens, targets, postselected=mask, generator=generator)
+            # measured / qpu (hardware-honest): the unpostselected steps are sampled with the
+            # data generator (one stream per rank in a data-parallel run); qpu runs the output
+            # stage at scored steps only (refused where that loss would not be exact)
+            self.protocol.check_loss(batch.forced, batch.scored)
+            masks = self.protocol.forward_masks(batch.forced.to(device), batch.scored.to(device))
+            output = self._trained(tokens, targets, generator=generator, **masks)
         log_probs = output.log_probs
         loss = training_loss(self.config.loss, self.model, log_probs, targets, scored)
         correct = ((log_probs.argmax(-1) == targets) & scored).sum()

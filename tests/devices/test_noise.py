@@ -95,7 +95,9 @@ def test_protocol_error(trained):
     from pennylane_qrnn.devices.noise import shot_accuracy
 
     model, batch, _ = trained
-    with pytest.raises(ValueError, match=r"protocol must be one of \(.*'measured'\); got 'x'"):
+    with pytest.raises(
+        ValueError, match=r"protocol must be one of \(.*'measured', 'qpu'\); got 'x'"
+    ):
         shot_accuracy(model, batch, None, 10, protocol="x")
     # postselecting the scored steps on their targets would make every surviving shot right
     with pytest.raises(ValueError, match="protocol must measure the scored steps"):
