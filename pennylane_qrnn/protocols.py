@@ -26,9 +26,9 @@ name                postselected on the target                         measured
 
 :data:`QPU` is the protocol a quantum computer runs without discarding a shot: with
 ``mode="amplified"`` neurons its success probability per sequence is exactly 1. The model's
-forward pass takes its skipped output stages as ``skip_output=``; only the exact executor runs
-them (the circuit and shot paths refuse such a run). :func:`~pennylane_qrnn.evaluation.evaluate`
-and training (:class:`~pennylane_qrnn.training.TrainConfig`) take ``"qpu"``.
+forward pass takes its skipped output stages as ``skip_output=``; the exact and shot executors
+run them (the circuit path refuses such a run). :func:`~pennylane_qrnn.evaluation.evaluate` and
+training (:class:`~pennylane_qrnn.training.TrainConfig`) take ``"qpu"``.
 
 The name ``"reference"`` once meant ``teacher-forced`` in training and ``forced-steps`` in
 evaluation; :func:`get_protocol` still accepts it, with a :class:`FutureWarning` naming the

@@ -19,7 +19,10 @@ the targets; the surviving shots' i/o outcomes estimate each step's distribution
 
 A step counts as *measured* when at least ``min_survivors`` shots (default 1) reach its i/o
 readout; its estimate is their frequencies, reported with the count it rests on and a standard
-error. An unmeasured step has NaN probabilities: nothing is invented for it.
+error. An unmeasured step has NaN probabilities: nothing is invented for it. A step whose output
+stage the program skips (:attr:`SequenceProgram.skipped`) reads nothing by design: NaN
+probabilities and outcome :data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED` too, but it is
+not short of shots, and every shot alive carries over.
 
 Before anything runs, :func:`check_capacity` compares the circuit's width with what the device
 offers (a backend's qubit count, a local simulator's limit and memory) and refuses what cannot fit.
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
+from ..engine.outcomes import NOT_MEASURED
 from ..errors import ModelSizeError, QRNNTypeError, QRNNValueError
 from ..validation import check_choice, check_int
 from .capabilities import DeviceCapabilityError, device_name
@@ -288,6 +292,7 @@ class ShotEstimate:
         alive: ``(shots,)`` bool, the shots alive after the last step
         min_survivors: the survivors a step needs to count as measured
         completed: ``(shots,)`` how many steps each shot passed every postselection of
+        skipped: ``(L,)`` bool, the steps whose output stage was skipped (nothing read there)
     """
 
     probs: np.ndarray
@@ -299,6 +304,11 @@ class ShotEstimate:
     alive: np.ndarray
     min_survivors: int = 1
     completed: np.ndarray | None = None
+    skipped: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.skipped is None:
+            self.skipped = np.zeros(len(self.neuron_survivors), dtype=bool)
 
     @property
     def survivors(self) -> np.ndarray:
@@ -307,9 +317,15 @@ class ShotEstimate:
 
     @property
     def measured(self) -> np.ndarray:
-        """``(L,)`` bool, the steps with at least ``min_survivors`` survivors (the others are
-        NaN)."""
-        return self.neuron_survivors >= self.min_survivors
+        """``(L,)`` bool, the steps read with at least ``min_survivors`` survivors (the others
+        are NaN)."""
+        return (self.neuron_survivors >= self.min_survivors) & ~self.skipped
+
+    @property
+    def short(self) -> np.ndarray:
+        """``(L,)`` bool, the steps read but with fewer than ``min_survivors`` survivors (a
+        skipped step is not short: nothing was to be read)."""
+        return (self.neuron_survivors < self.min_survivors) & ~self.skipped
 
     @property
     def standard_error(self) -> np.ndarray:
@@ -328,10 +344,12 @@ def analyse_shots(
 
     Args:
         targets: ``(L,)`` tokens to postselect the i/o outcomes on (teacher forcing), or ``None``
-        forced: ``(L,)`` bools, the steps to postselect (default: every step when ``targets``)
+        forced: ``(L,)`` bools, the steps to postselect (default: every step when ``targets``);
+            a step the program skips (:attr:`SequenceProgram.skipped`) postselects nothing
         min_survivors: the surviving shots a step needs to be estimated; below, its
             probabilities are NaN
     """
+
     min_survivors = check_int("min_survivors", min_survivors, 1)
     shots = bits.shape[0]
     length, vocabulary = program.length, 2**program.io_bits
@@ -341,11 +359,16 @@ def analyse_shots(
     neuron_survivors = np.zeros(length, dtype=np.int64)
     outcomes = np.zeros((shots, length), dtype=np.int64)
     completed = np.zeros(shots, dtype=np.int64)
+    skipped = np.asarray(program.skipped, dtype=bool)
     for step in range(length):
         alive_before[step] = alive.sum()
         for record in program.ancilla_records(step):
             alive &= bits[:, record.index] == 0
         neuron_survivors[step] = alive.sum()
+        if skipped[step]:
+            outcomes[:, step] = NOT_MEASURED
+            completed += alive
+            continue
         token = np.zeros(shots, dtype=np.int64)
         for record in program.io_records(step):
             token = 2 * token + bits[:, record.index]
@@ -365,4 +388,5 @@ def analyse_shots(
         alive,
         int(min_survivors),
         completed,
+        skipped,
     )

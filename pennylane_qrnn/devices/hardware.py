@@ -15,6 +15,11 @@ giving the survivors per step and the shots the exact engine says are needed. A 
 keeps its frequencies however few shots it rests on; each
 :class:`~pennylane_qrnn.devices.execution.ShotEstimate` carries the counts (``survivors``) and
 a standard-error bound (``standard_error``) with it.
+
+Steps that skip their output stage (``skip_output``, the ``qpu`` protocol's unscored steps) are
+left out of the circuit's readout: NaN log-probabilities, outcome
+:data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED`, an outcome frequency of 1, never short of
+shots; every shot alive after them carries on.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..engine.outcomes import NOT_MEASURED
 from ..errors import InsufficientShotsError, InsufficientShotsWarning, QRNNError
 from ..layout import CellLayout
 from ..results import PostselectionStats
@@ -57,9 +63,10 @@ class ShotRun:
 
     Attributes:
         log_probs: ``(L, N, 2**I)`` float64 log-probabilities; NaN for unmeasured steps
-        outcomes: ``(L, N)`` the token each step collapsed on (the target where postselected)
+        outcomes: ``(L, N)`` the token each step collapsed on (the target where postselected;
+            ``NOT_MEASURED`` where the output stage was skipped)
         neuron: ``(L, N)`` the neurons' per-step success fraction (NaN where no shot was left)
-        picked: ``(L, N)`` the frequency of the outcome taken
+        picked: ``(L, N)`` the frequency of the outcome taken (1 where skipped)
         estimates: one :class:`~pennylane_qrnn.devices.execution.ShotEstimate` per sequence,
             with the survivor counts each estimate rests on
     """
@@ -116,8 +123,8 @@ class ShotRunner:
         self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
         self._execute = execute
 
-    def program(self, weights, tokens) -> SequenceProgram:
-        return SequenceProgram.build(weights, tokens, self.layout)
+    def program(self, weights, tokens, skip_output=None) -> SequenceProgram:
+        return SequenceProgram.build(weights, tokens, self.layout, skip_output)
 
     def execute(self, program: SequenceProgram) -> np.ndarray:
         """The program's records from :attr:`shots` shots, ``(shots, n_records)`` of 0/1."""
@@ -125,7 +132,9 @@ class ShotRunner:
             return self._execute(program, self.shots)
         return run_program(program, self.device, self.method, self.shots, seed=self.seed)
 
-    def estimate(self, weights, tokens, targets=None, postselected=None) -> ShotEstimate:
+    def estimate(
+        self, weights, tokens, targets=None, postselected=None, skip_output=None
+    ) -> ShotEstimate:
         """One sequence through the shot pipeline: build its program, run it, filter the shots
         (:func:`~pennylane_qrnn.devices.execution.analyse_shots`).
 
@@ -133,18 +142,22 @@ class ShotRunner:
             tokens: ``(L,)`` the input tokens; ``targets``: ``(L,)`` or ``None``
             postselected: ``(L,)`` bools, the steps postselected on their targets (default:
                 every step when ``targets``); the other steps are measured
+            skip_output: ``(L,)`` bools, the steps without output stage (nothing read)
         """
-        program = self.program(weights, tokens)
+        program = self.program(weights, tokens, skip_output)
         bits = self.execute(program)
         return analyse_shots(program, bits, targets, postselected, self.min_survivors)
 
-    def run(self, weights, tokens, targets=None, postselected=None, generator=None) -> ShotRun:
+    def run(
+        self, weights, tokens, targets=None, postselected=None, generator=None, skip_output=None
+    ) -> ShotRun:
         """Run ``(L, N)`` ``tokens`` and estimate everything from shots (:class:`ShotRun`).
 
         Args:
             targets: ``(L, N)`` or ``None``
             postselected: ``(L, N)`` bool, the steps postselected on their targets (default:
                 every step when ``targets``); the other steps are measured
+            skip_output: ``(L, N)`` bool or ``None``, the steps that skip their output stage
         """
         length, batch = tokens.shape
         log_probs = torch.empty(length, batch, self.layout.vocabulary_size, dtype=torch.float64)
@@ -155,11 +168,12 @@ class ShotRunner:
         for item in range(batch):
             forced = None if postselected is None else postselected[:, item].tolist()
             item_targets = None if targets is None else targets[:, item].tolist()
-            estimate = self.estimate(weights, tokens[:, item].tolist(), item_targets, forced)
+            skips = None if skip_output is None else skip_output[:, item].tolist()
+            estimate = self.estimate(weights, tokens[:, item].tolist(), item_targets, forced, skips)
             estimates.append(estimate)
-            if not estimate.measured.all():
+            if estimate.short.any():
                 report = self._shortfall(
-                    item, estimate, weights, tokens[:, item], item_targets, forced, generator
+                    item, estimate, weights, tokens[:, item], item_targets, forced, generator, skips
                 )
                 if self.on_insufficient_shots == "raise":
                     raise InsufficientShotsError(report + " Nothing was returned.")
@@ -177,8 +191,12 @@ class ShotRunner:
                 chosen = torch.tensor(item_targets)
             else:
                 chosen = self._trajectory(estimate, item_targets, forced, generator)
+            skipped = torch.as_tensor(estimate.skipped)
+            chosen = chosen.masked_fill(skipped, NOT_MEASURED)
             outcomes[:, item] = chosen
-            picked[:, item] = probs[torch.arange(length), chosen]
+            picked[:, item] = probs[torch.arange(length), chosen.clamp_min(0)].masked_fill(
+                skipped, 1.0
+            )
         if short:
             warnings.warn(
                 " ".join(short) + " Their log-probabilities are NaN; pass "
@@ -188,10 +206,10 @@ class ShotRunner:
             )
         return ShotRun(log_probs, outcomes, neuron, picked, estimates)
 
-    def _shortfall(self, item, estimate, weights, tokens, targets, forced, generator) -> str:
+    def _shortfall(self, item, estimate, weights, tokens, targets, forced, generator, skips) -> str:
         """The message for a sequence with unmeasured steps: survivors per step, and the shots
         the exact engine's success probabilities say are needed."""
-        missing = [step + 1 for step in np.flatnonzero(~estimate.measured)]
+        missing = [step + 1 for step in np.flatnonzero(estimate.short)]
         survivors = ", ".join(str(int(n)) for n in estimate.survivors)
         text = (
             f"Too few shots survived the postselections of sequence {item}: step(s) "
@@ -199,7 +217,7 @@ class ShotRunner:
             f"min_survivors={self.min_survivors} (survivors per step: {survivors} of "
             f"{estimate.shots:,} shots)."
         )
-        survival = self._predicted_survival(weights, tokens, targets, forced, generator)
+        survival = self._predicted_survival(weights, tokens, targets, forced, generator, skips)
         if survival is None:
             return text + " Run more shots, or mode='amplified'."
         worst = float(survival.min())
@@ -219,7 +237,7 @@ class ShotRunner:
             "survivors); or use mode='amplified'."
         )
 
-    def _predicted_survival(self, weights, tokens, targets, forced, generator):
+    def _predicted_survival(self, weights, tokens, targets, forced, generator, skips=None):
         """``(L,)`` the fraction of shots whose step-``t`` readout survives (the
         :attr:`~pennylane_qrnn.results.PostselectionStats.reach` of the exact engine's run, along
         the targets where postselected, along one sampled history elsewhere); ``None`` where the
@@ -237,8 +255,10 @@ class ShotRunner:
                     if forced is None
                     else torch.tensor(forced, dtype=torch.bool).reshape(-1, 1)
                 )
+                skip = None if skips is None else torch.tensor(skips, dtype=torch.bool)
+                skip = None if skip is None else skip.reshape(-1, 1)
                 result = engine.run_sequence(
-                    operators, column, target_column, generator=generator, collapse=collapse
+                    operators, column, target_column, None, generator, collapse, skip
                 )
         except (QRNNError, MemoryError, RuntimeError):
             return None
@@ -248,6 +268,8 @@ class ShotRunner:
             postselected = torch.ones_like(column, dtype=torch.bool)
         else:
             postselected = collapse
+        if skip is not None:
+            postselected = postselected & ~skip
         stats = PostselectionStats.from_logs(
             result.log_neuron_success.double(),
             result.log_outcome_probability.double(),

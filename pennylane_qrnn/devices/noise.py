@@ -72,8 +72,8 @@ def shot_accuracy(model, batch, run, shots, protocol="measured") -> ShotAccuracy
     protocol = get_protocol(protocol, purpose="evaluation")
     if protocol.output != "every":
         raise QRNNValueError(
-            f"protocol must run the output stage at every step on the shot path; got "
-            f"{protocol.name!r}, which skips it at unscored steps (exact executor only, for now)"
+            "protocol must run the output stage at every step in shot_accuracy; got "
+            f"{protocol.name!r}, which skips it at unscored steps (run it with the Shots executor)"
         )
     if not protocol.samples_scored_steps:
         raise QRNNValueError(

@@ -6,6 +6,11 @@ the i/o lanes after each step) is measured and recorded, and the shots are filte
 of gates (``RY``, ``CNOT``, ``X``, ``PhaseShift``) and :class:`Record` steps (measure a wire into
 a classical record, then reset it), built from the :class:`~pennylane_qrnn.QRNNCell` template's
 own decomposition, so the hardware runs exactly the circuit the tests check.
+
+A step may skip its output stage (the ``qpu`` protocol's unscored steps,
+:mod:`pennylane_qrnn.protocols`): its cell has no output neurons (``QRNNCell(output=False)``)
+and the step records nothing on the i/o lanes, which are back in ``|0>``; its neurons' ancilla
+records, in postselect mode, remain.
 """
 
 from __future__ import annotations
@@ -16,15 +21,27 @@ import numpy as np
 import pennylane as qml
 import torch
 
-from ..errors import QRNNTypeError
+from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import CellLayout
 from ..templates import QRNNCell, QuantumNeuron
 from ..templates.tokens import token_bits
 
-__all__ = ["Record", "SequenceProgram", "GATES", "check_layout"]
+__all__ = ["Record", "SequenceProgram", "GATES", "check_layout", "deferred_width"]
 
 #: the gate set a program uses (everything else is decomposed into it)
 GATES = ("RY", "CNOT", "PauliX", "PhaseShift")
+
+
+def deferred_width(layout: CellLayout, skip_output=None, length: int | None = None) -> int:
+    """Qubits of a sequence whose measurements are deferred onto fresh qubits, when the steps
+    marked in ``skip_output`` (``(L,)`` bools, or ``None`` with ``length``) skip their output
+    stage: each of those saves the i/o readout and the output neurons' ancilla measurements."""
+    if skip_output is None:
+        return layout.deferred_wires(int(length or 0))
+    skipped = [bool(s) for s in skip_output]
+    per_neuron = (layout.measurements_per_step - layout.io_bits) // layout.n_neurons
+    saved = layout.io_bits * (1 + per_neuron)
+    return layout.deferred_wires(len(skipped)) - saved * sum(skipped)
 
 
 def check_layout(layout) -> CellLayout:
@@ -60,6 +77,7 @@ class SequenceProgram:
         layout: the cell's :class:`~pennylane_qrnn.layout.CellLayout` (sizes and wires)
         length: the number of steps
         tokens: the input token of each step
+        skipped: for each step, whether its output stage is skipped (nothing read on the i/o)
     """
 
     operations: list
@@ -67,9 +85,14 @@ class SequenceProgram:
     layout: CellLayout
     length: int
     tokens: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.skipped:
+            self.skipped = [False] * self.length
 
     @classmethod
-    def build(cls, weights, tokens, layout: CellLayout) -> SequenceProgram:
+    def build(cls, weights, tokens, layout: CellLayout, skip_output=None) -> SequenceProgram:
         """The program of one sequence: for each step, the cell on ``tokens[t]`` (which writes
         the token itself), then a record of the i/o lanes (then reset them).
 
@@ -78,11 +101,18 @@ class SequenceProgram:
                 ``weights()``)
             tokens: the input token of each step
             layout (CellLayout): the cell's sizes, neuron settings and wires
+            skip_output: ``(L,)`` bools, the steps without output stage and i/o record (default:
+                none)
         """
         check_layout(layout)
         weights = [np.asarray(torch.as_tensor(w).detach().cpu().double()) for w in weights]
         operations, records = [], []
         tokens = [int(t) for t in tokens]
+        skipped = [False] * len(tokens) if skip_output is None else [bool(s) for s in skip_output]
+        if len(skipped) != len(tokens):
+            raise QRNNValueError(
+                f"skip_output must have one entry per token ({len(tokens)}); got {len(skipped)}"
+            )
         with qml.QueuingManager.stop_recording():
             for step, token in enumerate(tokens):
                 token_bits(token, layout.io_bits)
@@ -95,6 +125,7 @@ class SequenceProgram:
                     degree=layout.degree,
                     order=layout.order,
                     mode=layout.mode,
+                    output=not skipped[step],
                 )
                 for op in _flatten(cell.decomposition()):
                     if isinstance(op, qml.ops.MidMeasure):
@@ -103,11 +134,11 @@ class SequenceProgram:
                         operations.append(record)
                     else:
                         operations.append(op)
-                for lane, wire in enumerate(layout.io_wires):
+                for lane, wire in enumerate([] if skipped[step] else layout.io_wires):
                     record = Record(len(records), wire, "io", step, lane)
                     records.append(record)
                     operations.append(record)
-        return cls(operations, records, layout, len(tokens), tokens)
+        return cls(operations, records, layout, len(tokens), tokens, skipped)
 
     # -- views --------------------------------------------------------------------------
     @property
@@ -132,7 +163,7 @@ class SequenceProgram:
     @property
     def deferred_wires(self) -> int:
         """Qubits needed when every measurement gets a fresh qubit (no mid-circuit measurement)."""
-        return self.layout.deferred_wires(self.length)
+        return self.n_wires + len(self.records)
 
     def deferred_operations(self) -> list:
         """The program without mid-circuit measurements: record ``k`` is copied onto the fresh

@@ -244,10 +244,12 @@ def run_price(
     shots=1024,
     sequences=1,
     price_table=None,
+    skip_output=None,
 ) -> float | None:
     """The price in USD of running ``sequences`` sequences like ``tokens`` with ``shots`` each on
     the device called ``name`` (a Braket ARN in the table, or a Qiskit backend with calibrated
-    durations); ``None`` where no price is known."""
+    durations); ``None`` where no price is known. ``skip_output``: ``(L,)`` bools, the steps
+    without output stage (:meth:`SequenceProgram.build`)."""
     report = ResourceReport(
         device=name,
         measurements=measurements,
@@ -267,14 +269,15 @@ def run_price(
     backend = _transpile_target(device)
     circuit = None
     if backend is not None:
-        circuit = _transpiled(model_program(model, tokens), backend, [], measurements == "deferred")
+        program = model_program(model, tokens, skip_output)
+        circuit = _transpiled(program, backend, [], measurements == "deferred")
     _price(report, name, circuit, backend, price_table)
     return report.price_usd
 
 
-def model_program(model, tokens) -> SequenceProgram:
+def model_program(model, tokens, skip_output=None) -> SequenceProgram:
     """The :class:`SequenceProgram` of ``model`` (its weights and layout) on ``tokens``."""
-    return SequenceProgram.build(model.weights(), tokens, model.layout)
+    return SequenceProgram.build(model.weights(), tokens, model.layout, skip_output)
 
 
 def _price(report: ResourceReport, name, circuit, backend, price_table) -> None:

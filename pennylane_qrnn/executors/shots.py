@@ -3,6 +3,10 @@
 This is what a run on a QPU is (:mod:`pennylane_qrnn.devices.hardware`): no gradient, estimates
 that rest on the shots that survive, and a price. A step too few shots reach is NaN, with a
 warning or an error (``on_insufficient_shots``); nothing is invented for it.
+
+It runs the ``qpu`` protocol (:mod:`pennylane_qrnn.protocols`): ``skip_output`` leaves a step's
+output stage and i/o readout out of the circuit (NaN log-probabilities, outcome
+:data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED`, nothing postselected or paid there).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from ..devices.capabilities import DeviceCapabilityError, capabilities
 from ..devices.execution import METHODS
 from ..devices.hardware import INSUFFICIENT_SHOTS_POLICIES, ShotRunner
+from ..devices.program import deferred_width
 from ..devices.resources import Budget, check_budget_value, run_price
 from ..errors import QRNNValueError
 from ..results import PostselectionStats, SequenceOutput
@@ -62,6 +67,7 @@ class Shots(Executor):
     """
 
     supports_mixed_protocols = True
+    supports_skip_output = True
 
     def __init__(
         self,
@@ -110,8 +116,14 @@ class Shots(Executor):
             "shots": self.shots or self.device.shots or DEFAULT_SHOTS,
         }
 
-    def price(self, model: RunnableModel, tokens: torch.Tensor) -> float | None:
-        """The price in USD of running ``(L, N)`` ``tokens`` (``None``: no price known)."""
+    def price(
+        self,
+        model: RunnableModel,
+        tokens: torch.Tensor,
+        skip_output: torch.Tensor | None = None,
+    ) -> float | None:
+        """The price in USD of running ``(L, N)`` ``tokens`` (``None``: no price known), with
+        the steps in ``skip_output`` (``(L, N)`` bool) skipping their output stage."""
         plan = self.plan()
         name = self.device.options.get("device_arn") or self.device.name
         live = self.device.given if plan["measurements"] == "dynamic" else None
@@ -124,6 +136,7 @@ class Shots(Executor):
             plan["shots"],
             tokens.shape[1],
             self.price_table,
+            None if skip_output is None else skip_output[:, 0].tolist(),
         )
 
     def run(
@@ -134,24 +147,32 @@ class Shots(Executor):
         postselected: torch.Tensor | None,
         state: torch.Tensor | None,
         generator: torch.Generator | None,
+        *,
+        skip_output: torch.Tensor | None = None,
     ) -> SequenceOutput:
+        """:meth:`Executor.run <pennylane_qrnn.executors.Executor.run>`, and ``skip_output``:
+        ``(L, N)`` bool, the steps that skip their output stage (left out of the circuits)."""
         if state is not None:
             raise QRNNValueError(
                 f"state must be None on the shot path (backend={self.device.name!r}): circuits "
                 "start from |0...0>"
             )
         plan = self.plan()
+        skip = None if skip_output is None else skip_output.bool().cpu()
+        if skip is not None and not bool(skip.any()):
+            skip = None
         price = None
         if self.spending.limit is not None:
-            price = self.price(model, tokens)
+            price = self.price(model, tokens, skip)
             name = self.device.options.get("device_arn") or self.device.name
             self.spending.check(name, price, tokens.shape[1], plan["shots"])
         layout = model.layout
-        n_wires = (
-            layout.deferred_wires(tokens.shape[0])
-            if plan["measurements"] == "deferred"
-            else layout.n_wires
-        )
+        n_wires = layout.n_wires
+        if plan["measurements"] == "deferred":
+            n_wires = max(
+                deferred_width(layout, None if skip is None else skip[:, i], tokens.shape[0])
+                for i in range(tokens.shape[1])
+            )
         runner = ShotRunner(
             self.device.live(n_wires),
             layout,
@@ -169,7 +190,10 @@ class Shots(Executor):
             None if targets is None else targets.cpu(),
             None if targets is None or postselected is None else mask.cpu(),
             generator,
+            skip,
         )
+        if skip is not None:  # a skipped step reads nothing, so it postselects nothing
+            mask = mask.cpu() & ~skip
         stats = PostselectionStats.from_probabilities(run.neuron, run.picked, mask.cpu())
         weights = model.input_weights
         return SequenceOutput(

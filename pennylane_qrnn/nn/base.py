@@ -249,7 +249,8 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
         if not self.executor.supports_skip_output:
             raise QRNNValueError(
                 "skip_output (a protocol whose output stage runs only at some steps, such as "
-                f"'qpu') needs the exact executor; got {self.executor!r}"
+                f"'qpu') needs an executor that can skip output stages (Exact, Shots); got "
+                f"{self.executor!r}"
             )
         return self.executor.run(  # type: ignore[call-arg]  # checked just above
             self, tokens, targets, postselected, state, generator, skip_output=skip_output

@@ -71,7 +71,7 @@ class QRNN(QRNNBase):
         * **skip_output**: bool, shaped like ``tokens``: the steps that skip their output stage
           (nothing is read there: log-probabilities NaN, outcome -1, the state stays pure), as the
           ``qpu`` protocol asks (:meth:`Protocol.skips_output
-          <pennylane_qrnn.protocols.Protocol.skips_output>`); exact executor only
+          <pennylane_qrnn.protocols.Protocol.skips_output>`); exact and shot executors
 
     Returns:
         :class:`~pennylane_qrnn.results.SequenceOutput`, which unpacks as ``log_probs, state``:

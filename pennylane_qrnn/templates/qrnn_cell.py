@@ -45,7 +45,8 @@ class QRNNCell(MeasuringTemplate):
        each workspace lane, then one neuron per workspace lane;
     4. the reset of the i/o lanes: the same ``X`` gates, undoing the token (valid because so far
        the i/o lanes were only controls);
-    5. the output stage: one neuron per i/o lane.
+    5. the output stage: one neuron per i/o lane (left out with ``output=False``: the i/o lanes
+       are then back in ``|0>``, with nothing to read; the ``qpu`` protocol's unscored steps).
 
     Every neuron on a lane ``t`` is controlled by all other i/o and workspace lanes, workspace
     first (:func:`neuron_controls`), so it has ``n_weights = sum_{k<=degree} C(I+H-1, k)`` angles.
@@ -68,6 +69,7 @@ class QRNNCell(MeasuringTemplate):
         write (bool): ``True`` (default): the cell writes ``token`` itself. ``False``: the caller
             has already written exactly ``token`` onto the i/o lanes (e.g. with
             :func:`write_token`) and the cell only resets it.
+        output (bool): ``True`` (default): with the output stage; ``False``: without it.
 
     **Who writes the token.** Earlier development versions had the caller write the token
     (``write_token(token, io_wires)``) and pass it again for the reset. That code now writes
@@ -87,7 +89,7 @@ class QRNNCell(MeasuringTemplate):
     of these devices with right gradients.
 
     Raises:
-        TypeError: if ``write`` is not a bool
+        TypeError: if ``write`` or ``output`` is not a bool
         ValueError: for inconsistent shapes, overlapping wires, a bad token or mode; when queued
             after ``X`` gates on the i/o lanes with ``write=True`` (the token would be written
             twice), or after gates that wrote another token with ``write=False``
@@ -118,23 +120,16 @@ class QRNNCell(MeasuringTemplate):
 
     **Resources.** The decomposition's count is registered with PennyLane
     (``qml.list_decomps(QRNNCell)``; ``resource_keys``: ``io_bits``, ``workspace``, ``stages``,
-    ``degree``, ``order``, ``mode``, ``token_ones``, ``write``): the graph decomposition system
-    plans with it, and ``qml.specs`` counts the gates inside a cell through :meth:`resources`.
+    ``degree``, ``order``, ``mode``, ``token_ones``, ``write``, ``output``): the graph
+    decomposition system plans with it, and ``qml.specs`` counts the gates inside a cell through
+    :meth:`resources`.
     """
 
     grad_method = None
     _wire_keys = ("io_wires", "workspace_wires", "ancilla_wires")
     ndim_params = (2, 2, 3, 2)
-    resource_keys = {
-        "io_bits",
-        "workspace",
-        "stages",
-        "degree",
-        "order",
-        "mode",
-        "token_ones",
-        "write",
-    }
+    resource_keys = {"io_bits", "workspace", "stages", "degree", "order", "mode", "token_ones"}
+    resource_keys |= {"write", "output"}
 
     def __init__(
         self,
@@ -151,12 +146,14 @@ class QRNNCell(MeasuringTemplate):
         mode: str = "postselect",
         write: bool = True,
         id: str | None = None,
+        output: bool = True,
     ) -> None:
         degree = neuron.check_degree(degree)
         order = neuron.check_order(order)
         mode = neuron.check_mode(mode)
-        if not isinstance(write, bool):
-            raise QRNNTypeError(f"write must be a bool; got {type(write).__name__}")
+        for flag, value in (("write", write), ("output", output)):
+            if not isinstance(value, bool):
+                raise QRNNTypeError(f"{flag} must be a bool; got {type(value).__name__}")
         io_wires, workspace_wires = Wires(io_wires), Wires(workspace_wires)
         ancilla_wires = Wires([] if ancilla_wires is None else ancilla_wires)
         if len(io_wires) < 1:
@@ -208,6 +205,7 @@ class QRNNCell(MeasuringTemplate):
             "order": order,
             "mode": mode,
             "write": write,
+            "output": output,
         }
         super().__init__(*weights, wires=Wires(all_wires), id=id)
 
@@ -227,6 +225,7 @@ class QRNNCell(MeasuringTemplate):
             "mode": hp["mode"],
             "token_ones": sum(token_bits(hp["token"], len(hp["io_wires"]))),
             "write": hp["write"],
+            "output": hp["output"],
         }
 
     def queue(self, context: Any = qml.QueuingManager) -> QRNNCell:
@@ -259,9 +258,10 @@ class QRNNCell(MeasuringTemplate):
         order: int,
         mode: str,
         write: bool = True,
+        output: bool = True,
     ) -> list[Operator]:
         r"""Token write (unless ``write=False``), input stage, work stages, i/o reset and output
-        stage, as standard operations."""
+        stage (unless ``output=False``), as standard operations."""
         ops = list(write_token(token, io_wires)) if write else []
 
         def add_neuron(weights: TensorLike, target: Any) -> None:
@@ -292,7 +292,7 @@ class QRNNCell(MeasuringTemplate):
             for lane, target in enumerate(workspace_wires):
                 add_neuron(stage_weights[..., stage, lane, :], target)
         ops.extend(write_token(token, io_wires))
-        for lane, target in enumerate(io_wires):
+        for lane, target in enumerate(io_wires if output else ()):
             add_neuron(output_weights[..., lane, :], target)
         return ops
 
@@ -306,11 +306,12 @@ def _cell_resource_counts(
     mode: str,
     token_ones: int,
     write: bool,
+    output: bool = True,
 ) -> dict[Any, int]:
     """The operators of :meth:`QRNNCell.compute_decomposition`, counted without building it: the
     resource function registered with PennyLane. Amplified neurons stay templates (counted by
     their own registered rule); postselected ones are expanded in place, as the cell does."""
-    neurons = workspace * (1 + stages) + io_bits
+    neurons = workspace * (1 + stages) + (io_bits if output else 0)
     n_controls = io_bits + workspace - 1
     counts: dict[Any, int] = {}
 
