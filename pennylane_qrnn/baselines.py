@@ -234,12 +234,8 @@ class ClassicalSequenceModel(RememberedResults, SequenceInputs, nn.Module):
         postselected: Any = None,
         skip_output: Any = None,
     ) -> SequenceOutput:
-        if collapse is not None:
-            if postselected is not None:
-                raise QRNNValueError("pass postselected= (collapse= is its former name), not both")
-            postselected = collapse
         tokens, targets, postselected, unbatched = self._sequence_inputs(
-            tokens, targets, postselected
+            tokens, targets, collapse, postselected
         )
         state = self._check_state(state, tokens.shape[1], unbatched)
 

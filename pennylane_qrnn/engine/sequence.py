@@ -3,8 +3,6 @@ the operators' scales back into a :class:`SequenceResult`."""
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +10,7 @@ import torch
 from .. import memory
 from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import CellLayout
-from .checks import NumericalRangeWarning, check_finite
+from .checks import check_finite, warn_out_of_range
 from .operators import CellOperators
 from .outcomes import check_skip_output
 from .recurrence import _Plan, _Recurrence
@@ -151,26 +149,7 @@ def run_sequence(
             log_output = torch.where(skip_output, 0.0, log_output)
         log_scale = log_scale + log_output
     log_success = amplified_success(layout, log_success + 2 * log_scale)
-    if plan.floored:
-        warnings.warn(
-            f"{plan.floored} outcome(s) collapsed on had an amplitude below the smallest "
-            f"{write.dtype} number; their log-probabilities are bounds (at most log(tiny**2) = "
-            f"{2 * math.log(torch.finfo(write.dtype).tiny):.1f} below the step's largest). Use "
-            "dtype=torch.float64, or a lower order",
-            NumericalRangeWarning,
-            stacklevel=2,
-        )
-    dead = torch.isnan(log_chosen)
-    if bool(dead.any()):
-        first = dead.float().argmax(dim=0)[dead.any(dim=0)]
-        warnings.warn(
-            f"{int(dead.any(dim=0).sum())} of {batch} sequence(s) reached a step (first at step "
-            f"{int(first.min())}) where every branch is below the smallest {write.dtype} number; "
-            "their log-probabilities from there on are NaN. Use dtype=torch.float64, or a lower "
-            "order",
-            NumericalRangeWarning,
-            stacklevel=2,
-        )
+    warn_out_of_range(plan.floored, log_chosen, write.dtype)
     return SequenceResult(
         log_probs, final, outcomes, log_success.exp(), log_chosen.exp(), log_success, log_chosen
     )

@@ -33,8 +33,6 @@ graph at a time. Peak memory of a training step therefore grows like ``sqrt(L)``
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Sequence
 
 import torch
@@ -42,7 +40,7 @@ import torch
 from .. import memory
 from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import WEIGHT_NAMES, CellLayout
-from .checks import NumericalRangeWarning, check_finite
+from .checks import check_finite, warn_out_of_range
 from .outcomes import check_skip_output
 from .sequence import SequenceResult, amplified_success, initial_state
 from .sweep import NeuronTables, SweepPlan, _Sweep
@@ -133,27 +131,7 @@ def run_statevector(
     plan = SweepPlan(tables, tokens, targets, collapse, generator, skip_output)
     log_probs, final, outcomes, log_success, log_chosen = _Sweep.apply(plan, state, *tables.tensors)
     log_success = amplified_success(layout, log_success)
-    dtype = reference.dtype
-    if plan.floored:
-        warnings.warn(
-            f"{plan.floored} outcome(s) collapsed on had an amplitude below the smallest "
-            f"{dtype} number; their log-probabilities are bounds (at most log(tiny**2) = "
-            f"{2 * math.log(torch.finfo(dtype).tiny):.1f} below the step's largest). Use "
-            "dtype=torch.float64, or a lower order",
-            NumericalRangeWarning,
-            stacklevel=2,
-        )
-    dead = torch.isnan(log_chosen)
-    if bool(dead.any()):
-        first = dead.float().argmax(dim=0)[dead.any(dim=0)]
-        warnings.warn(
-            f"{int(dead.any(dim=0).sum())} of {batch} sequence(s) reached a step (first at step "
-            f"{int(first.min())}) where every branch is below the smallest {dtype} number; "
-            "their log-probabilities from there on are NaN. Use dtype=torch.float64, or a lower "
-            "order",
-            NumericalRangeWarning,
-            stacklevel=2,
-        )
+    warn_out_of_range(plan.floored, log_chosen, reference.dtype)
     return SequenceResult(
         log_probs, final, outcomes, log_success.exp(), log_chosen.exp(), log_success, log_chosen
     )

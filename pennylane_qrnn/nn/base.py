@@ -85,7 +85,8 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
                     f"{executor!r} and {', '.join(given)} (give those to the executor)"
                 )
         # refuse a size that cannot fit before allocating anything (pennylane_qrnn.memory)
-        backend_name = executor.backend if executor is not None else _backend_name(backend)
+        if executor is None:
+            executor = executor_for(**legacy)  # validates the options; allocates nothing
         memory.check_model(
             io_bits,
             workspace,
@@ -93,11 +94,11 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
             degree,
             order,
             mode,
-            backend_name,
+            executor.backend,
             torch.empty((), dtype=dtype).element_size(),
             device=device,
         )
-        self.executor: Executor = executor if executor is not None else executor_for(**legacy)
+        self.executor: Executor = executor
         self.executor.check_model(self)
         # a spending limit for executors that do not bill (kept so that checkpoints carry it)
         self._spending = None if hasattr(self.executor, "spending") else Budget(budget)
@@ -255,9 +256,3 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
         return self.executor.run(  # type: ignore[call-arg]  # checked just above
             self, tokens, targets, postselected, state, generator, skip_output=skip_output
         )
-
-
-def _backend_name(backend: Any) -> str | None:
-    if backend is None:
-        return None
-    return getattr(backend, "short_name", None) or getattr(backend, "name", backend)

@@ -59,9 +59,15 @@ class SequenceInputs:
         return (tokens.t() if self.batch_first else tokens), False
 
     def _sequence_inputs(
-        self, tokens: Any, targets: Any = None, collapse: Any = None
+        self, tokens: Any, targets: Any = None, collapse: Any = None, postselected: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, bool]:
-        """``(tokens, targets, collapse, unbatched)``, all time-major ``(L, N)``, checked."""
+        """``(tokens, targets, postselected, unbatched)``, all time-major ``(L, N)``, checked
+        (``collapse`` is the former name of ``postselected``; not both)."""
+        if collapse is not None:
+            if postselected is not None:
+                raise QRNNValueError("pass postselected= (collapse= is its former name), not both")
+            postselected = collapse
+        collapse = postselected
         tokens, unbatched = self._to_time_major("tokens", tokens)
         if tokens.shape[0] == 0:
             raise QRNNValueError("tokens must hold at least one step; got length 0")

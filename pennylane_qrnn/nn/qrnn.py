@@ -157,12 +157,8 @@ class QRNN(QRNNBase):
         postselected: Any = None,
         skip_output: Any = None,
     ) -> SequenceOutput:
-        if collapse is not None:
-            if postselected is not None:
-                raise QRNNValueError("pass postselected= (collapse= is its former name), not both")
-            postselected = collapse
         tokens, targets, postselected, unbatched = self._sequence_inputs(
-            tokens, targets, postselected
+            tokens, targets, collapse, postselected
         )
         skip_output = self._step_mask("skip_output", skip_output, tokens, unbatched)
         if state is not None and unbatched:
