@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pennylane_qrnn.evaluation import evaluate  # noqa: E402
-from pennylane_qrnn.reference import import_reference, reference_task  # noqa: E402
+from pennylane_qrnn.rvqe import import_rvqe_checkpoint, rvqe_task  # noqa: E402
 from pennylane_qrnn.tasks import get_task  # noqa: E402
 from pennylane_qrnn.training import (  # noqa: E402
     DEPRECATED_NAMES,
@@ -222,8 +222,8 @@ def row_mnist_reference(args):
     folder = args.checkpoints / "mnist01"
     results = []
     for path in sorted(folder.glob("*.tar")):
-        model, info = import_reference(path)
-        name, options = reference_task(info["dataset"])
+        model, info = import_rvqe_checkpoint(path)
+        name, options = rvqe_task(info["dataset"])
         task = get_task(name, **options)
         data = _full(task, "test")
         entry = {"checkpoint": path.name, "epoch": info["epoch"]}
@@ -253,8 +253,8 @@ def row_mnist_reference(args):
 def row_umap_reference(args):
     results = []
     for path in sorted((args.checkpoints / "mnist-umap").glob("*.tar")):
-        model, info = import_reference(path)
-        name, options = reference_task(info["dataset"])
+        model, info = import_rvqe_checkpoint(path)
+        name, options = rvqe_task(info["dataset"])
         task = get_task(name, **options)
         data = _full(task, "test")
         run = evaluate(model, [data], "forced-steps", generator=torch.Generator().manual_seed(0))
