@@ -76,8 +76,29 @@ def file_format(path: str | os.PathLike[str]) -> str:
     (a pre-1.6 ``torch.save`` file or another pickle of protocol 2 to 5), ``"empty"`` or
     ``"unknown"``.
 
+    Args:
+        path (str or os.PathLike): the file
+
+    Returns:
+        str: the format, one of the names above
+
     Raises:
         OSError: if the file cannot be read
+
+    **Example**
+
+    >>> import pickle, tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> from pennylane_qrnn.checkpoints import file_format
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> torch.save({"w": torch.zeros(2)}, Path(folder.name) / "weights.pt")
+    >>> file_format(Path(folder.name) / "weights.pt")
+    'torch-zip'
+    >>> _ = (Path(folder.name) / "plain.pkl").write_bytes(pickle.dumps([1, 2]))
+    >>> file_format(Path(folder.name) / "plain.pkl")
+    'legacy-pickle'
+    >>> folder.cleanup()
     """
     path = Path(path)
     with open(path, "rb") as stream:
@@ -113,21 +134,38 @@ def load_file(
     """Load ``path`` without running code from it.
 
     Args:
-        path: the file
+        path (str or os.PathLike): the file
         expected (str): what the file should be, for the error message (e.g. ``"a model.pt file
             written by `qrnn train`"``)
         what (str): the file's name in the error message (``"model"``, ``"checkpoint"``)
         formats (tuple): the container formats accepted, among ``"torch-zip"`` (read with
             ``weights_only=True``) and ``"legacy-pickle"`` (read with ``pickle_module``, which must
             then be a restricted unpickler that builds no arbitrary globals)
-        pickle_module: the restricted pickle module for ``"legacy-pickle"``
+        pickle_module (Any): the restricted pickle module for ``"legacy-pickle"``
 
     Returns:
-        the unpickled object
+        Any: the unpickled object
 
     Raises:
         FileNotFoundError: if ``path`` is not a file
         UnsafeFileError: if its format is not one of ``formats``, or it cannot be read as one
+
+    **Example**
+
+    >>> import pickle, tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> from pennylane_qrnn.checkpoints import load_file
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> torch.save({"w": torch.ones(2)}, Path(folder.name) / "weights.pt")
+    >>> load_file(Path(folder.name) / "weights.pt", "a torch.save file")
+    {'w': tensor([1., 1.])}
+    >>> _ = (Path(folder.name) / "plain.pkl").write_bytes(pickle.dumps([1, 2]))
+    >>> load_file(Path(folder.name) / "plain.pkl", "a torch.save file", what="model")
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.UnsafeFileError: model must be a torch.save file; ... a legacy pickle ...
+    >>> folder.cleanup()
     """
     path = Path(path)
     if not path.is_file():
@@ -178,7 +216,26 @@ def _reason(error: BaseException) -> str:
 
 
 def check_finite_state(state: dict[str, Any], where: str) -> None:
-    """Raise :class:`NonFiniteError` if a floating tensor of ``state`` holds NaN or infinity."""
+    """Raise :class:`NonFiniteError` if a floating tensor of ``state`` holds NaN or infinity.
+
+    Args:
+        state (dict[str, Any]): a ``state_dict`` or a dict of plain values; floating tensors and
+            floats are checked, anything else is skipped
+        where (str): what holds ``state``, for the message (e.g. ``"checkpoint.pt"``)
+
+    Raises:
+        NonFiniteError: a floating tensor or float that is NaN or infinite
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.checkpoints import check_finite_state
+    >>> check_finite_state({"w": torch.zeros(2), "step": 3}, "model")
+    >>> check_finite_state({"w": torch.tensor([0.0, float("nan")])}, "model")
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.NonFiniteError: model must hold finite weights; w holds NaN or infinity
+    """
     for key, value in state.items():
         if (
             isinstance(value, torch.Tensor)
@@ -221,18 +278,73 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 
 def atomic_save(obj: object, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+
+    A run killed while writing leaves the old file (or none) and a ``.NAME.*.tmp`` temporary,
+    never a truncated ``path``; :func:`remove_stale_temporaries` deletes the temporary.
+
+    Args:
+        obj (object): what to save (tensors and plain containers, for :func:`load_file`)
+        path (str or os.PathLike): the target; missing parent folders are created
+
+    **Example**
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> from pennylane_qrnn.checkpoints import atomic_save, load_file
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> atomic_save({"step": 7}, Path(folder.name) / "run" / "checkpoint.pt")
+    >>> load_file(Path(folder.name) / "run" / "checkpoint.pt", "a checkpoint")
+    {'step': 7}
+    >>> folder.cleanup()
+    """
     _atomic_write(Path(path), lambda stream: torch.save(obj, stream))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_save`).
+
+    Args:
+        path (str or os.PathLike): the target; missing parent folders are created
+        text (str): the contents
+
+    **Example**
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pennylane_qrnn.checkpoints import atomic_write_text
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> atomic_write_text(Path(folder.name) / "config.json", '{"seed": 0}')
+    >>> (Path(folder.name) / "config.json").read_text()
+    '{"seed": 0}'
+    >>> folder.cleanup()
+    """
     _atomic_write(Path(path), lambda stream: stream.write(text.encode("utf-8")))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
     """Delete the temporary files that a killed :func:`atomic_save` of one of ``names`` left in
-    ``folder`` (``.NAME.*.tmp``); returns those removed."""
+    ``folder`` (``.NAME.*.tmp``).
+
+    Args:
+        folder (str or os.PathLike): the folder written to (nothing happens if it is missing)
+        names (Iterable[str]): the file names written there with :func:`atomic_save`
+
+    Returns:
+        list[Path]: the temporaries removed
+
+    **Example**
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pennylane_qrnn.checkpoints import remove_stale_temporaries
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> _ = (Path(folder.name) / ".model.pt.1a2b3c4d.tmp").write_bytes(b"PK")
+    >>> [p.name for p in remove_stale_temporaries(folder.name, ["model.pt", "best.pt"])]
+    ['.model.pt.1a2b3c4d.tmp']
+    >>> folder.cleanup()
+    """
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():

@@ -48,7 +48,33 @@ PROTOCOLS = tuple(_PROTOCOLS)
 
 @dataclass
 class Evaluation:
-    """Aggregated metrics of :func:`evaluate` (floats, JSON-friendly)."""
+    """Aggregated metrics of :func:`evaluate` (floats, JSON-friendly).
+
+    Loss and accuracies are per scored step; the success figures are per sequence, as natural
+    logarithms of the probability that a QPU run of the sequence keeps its shot.
+
+    Attributes:
+        protocol: the protocol's name
+        sequences: the sequences evaluated
+        loss: NLL of the targets per scored step
+        accuracy_argmax: how often the most likely token is the target
+        accuracy_sampled: how often the sampled outcome is the target (NaN under a protocol that
+            samples no scored step)
+        accuracy_expected: the mean probability of the target
+        log_success_median: median over sequences of the log success probability
+        log_success_min: its minimum
+        log_io_success_median: median of its part from postselecting the i/o lanes
+        log_io_success_min: that part's minimum
+        log_neuron_success_median: median of its part from the neurons' postselections
+        min_step_probability: the smallest success probability of one step
+
+    **Example**
+
+    >>> from pennylane_qrnn.evaluation import Evaluation
+    >>> result = Evaluation("measured", 4, 0.5, 0.75, 0.5, 0.6, -3.0, -4.0, 0.0, 0.0, -3.0, 0.1)
+    >>> result.as_dict()["accuracy_sampled"]
+    0.5
+    """
 
     protocol: str
     sequences: int
@@ -71,8 +97,25 @@ def collapse_mask(batch: Any, protocol: Protocol | str = "forced-steps") -> torc
     """The steps of ``batch`` that an evaluation under ``protocol`` postselects on their target
     (:meth:`Protocol.mask <pennylane_qrnn.protocols.Protocol.mask>`).
 
+    Args:
+        batch (Batch): a task batch (its ``forced`` and ``scored`` masks)
+        protocol (Protocol or str): the evaluation protocol (:data:`PROTOCOLS`)
+
     Returns:
         torch.Tensor: ``(L, N)`` bool, on the device of ``batch.forced``
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.evaluation import collapse_mask
+    >>> from pennylane_qrnn.tasks import ElmanXOR
+    >>> batch = ElmanXOR(length=6).batch(1, torch.Generator().manual_seed(0))
+    >>> batch.scored[:, 0].tolist()
+    [False, True, False, False, True, False]
+    >>> collapse_mask(batch)[:, 0].tolist()  # forced-steps: the unscored steps
+    [True, False, True, True, False, True]
+    >>> collapse_mask(batch, "measured")[:, 0].tolist()
+    [False, False, False, False, False, False]
     """
     return get_protocol(protocol, "evaluation").mask(batch)
 
@@ -92,6 +135,16 @@ def evaluate(
     every other step (every scored one included) is sampled from the model's distribution with
     ``generator`` and the state collapses on the sample. All accuracies and the loss are over
     the scored steps of that run.
+
+    Args:
+        model (torch.nn.Module): the sequence model
+        batches (Iterable[Batch]): task batches (:meth:`SequenceTask.batch
+            <pennylane_qrnn.tasks.SequenceTask.batch>`)
+        protocol (Protocol or str): the evaluation protocol (:data:`PROTOCOLS`)
+        generator (torch.Generator or None): for the sampled outcomes
+
+    Returns:
+        Evaluation: the metrics over every batch
 
     Example::
 

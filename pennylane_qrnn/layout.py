@@ -38,8 +38,27 @@ WEIGHT_NAMES = ("input_weights", "rotation_weights", "stage_weights", "output_we
 
 def neuron_controls(target: Any, io_wires: Sequence, workspace_wires: Sequence) -> list:
     """The control wires of the neuron on ``target``: the workspace wires, then the i/o wires,
-    skipping the target. This is the reference implementation's order, so that its checkpoints
-    map one to one; every layer takes it from here."""
+    skipping the target.
+
+    This is the reference implementation's order, so that its checkpoints map one to one; every
+    layer takes it from here.
+
+    Args:
+        target (Any): the wire the neuron rotates
+        io_wires (Sequence): the cell's i/o wires
+        workspace_wires (Sequence): the cell's workspace wires
+
+    Returns:
+        list: the control wires, in the order of the neuron's weights
+
+    **Example**
+
+    >>> from pennylane_qrnn.layout import neuron_controls
+    >>> neuron_controls(0, io_wires=[0, 1], workspace_wires=[2, 3, 4])
+    [2, 3, 4, 1]
+    >>> neuron_controls(3, io_wires=["a"], workspace_wires=[2, 3])
+    [2, 'a']
+    """
     return [w for w in list(workspace_wires) + list(io_wires) if w != target]
 
 
@@ -48,12 +67,27 @@ class CellLayout:
     """Sizes and neuron settings of a QRNN cell, and the wires and controls they imply.
 
     Args:
-        io_bits: ``I``, bits per token (vocabulary ``2**I``)
-        workspace: ``H``, workspace qubits
-        stages: work stages per cell
-        degree: the neurons' degree
-        order: the neurons' order
-        mode: ``"postselect"`` or ``"amplified"``
+        io_bits (int): ``I``, bits per token (vocabulary ``2**I``)
+        workspace (int): ``H``, workspace qubits
+        stages (int): work stages per cell
+        degree (int): the neurons' degree
+        order (int): the neurons' order
+        mode (str): ``"postselect"`` or ``"amplified"``
+
+    Raises:
+        QRNNTypeError: a size, degree or order that is not an integer
+        QRNNValueError: a size, degree or order out of range, or an unknown ``mode``
+
+    **Example**
+
+    >>> from pennylane_qrnn.layout import CellLayout
+    >>> layout = CellLayout(io_bits=1, workspace=2, stages=1)
+    >>> layout.io_wires, layout.workspace_wires, layout.ancilla_wires
+    ([0], [1, 2], [3, 4])
+    >>> layout.controls(1)  # workspace first, then the i/o lanes
+    [2, 0]
+    >>> layout.n_wires, layout.n_parameters
+    (5, 22)
     """
 
     io_bits: int

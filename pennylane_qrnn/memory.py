@@ -389,7 +389,8 @@ def check(
         needed (int): the estimate, in bytes
         what (str): what is being sized, for the message (e.g. ``"QRNN(io_bits=1, workspace=16)
             on the exact engine"``)
-        limit, device: as for :func:`memory_limit`
+        limit (int or None): the limit in bytes, as for :func:`memory_limit`
+        device (torch.device, str or None): the device sized, as for :func:`memory_limit`
         detail (str or None): the estimate's parts, for the message
         advice (str): what to change, for the message
     """

@@ -68,19 +68,83 @@ MODES = ("postselect", "amplified")
 
 
 def check_mode(mode: Any) -> str:
-    """Validate a neuron mode (one of :data:`MODES`)."""
+    """Validate a neuron mode (one of :data:`MODES`).
+
+    Args:
+        mode (str): ``"postselect"`` or ``"amplified"``
+
+    Returns:
+        str: ``mode``
+
+    Raises:
+        QRNNValueError: ``mode`` is not one of :data:`MODES`
+
+    **Example**
+
+    >>> from pennylane_qrnn.neuron import check_mode
+    >>> check_mode("amplified")
+    'amplified'
+    >>> check_mode("x")
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.QRNNValueError: mode must be one of ('postselect', 'amplified'); got 'x'
+    """
     return check_choice("mode", mode, MODES)
 
 
 def check_degree(degree: Any) -> int:
-    """Validate a neuron degree: an int >= 1. A degree above a neuron's number of controls is
-    allowed and means every monomial (:func:`num_weights` takes ``min(degree, n_controls)``)."""
+    """Validate a neuron degree: an int >= 1.
+
+    A degree above a neuron's number of controls is allowed and means every monomial
+    (:func:`num_weights` takes ``min(degree, n_controls)``).
+
+    Args:
+        degree (int): the highest number of controls in one monomial of the pre-activation
+
+    Returns:
+        int: ``degree`` as a Python ``int``
+
+    Raises:
+        QRNNTypeError: ``degree`` is not an integer
+        QRNNValueError: ``degree`` is below 1
+
+    **Example**
+
+    >>> from pennylane_qrnn.neuron import check_degree
+    >>> check_degree(2)
+    2
+    >>> check_degree(0)
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.QRNNValueError: degree must be an int >= 1; got 0
+    """
     return check_int("degree", degree, 1)
 
 
 def check_order(order: Any) -> int:
     """Validate a neuron order (the nesting depth of the repeat-until-success circuit): an
-    int >= 1."""
+    int >= 1.
+
+    Args:
+        order (int): the neuron's order ``k``; its activation is ``arctan(tan(eta)**(2**k))``
+
+    Returns:
+        int: ``order`` as a Python ``int``
+
+    Raises:
+        QRNNTypeError: ``order`` is not an integer
+        QRNNValueError: ``order`` is below 1
+
+    **Example**
+
+    >>> from pennylane_qrnn.neuron import check_order
+    >>> check_order(2)
+    2
+    >>> check_order(1.5)
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.QRNNTypeError: order must be an int >= 1; got 1.5 (float)
+    """
     return check_int("order", order, 1)
 
 
@@ -89,6 +153,16 @@ def monomials(n_controls: int, degree: int) -> tuple[tuple[int, ...], ...]:
     """The monomials of a neuron, in weight order: ``()`` (the bias), then every subset of
     ``range(n_controls)`` of size 1, ..., ``degree`` (sizes ascending, each lexicographic).
 
+    Args:
+        n_controls (int): number of control lanes (at least 0)
+        degree (int): the neuron's degree (at least 1)
+
+    Returns:
+        tuple[tuple[int, ...], ...]: the monomials, each a tuple of control positions
+
+    **Example**
+
+    >>> from pennylane_qrnn.neuron import monomials
     >>> monomials(3, 2)
     ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2))
     """
@@ -104,7 +178,23 @@ def _check_controls(n_controls: Any) -> int:
 
 
 def num_weights(n_controls: int, degree: int) -> int:
-    """Number of angles of a neuron: ``sum_{k=0..degree} C(n_controls, k)``."""
+    """Number of angles of a neuron: ``sum_{k=0..degree} C(n_controls, k)``.
+
+    Args:
+        n_controls (int): number of control lanes (at least 0)
+        degree (int): the neuron's degree (at least 1)
+
+    Returns:
+        int: the length of the neuron's weight vector, ``len(monomials(n_controls, degree))``
+
+    **Example**
+
+    >>> from pennylane_qrnn.neuron import num_weights
+    >>> num_weights(3, 2)
+    7
+    >>> num_weights(3, 5)  # a degree above the controls means every monomial
+    8
+    """
     n_controls, degree = _check_controls(n_controls), check_degree(degree)
     return sum(comb(n_controls, k) for k in range(min(degree, n_controls) + 1))
 
@@ -115,6 +205,22 @@ def monomial_matrix(n_controls: int, degree: int) -> np.ndarray:
 
     Row ``x`` is the control basis state read as an integer with control 0 the most
     significant bit. Shape ``(2**n_controls, num_weights(n_controls, degree))``; read-only.
+
+    Args:
+        n_controls (int): number of control lanes
+        degree (int): the neuron's degree
+
+    Returns:
+        numpy.ndarray: the read-only float64 matrix (cached: the same object on every call)
+
+    **Example**
+
+    >>> from pennylane_qrnn.neuron import monomial_matrix
+    >>> monomial_matrix(2, 2)  # columns: bias, x0, x1, x0*x1
+    array([[1., 0., 0., 0.],
+           [1., 0., 1., 0.],
+           [1., 1., 0., 0.],
+           [1., 1., 1., 1.]])
     """
     states = np.arange(2**n_controls)
     bits = (states[:, None] >> (n_controls - 1 - np.arange(n_controls))[None, :]) & 1
@@ -134,6 +240,18 @@ def eta_table(weights: TensorLike, n_controls: int, degree: int) -> TensorLike:
 
     Returns:
         tensor_like: shape ``(..., 2**n_controls)``, same interface and dtype as ``weights``
+
+    Raises:
+        QRNNValueError: the last dimension of ``weights`` is not the number of monomials
+
+    **Example**
+
+    Two controls at degree 2: ``eta(x) = theta_0 + theta_1 x_0 + theta_2 x_1 + theta_3 x_0 x_1``.
+
+    >>> import numpy as np
+    >>> from pennylane_qrnn.neuron import eta_table
+    >>> eta_table(np.array([0.1, 0.2, 0.3, 0.4]), n_controls=2, degree=2)
+    array([0.1, 0.4, 0.3, 1. ])
     """
     matrix = monomial_matrix(n_controls, degree)
     shape = tuple(qml.math.shape(weights))
@@ -155,6 +273,21 @@ def neuron_amplitudes(eta: TensorLike, order: int) -> tuple[TensorLike, TensorLi
     These underflow at high order (``0.7**64`` is ``1e-10``; ``0.7**256`` is 0 in float32);
     use :func:`scaled_amplitudes` to compute with them and :func:`log_success_probability` for
     their size.
+
+    Args:
+        eta (tensor_like): pre-activations, any shape
+        order (int): the neuron's order
+
+    Returns:
+        tuple: ``(C, S)``, each shaped like ``eta``
+
+    **Example**
+
+    >>> import numpy as np
+    >>> from pennylane_qrnn.neuron import neuron_amplitudes
+    >>> c, s = neuron_amplitudes(np.pi / 3, order=1)  # cos**2, sin**2
+    >>> print(round(float(c), 4), round(float(s), 4))
+    0.25 0.75
     """
     power = 2 ** check_order(order)
     return qml.math.cos(eta) ** power, qml.math.sin(eta) ** power
@@ -183,6 +316,15 @@ def scaled_amplitudes(
 
     Returns:
         tuple: ``(C / reference**p, S / reference**p)`` with ``p = 2**order``
+
+    **Example**
+
+    >>> import numpy as np
+    >>> from pennylane_qrnn.neuron import scaled_amplitudes
+    >>> eta = np.pi / 3
+    >>> c, s = scaled_amplitudes(eta, order=1, reference=np.sin(eta))
+    >>> print(round(float(c), 4), round(float(s), 4))  # 0.25 / 0.75 and 0.75 / 0.75
+    0.3333 1.0
     """
     power = 2 ** check_order(order)
     cos, sin, _ = _magnitudes(eta)
@@ -195,6 +337,25 @@ def activation(eta: TensorLike, order: int) -> TensorLike:
     Computed as ``atan2((|sin|/m)**p, (|cos|/m)**p)`` with ``m = max(|cos|, |sin|)``: one argument
     is 1, so it is exact where ``tan`` overflows (``eta = pi/2``) and where ``cos**p`` and
     ``sin**p`` both underflow (high order), and so is its gradient.
+
+    Args:
+        eta (tensor_like): pre-activations, any shape
+        order (int): the neuron's order
+
+    Returns:
+        tensor_like: ``f(eta)``, shaped like ``eta``
+
+    **Example**
+
+    The activation sharpens towards a step at ``pi/4`` as the order grows:
+
+    >>> import torch
+    >>> from pennylane_qrnn.neuron import activation
+    >>> eta = torch.tensor([0.5, 0.7, 0.9])
+    >>> [round(v, 3) for v in activation(eta, order=1).tolist()]
+    [0.29, 0.617, 1.009]
+    >>> [round(v, 3) for v in activation(eta, order=3).tolist()]
+    [0.008, 0.248, 1.415]
     """
     cos, sin, top = _magnitudes(eta)
     power = 2 ** check_order(order)
@@ -208,6 +369,21 @@ def activation_rotation(eta: TensorLike, order: int) -> tuple[TensorLike, Tensor
     wherever ``|tan eta| > 1``, and the cosine of a rounded ``pi/2`` is ``1e-8`` in float32 whatever
     the true value. Here ``cos f = C' / sqrt(C'**2 + S'**2)`` with the ratios of
     :func:`activation` (one of them 1, so the root lies in ``[1, sqrt 2]``).
+
+    Args:
+        eta (tensor_like): pre-activations, any shape
+        order (int): the neuron's order
+
+    Returns:
+        tuple: ``(cos f(eta), sin f(eta))``, each shaped like ``eta``
+
+    **Example**
+
+    >>> import numpy as np
+    >>> from pennylane_qrnn.neuron import activation_rotation
+    >>> c, s = activation_rotation(np.pi / 3, order=1)  # f = arctan(3)
+    >>> print(round(float(c), 4), round(float(s), 4))
+    0.3162 0.9487
     """
     cos, sin, top = _magnitudes(eta)
     power = 2 ** check_order(order)
@@ -222,6 +398,20 @@ def success_probability(eta: TensorLike, order: int) -> TensorLike:
 
     At high order this underflows to 0 in float32 where the true value is below the smallest
     float; :func:`log_success_probability` does not.
+
+    Args:
+        eta (tensor_like): pre-activations, any shape
+        order (int): the neuron's order
+
+    Returns:
+        tensor_like: probabilities in ``(0, 1]``, shaped like ``eta``
+
+    **Example**
+
+    >>> import numpy as np
+    >>> from pennylane_qrnn.neuron import success_probability
+    >>> round(float(success_probability(np.pi / 3, order=1)), 4)  # 0.25**2 + 0.75**2
+    0.625
     """
     cos_p, sin_p = neuron_amplitudes(eta, order)
     return cos_p**2 + sin_p**2
@@ -230,7 +420,28 @@ def success_probability(eta: TensorLike, order: int) -> TensorLike:
 def log_success_probability(eta: TensorLike, order: int) -> TensorLike:
     """``log`` of :func:`success_probability`, finite at every order:
     ``2p log m + log((|cos|/m)**2p + (|sin|/m)**2p)`` with ``m = max(|cos|, |sin|)``,
-    ``p = 2**order`` (the second term lies in ``[0, log 2]``)."""
+    ``p = 2**order`` (the second term lies in ``[0, log 2]``).
+
+    Args:
+        eta (tensor_like): pre-activations, any shape
+        order (int): the neuron's order
+
+    Returns:
+        tensor_like: log-probabilities, shaped like ``eta``
+
+    **Example**
+
+    At order 10 the probability is far below float32's smallest number; its logarithm is not:
+
+    >>> import math
+    >>> import torch
+    >>> from pennylane_qrnn.neuron import log_success_probability, success_probability
+    >>> eta = torch.tensor(math.pi / 4)
+    >>> success_probability(eta, order=10)
+    tensor(0.)
+    >>> round(float(log_success_probability(eta, order=10)), 1)
+    -709.1
+    """
     cos, sin, top = _magnitudes(eta)
     power = 2 * 2 ** check_order(order)
     return power * qml.math.log(top) + qml.math.log((cos / top) ** power + (sin / top) ** power)
@@ -243,6 +454,21 @@ def walsh_matrix(n_controls: int) -> np.ndarray:
 
     A table ``phi(x)`` equals ``sum_B w_B (-1)**(B.x)`` with ``w = W @ phi / 2**n``; a degree-d
     polynomial in the bits has ``w_B = 0`` for ``popcount(B) > d``.
+
+    Args:
+        n_controls (int): ``n``, the number of bits
+
+    Returns:
+        numpy.ndarray: the read-only float64 matrix (cached: the same object on every call)
+
+    **Example**
+
+    >>> from pennylane_qrnn.neuron import walsh_matrix
+    >>> walsh_matrix(2)
+    array([[ 1.,  1.,  1.,  1.],
+           [ 1., -1.,  1., -1.],
+           [ 1.,  1., -1., -1.],
+           [ 1., -1., -1.,  1.]])
     """
     states = np.arange(2**n_controls)
     parity = np.zeros((states.size, states.size), dtype=np.int64)

@@ -41,6 +41,23 @@ class PostselectionStats:
             amplification would need (repeat-until-success needs ``sum_t 1/step_t`` tries)
         reach: ``(L, N)`` the fraction of shots that reach step ``t``'s readout: every
             postselection of the steps before, and the neurons' of step ``t``
+
+    **Example**
+
+    Executors build it with :meth:`from_logs` or :meth:`from_probabilities`. Two steps of one
+    sequence, the first postselected on a target of probability 0.5, the second measured:
+
+    >>> import torch
+    >>> from pennylane_qrnn.results import PostselectionStats
+    >>> stats = PostselectionStats.from_probabilities(
+    ...     neuron=torch.tensor([[0.9], [0.8]]),
+    ...     outcome_probability=torch.tensor([[0.5], [0.25]]),
+    ...     postselected=torch.tensor([[True], [False]]),
+    ... )
+    >>> [round(p, 4) for p in stats.step[:, 0].tolist()]  # 0.9 * 0.5, then 0.8 (any outcome)
+    [0.45, 0.8]
+    >>> round(float(stats.log_total.exp()), 4), round(float(stats.min_step), 4)
+    (0.36, 0.45)
     """
 
     neuron: torch.Tensor
@@ -126,6 +143,21 @@ class SequenceOutput:
             each estimate rests on); ``None`` elsewhere
         executor: a short description of what ran it (e.g. ``"exact"``, ``"circuits:
             lightning.qubit"``)
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn import QRNN
+    >>> model = QRNN(io_bits=1, workspace=2)
+    >>> tokens = torch.tensor([[0], [1], [1]])  # (L, N) = (3, 1)
+    >>> output = model(tokens, targets=torch.tensor([[1], [1], [0]]))
+    >>> log_probs, state = output
+    >>> tuple(log_probs.shape), tuple(state.shape)
+    ((3, 1, 2), (1, 4))
+    >>> output.outcomes[:, 0].tolist(), output.executor  # postselected: the targets
+    ([1, 1, 0], 'exact')
+    >>> tuple(output.postselection.step.shape)
+    (3, 1)
     """
 
     log_probs: torch.Tensor

@@ -43,7 +43,19 @@ __all__ = [
 
 
 class RVQEImportError(UnsafeFileError):
-    """A file that is not an RVQE checkpoint this importer understands."""
+    """A file that is not an RVQE checkpoint this importer understands.
+
+    An :class:`~pennylane_qrnn.errors.UnsafeFileError`, so a ``ValueError`` too.
+
+    **Example**
+
+    >>> from pennylane_qrnn.rvqe import RVQEImportError, rvqe_task
+    >>> try:
+    ...     rvqe_task("cifar")
+    ... except RVQEImportError as error:
+    ...     print(str(error)[:44])
+    dataset must be one this package provides (m
+    """
 
 
 class _Inert:
@@ -91,10 +103,39 @@ def load_rvqe_checkpoint(path) -> dict:
     Returns the checkpoint dict; ``_original_args`` is an ``argparse.Namespace`` (its ``func``
     an inert placeholder).
 
+    Args:
+        path (str or Path): the checkpoint (RVQE writes ``.tar`` files)
+
+    Returns:
+        dict: the checkpoint, with ``model_state_dict`` and ``_original_args``
+
     Raises:
         FileNotFoundError: if ``path`` is not a file
         RVQEImportError: if it is not a readable RVQE checkpoint (a TorchScript or other
             zip archive, an empty, truncated or foreign file)
+
+    **Example**
+
+    A checkpoint in RVQE's format, for a 3-qubit cell:
+
+    >>> import argparse, tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> neuron = {"θ": torch.tensor(0.0), "φ": torch.zeros(1)}  # bias, one control weight
+    >>> layers = ("input_layer.0", "kernel_layer.0.1", "output_layer.0")
+    >>> state = {f"cell.{layer}.{k}": v for layer in layers for k, v in neuron.items()}
+    >>> state["cell.kernel_layer.0.0.θs"] = torch.zeros(1)
+    >>> args = argparse.Namespace(workspace=1, stages=1, order=1, degree=1,
+    ...                           dataset="elman-xor", initial_bias=0.5)
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = Path(folder.name) / "rvqe.tar"
+    >>> checkpoint = {"model_state_dict": state, "_original_args": args, "epoch": 7}
+    >>> torch.save(checkpoint, path, _use_new_zipfile_serialization=False)  # RVQE's format
+    >>> from pennylane_qrnn.rvqe import load_rvqe_checkpoint
+    >>> loaded = load_rvqe_checkpoint(path)
+    >>> sorted(loaded), loaded["_original_args"].workspace
+    (['_original_args', 'epoch', 'model_state_dict'], 1)
+    >>> folder.cleanup()
     """
     try:
         checkpoint = load_file(
@@ -137,8 +178,46 @@ def _neuron(state, prefix, initial_bias):
 def import_rvqe_checkpoint(path, dtype=torch.float64) -> tuple[QRNN, dict]:
     """Build a :class:`~pennylane_qrnn.QRNN` holding an RVQE checkpoint's trained weights.
 
-    Returns ``(model, info)``; ``info`` has RVQE's settings (``workspace``, ``stages``,
-    ``order``, ``degree``, ``io_bits``, ``dataset``, ``initial_bias``, ``epoch``, ...).
+    Args:
+        path (str or Path): the checkpoint
+        dtype (torch.dtype): the model's parameter dtype
+
+    Returns:
+        tuple: ``(model, info)``; ``info`` has RVQE's settings (``workspace``, ``stages``,
+        ``order``, ``degree``, ``io_bits``, ``dataset``, ``initial_bias``, ``epoch``, ...)
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file
+        RVQEImportError: a file :func:`load_rvqe_checkpoint` refuses, or weights that do not
+            fit the settings it holds
+        NonFiniteError: weights that are NaN or infinite
+
+    **Example**
+
+    A checkpoint in RVQE's format, for a 3-qubit cell:
+
+    >>> import argparse, tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> neuron = {"θ": torch.tensor(0.0), "φ": torch.zeros(1)}  # bias, one control weight
+    >>> layers = ("input_layer.0", "kernel_layer.0.1", "output_layer.0")
+    >>> state = {f"cell.{layer}.{k}": v for layer in layers for k, v in neuron.items()}
+    >>> state["cell.kernel_layer.0.0.θs"] = torch.zeros(1)
+    >>> args = argparse.Namespace(workspace=1, stages=1, order=1, degree=1,
+    ...                           dataset="elman-xor", initial_bias=0.5)
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = Path(folder.name) / "rvqe.tar"
+    >>> checkpoint = {"model_state_dict": state, "_original_args": args, "epoch": 7}
+    >>> torch.save(checkpoint, path, _use_new_zipfile_serialization=False)  # RVQE's format
+    >>> from pennylane_qrnn.rvqe import import_rvqe_checkpoint
+    >>> model, info = import_rvqe_checkpoint(path)
+    >>> model.layout
+    CellLayout(io_bits=1, workspace=1, stages=1, degree=1, order=1, mode='postselect')
+    >>> info["dataset"], info["epoch"]
+    ('elman-xor', 7)
+    >>> model.input_weights.tolist()  # bias (0 + initial_bias) / 2, then phi / 2
+    [[0.25, 0.0]]
+    >>> folder.cleanup()
     """
     checkpoint = load_rvqe_checkpoint(path)
     try:
@@ -236,8 +315,20 @@ def _plain(value):
 def rvqe_task(dataset: str) -> tuple[str, dict]:
     """This package's task (name, options) for an RVQE dataset name.
 
+    Args:
+        dataset (str): the ``--dataset`` an RVQE run was trained on
+
+    Returns:
+        tuple: ``(name, options)`` for :func:`~pennylane_qrnn.tasks.get_task`
+
     Raises:
         RVQEImportError: for a dataset with no counterpart here
+
+    **Example**
+
+    >>> from pennylane_qrnn.rvqe import rvqe_task
+    >>> rvqe_task("elman-letter"), rvqe_task("mnist-umap-d3-r4")
+    (('elman-letters', {}), ('mnist-umap', {'dims': 3, 'resolution': 4}))
     """
     fixed = {
         "mnist01": "mnist01",

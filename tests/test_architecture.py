@@ -36,8 +36,12 @@ LAYERS = {
     "__main__": 8,
     "__init__": 9,
 }
-#: the most lines a module may have (the issue's "about 400")
-MAX_LINES = 420
+#: the most lines of code a module may have (the issue's "about 400"): docstrings, comments and
+#: blank lines not counted, so that documenting a module (issue 11: every public name with an
+#: example) never forces it apart
+MAX_CODE_LINES = 400
+#: the most lines in all, documentation included
+MAX_LINES = 600
 
 
 def _modules():
@@ -86,8 +90,26 @@ def test_no_private_name_crosses_a_package(path):
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_modules_stay_small(path):
-    lines = len(path.read_text().splitlines())
-    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines"
+    source = path.read_text()
+    lines = source.splitlines()
+    assert len(lines) <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {len(lines)} lines"
+    docstrings = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = body[0] if body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                docstrings.update(range(first.lineno, first.end_lineno + 1))
+    code = sum(
+        1
+        for number, line in enumerate(lines, 1)
+        if line.strip() and not line.strip().startswith("#") and number not in docstrings
+    )
+    assert code <= MAX_CODE_LINES, f"{path.relative_to(PACKAGE)} has {code} lines of code"
 
 
 def test_the_engine_depends_on_the_maths_not_the_templates():

@@ -60,6 +60,22 @@ def main(argv=None) -> int:
     A deliberate refusal (:class:`~pennylane_qrnn.errors.QRNNError`, a bad flag, a file that
     cannot be read or written) is one line on stderr and status 2; anything else is a bug and
     keeps its traceback.
+
+    Args:
+        argv (list[str] or None): the arguments after ``qrnn``; ``None`` reads ``sys.argv``
+
+    Returns:
+        int: the exit status: 0 on success, 2 for a refusal, 130 when interrupted
+
+    **Example**
+
+    >>> from pennylane_qrnn.cli import main
+    >>> main(["tasks"])  # doctest: +ELLIPSIS
+    task ... paper
+    memorise ...
+    0
+    >>> main(["eval", "no-such-folder/model.pt"])  # the reason is one line on stderr
+    2
     """
     argv = _renamed_command(list(sys.argv[1:] if argv is None else argv))
     args = _parser().parse_args(argv)

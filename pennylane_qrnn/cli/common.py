@@ -12,7 +12,18 @@ __all__ = ["UsageError", "Renamed", "note", "add_model_flags", "add_data_flag", 
 
 
 class UsageError(Exception):
-    """A bad flag value or path: reported in one line, no traceback."""
+    """A bad flag value or path: reported in one line, no traceback.
+
+    **Example**
+
+    >>> from pennylane_qrnn.cli import UsageError
+    >>> from pennylane_qrnn.cli.common import data_dir
+    >>> try:
+    ...     data_dir("no-such-folder")
+    ... except UsageError as error:
+    ...     print(error)
+    --data-dir must be an existing folder; got 'no-such-folder'
+    """
 
 
 def note(message: str) -> None:

@@ -40,6 +40,15 @@ class DeviceCapabilities:
             ``"native"`` (simulated mid-circuit measurements), ``"dynamic"`` (Qiskit dynamic
             circuits: measure and reset on the backend) or ``"deferred"`` (a fresh qubit per
             measurement); see :mod:`pennylane_qrnn.devices.execution`
+
+    **Example**
+
+    >>> from pennylane_qrnn.devices import capabilities
+    >>> capabilities("lightning.qubit")
+    DeviceCapabilities(name='lightning.qubit', postselect=True, mcm_method='tree-traversal', \
+analytic=True, measurements='native')
+    >>> capabilities("qiskit.aer").path  # no postselection: sequences run on the shot path
+    'shots'
     """
 
     name: str
@@ -56,13 +65,41 @@ class DeviceCapabilities:
 
 
 def device_name(device) -> str:
-    """The short name of a device object or name."""
+    """The short name of a device object or name.
+
+    Args:
+        device (Any): a PennyLane device, or its short name
+
+    Returns:
+        str: the short name (e.g. ``"lightning.qubit"``)
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_qrnn.devices import device_name
+    >>> device_name(qml.device("default.qubit")), device_name("qiskit.aer")
+    ('default.qubit', 'qiskit.aer')
+    """
     return device if isinstance(device, str) else getattr(device, "short_name", None) or device.name
 
 
 def capabilities(device, shots=None) -> DeviceCapabilities:
     """The capability record of ``device`` (a device or its short name) at the given shots,
-    from its :func:`~pennylane_qrnn.devices.facts.device_facts`."""
+    from its :func:`~pennylane_qrnn.devices.facts.device_facts`.
+
+    Args:
+        device (Any): a PennyLane device, or its short name
+        shots (int or None): the shots it runs with; ``None`` takes a device object's own
+
+    Returns:
+        DeviceCapabilities: the record
+
+    **Example**
+
+    >>> from pennylane_qrnn.devices import capabilities
+    >>> capabilities("lightning.qubit").mcm_method, capabilities("lightning.qubit", 100).mcm_method
+    ('tree-traversal', 'one-shot')
+    """
     name = device_name(device)
     if shots is None and not isinstance(device, str):
         shots = getattr(device, "shots", None)
@@ -75,6 +112,27 @@ def capabilities(device, shots=None) -> DeviceCapabilities:
 
 def qnode_options(device, mode: str, teacher_forcing: bool = True, shots=None) -> dict:
     """QNode keyword arguments that run a QRNN circuit of this ``mode`` on ``device``.
+
+    Args:
+        device (Any): a PennyLane device, or its short name
+        mode (str): the neurons' mode, ``"postselect"`` or ``"amplified"``
+        teacher_forcing (bool): whether the circuit postselects the i/o lanes across steps
+        shots (int or None): the shots it runs with; ``None`` takes a device object's own
+
+    Returns:
+        dict: the keyword arguments (``mcm_method``, or none)
+
+    **Example**
+
+    >>> from pennylane_qrnn.devices import qnode_options
+    >>> qnode_options("default.qubit", "postselect")
+    {'mcm_method': 'tree-traversal'}
+    >>> qnode_options("qiskit.aer", "amplified", teacher_forcing=False)
+    {}
+    >>> qnode_options("qiskit.aer", "postselect")
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.DeviceCapabilityError: device 'qiskit.aer' cannot postselect ...
 
     Raises:
         DeviceCapabilityError: if the circuit needs postselection (``mode="postselect"``, or teacher

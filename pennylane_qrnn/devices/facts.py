@@ -42,6 +42,13 @@ class DeviceFacts:
         aws_credentials: needs AWS credentials before it is created
         extra: the package extra that installs its plugin (``pip install pennylane-qrnn[extra]``)
         notes: one line for the device table
+
+    **Example**
+
+    >>> from pennylane_qrnn.devices import DEVICE_FACTS
+    >>> facts = DEVICE_FACTS["lightning.qubit"]
+    >>> facts.postselects, facts.mcm_method(), facts.mcm_method(shots=1000)
+    (True, 'tree-traversal', 'one-shot')
     """
 
     name: str
@@ -135,7 +142,22 @@ DEVICE_FACTS = {
 
 def device_facts(name: str) -> DeviceFacts:
     """The record of the device called ``name``; conservative defaults for one not in
-    :data:`DEVICE_FACTS` (no postselection; deferred measurements, Qiskit's dynamic)."""
+    :data:`DEVICE_FACTS` (no postselection; deferred measurements, Qiskit's dynamic).
+
+    Args:
+        name (str): the device's PennyLane short name
+
+    Returns:
+        DeviceFacts: the record
+
+    **Example**
+
+    >>> from pennylane_qrnn.devices import device_facts
+    >>> device_facts("qiskit.aer").extra  # the package extra that installs its plugin
+    'ibm'
+    >>> device_facts("qiskit.someday").measurements, device_facts("qiskit.someday").postselects
+    ('dynamic', False)
+    """
     known = DEVICE_FACTS.get(name)
     if known is not None:
         return known
@@ -145,7 +167,23 @@ def device_facts(name: str) -> DeviceFacts:
 def qiskit_backend(device):
     """The Qiskit backend behind ``device``: a pennylane-qiskit device's ``backend``, else
     ``device`` itself (already a backend); ``None`` for ``None``. Whether it is a backend that
-    can transpile is the caller's question (``hasattr(backend, "target")``)."""
+    can transpile is the caller's question (``hasattr(backend, "target")``).
+
+    Args:
+        device (Any): a pennylane-qiskit device, a Qiskit backend, or ``None``
+
+    Returns:
+        Any: the backend, or ``None``
+
+    **Example**
+
+    >>> from types import SimpleNamespace
+    >>> from pennylane_qrnn.devices import qiskit_backend
+    >>> qiskit_backend(SimpleNamespace(backend="a Qiskit backend"))  # a device's backend
+    'a Qiskit backend'
+    >>> qiskit_backend(None) is None
+    True
+    """
     if device is None:
         return None
     backend = getattr(device, "backend", None)

@@ -20,13 +20,22 @@ class DeviceSpec:
     """A device given as a PennyLane device or the name of an installed one.
 
     Args:
-        device: a PennyLane device object, or its short name (e.g. ``"lightning.qubit"``)
-        options: keyword arguments for ``qml.device`` when ``device`` is a name (a device
-            object's own ``shots`` are recorded here too)
+        device (Any): a PennyLane device object, or its short name (e.g. ``"lightning.qubit"``)
+        options (dict or None): keyword arguments for ``qml.device`` when ``device`` is a name
+            (a device object's own ``shots`` are recorded here too)
 
     Raises:
         QRNNValueError: a name that is not an installed PennyLane device
         QRNNTypeError: neither a name nor a device
+
+    **Example**
+
+    >>> from pennylane_qrnn.executors import DeviceSpec
+    >>> spec = DeviceSpec("default.qubit", {"seed": 7})
+    >>> spec, spec.name  # the repr names option keys only (they may hold account details)
+    (DeviceSpec('default.qubit', options: seed), 'default.qubit')
+    >>> spec.live(n_wires=3).name  # built when first needed
+    'default.qubit'
     """
 
     def __init__(self, device: Any, options: dict | None = None) -> None:

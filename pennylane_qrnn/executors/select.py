@@ -49,6 +49,41 @@ def executor_for(
     * a device that postselects mid-circuit measurements (``default.qubit``, ``lightning.*``)
       and no ``execution=``: :class:`Circuits`;
     * any other device, or ``execution=`` given: :class:`Shots`.
+
+    Args:
+        backend (Any): ``None``, a PennyLane device or the name of an installed one
+        diff_method (str or None): with ``backend=`` a device: the gradient method of
+            :class:`~pennylane_qrnn.executors.Circuits`; ``None`` picks one that is right
+        backend_options (dict or None): keyword arguments for ``qml.device`` when ``backend`` is
+            a device name
+        shots (int or None): :class:`~pennylane_qrnn.executors.Shots`: shots per sequence
+        execution (str or None): :class:`~pennylane_qrnn.executors.Shots`' ``method``: how
+            mid-circuit measurements are realised (``"native"``, ``"dynamic"``, ``"deferred"``)
+        seed (int or None): :class:`~pennylane_qrnn.executors.Shots`: the simulator's seed
+        budget (float or None): :class:`~pennylane_qrnn.executors.Shots`: a spending limit in USD
+        price_table (dict or None): :class:`~pennylane_qrnn.executors.Shots`: prices replacing the
+            default table for the budget check
+        min_survivors (int): :class:`~pennylane_qrnn.executors.Shots`: the surviving shots a step
+            needs to be estimated
+        on_insufficient_shots (str): :class:`~pennylane_qrnn.executors.Shots`: ``"warn"`` or
+            ``"raise"`` when a step has too few survivors
+
+    Returns:
+        Executor: the executor
+
+    Raises:
+        QRNNTypeError: an option of the wrong type
+        QRNNValueError: an option out of range, an unknown device name, or a ``diff_method``
+            that the chosen executor cannot honour
+
+    **Example**
+
+    >>> from pennylane_qrnn.executors import executor_for
+    >>> type(executor_for()).__name__
+    'Exact'
+    >>> executor = executor_for("default.qubit", diff_method="backprop")
+    >>> type(executor).__name__, executor.diff_method
+    ('Circuits', 'backprop')
     """
     if shots is not None:
         check_int("shots", shots, 1)

@@ -19,6 +19,36 @@ class QRNNCell(QRNNBase):
 
     Same arguments as :class:`~pennylane_qrnn.QRNN` (without ``batch_first``).
 
+    Args:
+        io_bits (int): ``I``, bits per token; the vocabulary has ``2**I`` tokens
+        workspace (int): ``H``, workspace qubits (the hidden state)
+        stages (int): work stages per cell
+        degree (int): the neurons' degree
+        order (int): the neurons' order
+        mode (str): ``"postselect"`` or ``"amplified"`` (see :class:`~pennylane_qrnn.QuantumNeuron`)
+        backend (Any): shorthand for an executor: ``None`` for
+            :class:`~pennylane_qrnn.executors.Exact`, or a PennyLane device or device name
+            (see :func:`~pennylane_qrnn.executors.executor_for`)
+        device (torch.device, str or None): torch factory argument: where the parameters live
+        dtype (torch.dtype or None): torch factory argument: the parameters' floating dtype
+        diff_method (str or None): with ``backend=`` a device: the gradient method of
+            :class:`~pennylane_qrnn.executors.Circuits`; ``None`` picks one that is right
+        backend_options (dict or None): keyword arguments for ``qml.device`` when ``backend`` is
+            a device name
+        shots (int or None): :class:`~pennylane_qrnn.executors.Shots`: shots per sequence
+        execution (str or None): :class:`~pennylane_qrnn.executors.Shots`' ``method``: how
+            mid-circuit measurements are realised (``"native"``, ``"dynamic"``, ``"deferred"``)
+        seed (int or None): :class:`~pennylane_qrnn.executors.Shots`: the simulator's seed
+        budget (float or None): :class:`~pennylane_qrnn.executors.Shots`: a spending limit in USD
+        price_table (dict or None): :class:`~pennylane_qrnn.executors.Shots`: prices replacing the
+            default table for the budget check
+        min_survivors (int): :class:`~pennylane_qrnn.executors.Shots`: the surviving shots a step
+            needs to be estimated
+        on_insufficient_shots (str): :class:`~pennylane_qrnn.executors.Shots`: ``"warn"`` or
+            ``"raise"`` when a step has too few survivors
+        executor (Executor or None): where and how the cell runs; excludes ``backend`` and the
+            options above. Default: :class:`~pennylane_qrnn.executors.Exact`
+
     Inputs: ``token, target=None, state=None, generator=None``
         * **token**: ``(N,)`` or scalar, the input token
         * **target**: like ``token``: postselect the i/o lanes on it; ``None`` samples

@@ -18,12 +18,32 @@ def sequence_nll(
     """Negative log-likelihood of ``targets`` under per-step ``log_probs``, over scored steps.
 
     Args:
-        log_probs: ``(L, N, V)`` (or ``(N, L, V)`` together with ``(N, L)`` targets: only the
-            last axis matters, the others must agree)
-        targets: integer tensor of ``log_probs.shape[:-1]``
-        mask: bool or float tensor of the same shape, 1 where a step is scored; ``None`` scores
-            every step
-        reduction: ``"mean"`` (per scored step), ``"sum"`` or ``"none"`` (per step, masked)
+        log_probs (torch.Tensor): ``(L, N, V)`` (or ``(N, L, V)`` together with ``(N, L)``
+            targets: only the last axis matters, the others must agree)
+        targets (torch.Tensor): integer tensor of ``log_probs.shape[:-1]``
+        mask (torch.Tensor or None): bool or float tensor of the same shape, 1 where a step is
+            scored; ``None`` scores every step
+        reduction (str): ``"mean"`` (per scored step), ``"sum"`` or ``"none"`` (per step, masked)
+
+    Returns:
+        torch.Tensor: the loss, a scalar (``"mean"``, ``"sum"``) or shaped like ``targets``
+
+    Raises:
+        QRNNValueError: ``targets`` or ``mask`` of the wrong shape, or an unknown ``reduction``
+
+    **Example**
+
+    Two steps of one sequence; only the second is scored:
+
+    >>> import torch
+    >>> from pennylane_qrnn import sequence_nll
+    >>> log_probs = torch.tensor([[[0.5, 0.5]], [[0.25, 0.75]]]).log()  # (L, N, V) = (2, 1, 2)
+    >>> targets = torch.tensor([[0], [1]])
+    >>> round(float(sequence_nll(log_probs, targets)), 4)  # (log 2 + log 4/3) / 2
+    0.4904
+    >>> mask = torch.tensor([[False], [True]])
+    >>> round(float(sequence_nll(log_probs, targets, mask)), 4)  # -log 0.75
+    0.2877
     """
     if targets.shape != log_probs.shape[:-1]:
         raise QRNNValueError(

@@ -59,7 +59,21 @@ RENAMED_TASKS = {"memorise-reference": "memorise-rvqe", "dna-reference": "dna-rv
 
 def canonical_task_name(name: str, warn: bool = True) -> str:
     """``name``, or the current name of a former one (:data:`RENAMED_TASKS`), with a
-    :class:`FutureWarning` unless ``warn`` is false. Unknown names pass through unchanged."""
+    :class:`FutureWarning` unless ``warn`` is false. Unknown names pass through unchanged.
+
+    Args:
+        name (str): a task name
+        warn (bool): whether a former name warns
+
+    Returns:
+        str: the current name
+
+    **Example**
+
+    >>> from pennylane_qrnn.tasks import canonical_task_name
+    >>> canonical_task_name("dna-reference", warn=False), canonical_task_name("dna")
+    ('dna-rvqe', 'dna')
+    """
     if isinstance(name, str) and name in RENAMED_TASKS:
         new = RENAMED_TASKS[name]
         if warn:
@@ -78,6 +92,24 @@ def get_task(name: str, **kwargs) -> SequenceTask:
 
     The former names ``memorise-reference`` and ``dna-reference`` still work, with a
     :class:`FutureWarning` (:data:`RENAMED_TASKS`).
+
+    Args:
+        name (str): one of the names in :data:`TASKS`
+        **kwargs: keyword arguments for the task's constructor (``length``, ``folder``, ...)
+
+    Returns:
+        SequenceTask: the task
+
+    Raises:
+        QRNNValueError: an unknown name, or an option the task refuses
+
+    **Example**
+
+    >>> from pennylane_qrnn.tasks import get_task
+    >>> get_task("dna", length=10)
+    DNA(10)
+    >>> get_task("memorise-rvqe").variant
+    'rvqe'
     """
     name = canonical_task_name(name)
     if name not in TASKS:

@@ -32,6 +32,19 @@ class Batch:
         forced: ``(L, N)`` bool, the steps an evaluation postselects on their target; the others
             are measured (sampled), as the reference implementation validates
         labels: ``(N,)`` class labels for classification tasks, else ``None``
+
+    Raises:
+        QRNNValueError: ``targets``, ``scored`` or ``forced`` not shaped like ``tokens``
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.tasks import Batch
+    >>> tokens = torch.tensor([[0, 1], [1, 1], [0, 0]])  # (L, N) = (3, 2)
+    >>> scored = torch.tensor([[False, False], [False, False], [True, True]])
+    >>> batch = Batch(tokens, targets=tokens.roll(-1, 0), scored=scored, forced=~scored)
+    >>> batch.length, batch.size, batch.columns(1, 2).tokens[:, 0].tolist()
+    (3, 2, [1, 1, 0])
     """
 
     tokens: torch.Tensor
@@ -70,7 +83,28 @@ class Batch:
 
 @dataclass
 class TaskDefaults:
-    """Per-task training defaults, from the paper and its reference scripts."""
+    """Per-task training defaults, from the paper and its reference scripts.
+
+    Attributes:
+        workspace: workspace qubits ``H``
+        stages: work stages per cell
+        degree: the neurons' degree
+        order: the neurons' order
+        steps: optimiser steps
+        batch_size: sequences per step
+        lr: learning rate
+        optimizer: the optimiser's name (:data:`pennylane_qrnn.training.OPTIMIZERS`)
+        target_loss: stop once the validation loss is below this (``None``: run every step)
+        loss: the training loss (:data:`pennylane_qrnn.training.LOSSES`)
+        extra: further task-specific settings
+
+    **Example**
+
+    >>> from pennylane_qrnn.tasks import ElmanXOR
+    >>> defaults = ElmanXOR.defaults
+    >>> defaults.workspace, defaults.stages, defaults.degree, defaults.lr
+    (4, 1, 3, 0.05)
+    """
 
     workspace: int
     stages: int
@@ -92,6 +126,23 @@ class SequenceTask(ABC):
     """A dataset of token sequences for a QRNN.
 
     Subclasses set ``name``, ``io_bits`` and ``defaults`` and implement :meth:`batch`.
+
+    **Example**
+
+    A task that repeats the token ``1`` (two i/o bits: tokens 0..3):
+
+    >>> import torch
+    >>> from pennylane_qrnn.tasks import Batch, SequenceTask, TaskDefaults
+    >>> class Ones(SequenceTask):
+    ...     name, io_bits = "ones", 2
+    ...     defaults = TaskDefaults(workspace=2, stages=1, degree=2)
+    ...     def batch(self, size, generator=None, split="train"):
+    ...         tokens = torch.ones(4, size, dtype=torch.long)
+    ...         scored = torch.ones(4, size, dtype=torch.bool)
+    ...         return Batch(tokens, tokens, scored, forced=~scored)
+    >>> task = Ones()
+    >>> task.vocabulary_size, tuple(task.batch(3).tokens.shape)
+    (4, (4, 3))
     """
 
     name: str = ""

@@ -261,6 +261,19 @@ class GenerativeDigits(MNISTPixels):
     next pixel and is scored, none is forced. Batches alternate the classes. The reference trained
     on deskewed images; this reads the non-deskewed files of :class:`MNISTPixels`. Show sampled
     sequences with :func:`render_digit` and :func:`to_ascii`.
+
+    Args:
+        digits (tuple[int]): the two classes to generate
+        folder (str, Path or None): as for :class:`MNISTPixels`
+        scanlines (tuple[int]): as for :class:`MNISTPixels`
+        length (int or None): accepted for the command line's ``--length``; the length is fixed
+
+    **Example**
+
+    >>> from pennylane_qrnn.tasks import GenerativeDigits
+    >>> task = GenerativeDigits(digits=(0, 1))  # the files are read at the first batch
+    >>> task.io_bits, task.length
+    (2, 99)
     """
 
     name = "mnist-gen"
@@ -294,6 +307,19 @@ class SklearnDigits(_PixelClassification):
     and column by column. Inputs are pixels 0..62 (63 steps), the label words fill the last
     targets, as in :class:`MNISTPixels`. Splits by dataset index: ``test`` every 5th image
     (index % 5 == 0), ``validate`` index % 5 == 1, ``train`` the rest. Needs scikit-learn.
+
+    Args:
+        digits (tuple[int]): the classes, at least two of ``0..9``
+        length (int or None): accepted for the command line's ``--length``; the length is fixed
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.tasks import SklearnDigits
+    >>> task = SklearnDigits(digits=(0, 1))
+    >>> batch = task.batch(2, generator=torch.Generator().manual_seed(0))
+    >>> tuple(batch.tokens.shape), batch.labels.tolist()
+    ((63, 2), [0, 1])
     """
 
     name = "digits"
@@ -351,7 +377,16 @@ class MNISTUMAP(_DigitTask):
         dims (int): 2, 3 or 4 UMAP coordinates
         resolution (int): bits of each coordinate written, 2..8
         digits (tuple[int]): the classes (default all ten)
-        folder: as for :class:`MNISTPixels`
+        folder (str, Path or None): as for :class:`MNISTPixels`
+        length (int or None): accepted for the command line's ``--length``; the length follows
+            from ``resolution``
+
+    **Example**
+
+    >>> from pennylane_qrnn.tasks import MNISTUMAP
+    >>> task = MNISTUMAP(dims=3, resolution=4)  # the files are read at the first batch
+    >>> task, task.io_bits, task.length
+    (MNISTUMAP(dims=3, resolution=4), 3, 4)
     """
 
     name = "mnist-umap"

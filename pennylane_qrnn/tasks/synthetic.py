@@ -49,6 +49,19 @@ class Memorisation(SequenceTask):
     implementation's (RVQE's) ``4444...`` and ``0123...``. Each sequence has ``length + 1``
     tokens; every step predicts the next token and is scored. A batch cycles through the
     sequences.
+
+    Args:
+        length (int): steps per sequence, at least 1
+        variant (str): ``"paper"`` or ``"rvqe"`` (:data:`VARIANTS`)
+
+    **Example**
+
+    >>> from pennylane_qrnn.tasks import Memorisation
+    >>> batch = Memorisation(length=5).batch(2)
+    >>> batch.tokens.T.tolist()  # (L, N) time-major; one sequence a row here
+    [[4, 4, 4, 4, 4], [1, 2, 3, 1, 2]]
+    >>> batch.targets.T.tolist()
+    [[4, 4, 4, 4, 4], [2, 3, 1, 2, 3]]
     """
 
     name = "memorise"
@@ -81,6 +94,19 @@ class ElmanXOR(SequenceTask):
     2-bit words: inputs ``0a, 0b, 0c``; targets ``10`` (a marker for "unpredictable") while the
     next bit is random, and ``0c`` where it is the XOR. Scored: the steps that predict ``c``.
     Evaluations postselect the unscored steps.
+
+    Args:
+        length (int): steps per sequence, at least 3
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.tasks import ElmanXOR
+    >>> batch = ElmanXOR(length=6).batch(1, generator=torch.Generator().manual_seed(0))
+    >>> batch.tokens[:, 0].tolist(), batch.targets[:, 0].tolist()  # 0 XOR 1 = 1, 1 XOR 1 = 0
+    ([0, 1, 1, 1, 0, 1], [2, 1, 2, 2, 1, 2])
+    >>> batch.scored[:, 0].tolist()
+    [False, True, False, False, True, False]
     """
 
     name = "elman-xor"
@@ -113,6 +139,19 @@ class ElmanLetters(SequenceTask):
 
     3-bit words ``b=100, d=101, g=110, a=000, i=001, u=010``; a consonant's target is ``111``
     (unpredictable); vowels are predictable. Every step is scored (as in the reference).
+
+    Args:
+        length (int): steps per sequence, at least 2
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.tasks import ElmanLetters
+    >>> batch = ElmanLetters(length=8).batch(1, generator=torch.Generator().manual_seed(0))
+    >>> batch.tokens[:, 0].tolist()  # g u u u b a g u
+    [6, 2, 2, 2, 4, 0, 6, 2]
+    >>> batch.targets[:, 0].tolist()  # 7 where a random consonant comes next
+    [2, 2, 2, 7, 0, 7, 2, 2]
     """
 
     name = "elman-letters"
@@ -158,6 +197,20 @@ class DNA(SequenceTask):
     * ``variant="paper"`` (the paper's text, the honest long-memory test): ``U`` is its own token
       (4), the base to remember is the next input, every other input is a random base, and every
       target before the last is 0, so nothing reveals the base until the scored step.
+
+    Args:
+        length (int): steps per sequence, 4 to 1000
+        variant (str): ``"paper"`` or ``"rvqe"`` (:data:`VARIANTS`)
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.tasks import DNA
+    >>> batch = DNA(length=6).batch(2, generator=torch.Generator().manual_seed(0))
+    >>> batch.tokens.T.tolist()  # the marker 4, then the base to remember
+    [[0, 4, 1, 3, 1, 1], [3, 4, 0, 3, 3, 2]]
+    >>> batch.labels.tolist(), batch.scored[:, 0].tolist()
+    ([1, 0], [False, False, False, False, False, True])
     """
 
     name = "dna"

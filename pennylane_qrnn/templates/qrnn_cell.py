@@ -70,6 +70,8 @@ class QRNNCell(MeasuringTemplate):
             has already written exactly ``token`` onto the i/o lanes (e.g. with
             :func:`write_token`) and the cell only resets it.
         output (bool): ``True`` (default): with the output stage; ``False``: without it.
+        id (str or None): string representing the operation (optional), as for PennyLane's
+            templates
 
     **Who writes the token.** Earlier development versions had the caller write the token
     (``write_token(token, io_wires)``) and pass it again for the reset. That code now writes

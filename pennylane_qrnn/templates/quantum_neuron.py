@@ -124,6 +124,8 @@ class QuantumNeuron(MeasuringTemplate):
         degree (int): highest degree of the monomials, at least 1
         order (int): nesting depth of the repeat-until-success circuit, at least 1
         mode (str): ``"postselect"`` or ``"amplified"``
+        id (str or None): string representing the operation (optional), as for PennyLane's
+            templates
 
     Raises:
         TypeError: if ``degree`` or ``order`` is not an int
@@ -306,8 +308,26 @@ def neuron_resources(
     """Gate counts of a :class:`QuantumNeuron`'s decomposition, without building it; read from
     the resource count registered with PennyLane (``qml.list_decomps(QuantumNeuron)``).
 
-    Returns a dict with ``cnot``, ``ry``, ``phase_shift`` (the phase gates of the kickbacks),
-    ``mid_circuit_measurements`` and ``ancillas``.
+    Args:
+        n_controls (int): number of control lanes
+        degree (int): the neuron's degree
+        order (int): the neuron's order
+        mode (str): ``"postselect"`` or ``"amplified"``
+
+    Returns:
+        dict[str, int]: ``cnot``, ``ry``, ``phase_shift`` (the phase gates of the kickbacks),
+        ``mid_circuit_measurements`` and ``ancillas``
+
+    Raises:
+        QRNNValueError: an unknown ``mode``, or a degree or order below 1
+
+    **Example**
+
+    >>> from pennylane_qrnn.templates import neuron_resources
+    >>> neuron_resources(n_controls=3, degree=2, order=2)
+    {'cnot': 35, 'ry': 28, 'phase_shift': 9, 'mid_circuit_measurements': 3, 'ancillas': 2}
+    >>> neuron_resources(n_controls=3, degree=2, order=2, mode="amplified")["cnot"]
+    8
     """
     check_mode(mode)
     counts = basic_gate_counts(

@@ -30,7 +30,29 @@ def _io_wires(io_wires: Iterable[Any]) -> list[Any]:
 
 
 def token_bits(token: int | np.integer, n_bits: int) -> list[int]:
-    """The bits of ``token`` on ``n_bits`` lanes, most significant first."""
+    """The bits of ``token`` on ``n_bits`` lanes, most significant first.
+
+    Args:
+        token (int): the token, in ``[0, 2**n_bits)``
+        n_bits (int): the number of i/o lanes
+
+    Returns:
+        list[int]: ``n_bits`` zeros and ones
+
+    Raises:
+        QRNNTypeError: ``token`` is not an integer
+        QRNNValueError: ``token`` does not fit on ``n_bits`` lanes
+
+    **Example**
+
+    >>> from pennylane_qrnn.templates import token_bits
+    >>> token_bits(5, 3)
+    [1, 0, 1]
+    >>> token_bits(4, 2)
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.QRNNValueError: token must be in [0, 3] for 2 i/o lanes; got 4
+    """
     if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
         raise QRNNTypeError(f"token must be an int; got {type(token).__name__}")
     if not 0 <= token < 2**n_bits:
@@ -44,6 +66,22 @@ def write_token(token: int | np.integer, io_wires: Iterable[Any]) -> list[Operat
     """Queue ``X`` gates writing ``token`` onto i/o lanes that are in ``|0...0>``.
 
     The same gates applied again reset the lanes, as long as they were used only as controls.
+
+    Args:
+        token (int): the token, in ``[0, 2**len(io_wires))``
+        io_wires (Iterable): the i/o lanes, most significant bit first, each once
+
+    Returns:
+        list[Operator]: the ``X`` gates queued (one per 1 bit)
+
+    Raises:
+        QRNNValueError: a lane named twice, or a token that does not fit
+
+    **Example**
+
+    >>> from pennylane_qrnn import write_token
+    >>> write_token(5, io_wires=[0, 1, 2])
+    [X(0), X(2)]
     """
     io_wires = _io_wires(io_wires)
     return [
@@ -53,7 +91,32 @@ def write_token(token: int | np.integer, io_wires: Iterable[Any]) -> list[Operat
 
 def postselect_token(token: int | np.integer, io_wires: Iterable[Any]) -> list[MeasurementValue]:
     """Queue mid-circuit measurements of the i/o lanes postselected on ``token``, each followed by
-    a reset to ``|0>``: teacher forcing, the quantum way. Returns the measurement values."""
+    a reset to ``|0>``: teacher forcing, the quantum way.
+
+    Args:
+        token (int): the token to postselect on, in ``[0, 2**len(io_wires))``
+        io_wires (Iterable): the i/o lanes, most significant bit first, each once
+
+    Returns:
+        list[MeasurementValue]: the measurement values, most significant lane first
+
+    Raises:
+        QRNNValueError: a lane named twice, or a token that does not fit
+
+    **Example**
+
+    Postselecting on the token just written keeps the whole state and leaves the lanes reset:
+
+    >>> import pennylane as qml
+    >>> from pennylane_qrnn import postselect_token, write_token
+    >>> @qml.qnode(qml.device("default.qubit"))
+    ... def circuit():
+    ...     write_token(2, io_wires=[0, 1])
+    ...     postselect_token(2, io_wires=[0, 1])
+    ...     return qml.probs(wires=[0, 1])
+    >>> circuit()
+    array([1., 0., 0., 0.])
+    """
     io_wires = _io_wires(io_wires)
     bits = token_bits(token, len(io_wires))
     return [
@@ -64,7 +127,26 @@ def postselect_token(token: int | np.integer, io_wires: Iterable[Any]) -> list[M
 def measure_token(io_wires: Iterable[Any]) -> list[MeasurementValue]:
     """Queue mid-circuit measurements of the i/o lanes with reset, as in free-running inference.
 
-    Returns the measurement values, most significant lane first; the sampled token is
-    ``sum(m * 2**(I-1-i))``.
+    Args:
+        io_wires (Iterable): the i/o lanes, most significant bit first, each once
+
+    Returns:
+        list[MeasurementValue]: the measurement values, most significant lane first; the sampled
+        token is ``sum(m * 2**(I-1-i))``
+
+    Raises:
+        QRNNValueError: a lane named twice
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_qrnn import measure_token, write_token
+    >>> @qml.qnode(qml.device("default.qubit"), shots=3)
+    ... def circuit():
+    ...     write_token(2, io_wires=[0, 1])
+    ...     high, low = measure_token(io_wires=[0, 1])
+    ...     return qml.sample(2 * high + low)
+    >>> circuit().tolist()
+    [2, 2, 2]
     """
     return [qml.measure(w, reset=True) for w in _io_wires(io_wires)]

@@ -29,6 +29,14 @@ def rvqe_loss(log_probs, targets, mask):
     steps. Bounded gradients, unlike the NLL; kept to reproduce its training (its reported numbers
     are NLL-free accuracies).
 
+    Args:
+        log_probs (torch.Tensor): ``(L, N, V)`` per-step log-probabilities
+        targets (torch.Tensor): ``(L, N)`` integer targets
+        mask (torch.Tensor): ``(L, N)`` bool, the scored steps
+
+    Returns:
+        torch.Tensor: the scalar loss, 0 for perfect predictions
+
     Example::
 
         >>> import torch
@@ -53,7 +61,24 @@ reference_loss = rvqe_loss
 
 def canonical_loss(name, warn: bool = True) -> str:
     """``name`` checked against :data:`LOSSES`; the former ``"reference"`` becomes ``"rvqe"``
-    (with a :class:`FutureWarning` unless ``warn`` is false)."""
+    (with a :class:`FutureWarning` unless ``warn`` is false).
+
+    Args:
+        name (str): a loss name
+        warn (bool): whether the former name warns
+
+    Returns:
+        str: the current name
+
+    Raises:
+        QRNNValueError: a name not in :data:`LOSSES`
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import canonical_loss
+    >>> canonical_loss("nll"), canonical_loss("reference", warn=False)
+    ('nll', 'rvqe')
+    """
     if isinstance(name, str) and name in DEPRECATED_LOSSES:
         new = DEPRECATED_LOSSES[name]
         if warn:
@@ -69,7 +94,31 @@ def canonical_loss(name, warn: bool = True) -> str:
 
 def training_loss(name: str, model, log_probs, targets, scored):
     """The loss ``name`` (:data:`LOSSES`) of ``log_probs`` against ``targets`` over ``scored``
-    steps; ``"nll"`` is the model's own :meth:`loss`."""
+    steps; ``"nll"`` is the model's own :meth:`loss`.
+
+    Args:
+        name (str): ``"nll"`` or ``"rvqe"``
+        model (torch.nn.Module): the model that made ``log_probs`` (its ``loss`` method)
+        log_probs (torch.Tensor): ``(L, N, V)`` per-step log-probabilities
+        targets (torch.Tensor): ``(L, N)`` integer targets
+        scored (torch.Tensor): ``(L, N)`` bool, the scored steps
+
+    Returns:
+        torch.Tensor: the scalar loss
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn import QRNN
+    >>> from pennylane_qrnn.training import training_loss
+    >>> log_probs = torch.tensor([[[0.5, 0.5]], [[0.25, 0.75]]]).log()
+    >>> targets, scored = torch.tensor([[0], [1]]), torch.tensor([[True], [True]])
+    >>> model = QRNN(io_bits=1, workspace=2)
+    >>> round(float(training_loss("nll", model, log_probs, targets, scored)), 4)
+    0.4904
+    >>> round(float(training_loss("rvqe", model, log_probs, targets, scored)), 4)
+    0.2704
+    """
     if name == "rvqe":
         return rvqe_loss(log_probs, targets, scored)
     return model.loss(log_probs, targets, scored)

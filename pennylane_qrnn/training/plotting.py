@@ -6,7 +6,31 @@ __all__ = ["plot_curves"]
 
 
 def plot_curves(history, path, title=""):
-    """Loss, accuracy and minimum postselection probability against the step, as a PNG."""
+    """Loss, accuracy and minimum postselection probability against the step, as a PNG.
+
+    Args:
+        history (list[dict]): one dict a step, with ``step``, ``loss``, ``accuracy`` and
+            ``min_postselection``, and at validation steps ``val_loss`` and
+            ``val_accuracy_sampled`` (the rows of a run's ``metrics.csv``)
+        path (str or Path): the PNG to write
+        title (str): the figure's title
+
+    **Example**
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pennylane_qrnn.training import plot_curves
+    >>> history = [
+    ...     {"step": 1, "loss": 0.9, "accuracy": 0.5, "min_postselection": 0.2},
+    ...     {"step": 2, "loss": 0.6, "accuracy": 0.7, "min_postselection": 0.3,
+    ...      "val_loss": 0.7, "val_accuracy_sampled": 0.6},
+    ... ]
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> plot_curves(history, Path(folder.name) / "curves.png", title="elman-xor")
+    >>> (Path(folder.name) / "curves.png").read_bytes()[:4]
+    b'\x89PNG'
+    >>> folder.cleanup()
+    """
     import matplotlib
 
     matplotlib.use("Agg")

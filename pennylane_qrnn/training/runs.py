@@ -72,11 +72,42 @@ def load_checkpoint(path, kind: str = "checkpoint") -> dict:
     ``torch.save`` zip archive (read with ``weights_only=True``) holding the keys of its kind
     with the right types, and finite weights.
 
+    Args:
+        path (str or Path): the file
+        kind (str): ``"checkpoint"`` or ``"model"``
+
+    Returns:
+        dict: the file's contents (``config``, ``model`` weights and, for a checkpoint, the
+        optimiser's state, the data generator's, ``step``, ``history`` and ``best_val_loss``)
+
     Raises:
         FileNotFoundError: if ``path`` is not a file
         UnsafeFileError: for anything else (TorchScript, other zips, pickles, empty, truncated or
             foreign files)
         NonFiniteError: if its weights hold NaN or infinity
+
+    **Example**
+
+    A ``model.pt`` as :class:`Trainer` writes it:
+
+    >>> import tempfile
+    >>> from dataclasses import asdict
+    >>> from pathlib import Path
+    >>> from pennylane_qrnn.checkpoints import atomic_save
+    >>> from pennylane_qrnn.training import TrainConfig, build_model, load_checkpoint
+    >>> config = TrainConfig(task="elman-xor", workspace=2).resolved()
+    >>> model = build_model(config, config.make_task())
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = Path(folder.name) / "model.pt"
+    >>> atomic_save({"config": asdict(config), "model": model.state_dict()}, path)
+    >>> saved = load_checkpoint(path, kind="model")
+    >>> saved["config"]["task"], sorted(saved["model"])[:2]
+    ('elman-xor', ['input_weights', 'output_weights'])
+    >>> load_checkpoint(path)  # not a checkpoint.pt: nothing to resume from
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.UnsafeFileError: checkpoint must be a checkpoint.pt ...
+    >>> folder.cleanup()
     """
     expected = _WRITTEN_BY[kind]
     saved = load_file(path, expected, what=kind)
@@ -108,7 +139,26 @@ def config_from_file(saved: dict, path) -> TrainConfig:
     """The resolved :class:`TrainConfig` a file from :func:`load_checkpoint` was written with.
 
     Files written before a name changed (protocol or loss ``"reference"``) load as the name they
-    meant, without a warning: the file is not the user's to change."""
+    meant, without a warning: the file is not the user's to change.
+
+    Args:
+        saved (dict): what :func:`load_checkpoint` returned
+        path (str or Path): the file it came from, for the error message
+
+    Returns:
+        TrainConfig: the resolved config
+
+    Raises:
+        UnsafeFileError: the config has no task, or fields :class:`TrainConfig` does not know
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import config_from_file
+    >>> saved = {"config": {"task": "elman-xor", "protocol": "reference"}}  # an older file
+    >>> config = config_from_file(saved, "model.pt")
+    >>> config.protocol, config.workspace
+    ('teacher-forced', 4)
+    """
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(saved["config"]) - known)
     if unknown or "task" not in saved["config"]:
@@ -129,12 +179,35 @@ def load_trained_model(path):
 
     The model runs on the torch device it was trained on if this machine has it, else on the CPU.
 
+    Args:
+        path (str or Path): the file
+
     Returns:
-        ``(model, task, config)``
+        tuple: ``(model, task, config)``: the model with the file's weights, its
+        :class:`~pennylane_qrnn.tasks.SequenceTask` and its resolved :class:`TrainConfig`
 
     Raises:
-        FileNotFoundError, UnsafeFileError, NonFiniteError: see :func:`load_checkpoint`; also
-        UnsafeFileError if the weights do not fit the model the file's config describes
+        FileNotFoundError: if ``path`` is not a file
+        UnsafeFileError: a file :func:`load_checkpoint` refuses, or weights that do not fit the
+            model the file's config describes
+        NonFiniteError: if its weights hold NaN or infinity
+
+    **Example**
+
+    >>> import tempfile
+    >>> from dataclasses import asdict
+    >>> from pathlib import Path
+    >>> from pennylane_qrnn.checkpoints import atomic_save
+    >>> from pennylane_qrnn.training import TrainConfig, build_model, load_trained_model
+    >>> config = TrainConfig(task="elman-xor", workspace=2).resolved()
+    >>> trained = build_model(config, config.make_task())
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = Path(folder.name) / "model.pt"
+    >>> atomic_save({"config": asdict(config), "model": trained.state_dict()}, path)
+    >>> model, task, config = load_trained_model(path)
+    >>> task.name, model.layout.workspace
+    ('elman-xor', 2)
+    >>> folder.cleanup()
     """
     saved = load_checkpoint(path, kind="model")
     config = dict(saved["config"])
