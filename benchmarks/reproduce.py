@@ -75,12 +75,13 @@ from pennylane_qrnn.training import (  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 #: the evaluation protocols the MNIST rows report, by their key in the JSON (the keys keep the
 #: names the stored results were written with: "reference" is the forced-steps protocol there)
-EVALUATION_KEYS = {"reference": "forced-steps", "measured": "measured"}
+EVALUATION_KEYS = {"reference": "forced-steps", "measured": "measured", "qpu": "qpu"}
 #: how the mnist-train JSON files spell the protocol and the loss (the names they were written
 #: with, so that a rerun of a documented command updates its file in docs/results)
 FILE_SPELLING = {
     "teacher-forced": "reference",
     "measured": "measured",
+    "qpu": "qpu",
     "rvqe": "reference",
     "nll": "nll",
 }
@@ -162,10 +163,24 @@ def _seeds(args):
     return list(range(args.first_seed, args.first_seed + args.seeds))
 
 
+def _protocol_suffix(args) -> str:
+    """The JSON name's suffix for a protocol or neuron mode other than the paper's."""
+    suffix = "" if args.protocol == "teacher-forced" else f"-{args.protocol}"
+    return suffix + ("" if args.mode == "postselect" else f"-{args.mode}")
+
+
 def row_synthetic(args, task, **overrides):
-    results, work = [], _work(args, task)
+    row = task + _protocol_suffix(args)
+    results, work = [], _work(args, row)
     for seed in _seeds(args):
-        config = TrainConfig(task=task, seed=seed, eval_every=args.eval_every, **overrides)
+        config = TrainConfig(
+            task=task,
+            seed=seed,
+            eval_every=args.eval_every,
+            protocol=args.protocol,
+            mode=args.mode,
+            **overrides,
+        )
         results.append(_train(config, work / f"{task}-s{seed}", args.stop_after, curves=True))
         last = results[-1]
         val = last["val_loss_curve"][-1][1] if last["val_loss_curve"] else float("nan")
@@ -174,7 +189,7 @@ def row_synthetic(args, task, **overrides):
             f"val loss {val:.3g}, {last['wall_seconds']:.1f} s",
             flush=True,
         )
-    _save(args, task, {"row": task, "results": results, "command": " ".join(sys.argv)})
+    _save(args, row, {"row": task, "results": results, "command": " ".join(sys.argv)})
 
 
 def row_dna(args):
@@ -197,6 +212,8 @@ def row_dna(args):
                         eval_every=10,
                         eval_batches=2,
                         checkpoint_every=50,
+                        protocol=args.protocol,
+                        mode=args.mode,
                     )
                     result = _train(config, work / f"{task}-{length}-{model}-s{seed}")
                     result.update(variant=variant, length=length)
@@ -210,7 +227,9 @@ def row_dna(args):
                         flush=True,
                     )
                     _save(
-                        args, "dna", {"row": "dna", "results": rows, "command": " ".join(sys.argv)}
+                        args,
+                        "dna" + _protocol_suffix(args),
+                        {"row": "dna", "results": rows, "command": " ".join(sys.argv)},
                     )
 
 
@@ -282,7 +301,9 @@ def row_mnist_train(args):
     task = {"01": "mnist01", "36": "mnist36"}[args.digits]
     # the JSON is named with the spellings of the runs it holds (docs/results keeps them)
     spelled = f"{FILE_SPELLING[args.protocol]}-{FILE_SPELLING[args.loss]}"
-    row = f"mnist-train-{args.digits}-{spelled}"
+    row = f"mnist-train-{args.digits}-{spelled}" + (
+        "" if args.mode == "postselect" else f"-{args.mode}"
+    )
     previous = args.out / f"{args.name or row}.json"
     # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
     results = json.loads(previous.read_text())["results"] if previous.exists() else []
@@ -297,6 +318,7 @@ def row_mnist_train(args):
             batch_size=args.batch_size,
             protocol=args.protocol,
             loss=args.loss,
+            mode=args.mode,
             eval_every=25,
             eval_batches=2,
             checkpoint_every=50,
@@ -333,6 +355,7 @@ def row_mnist_train(args):
                         "wall_seconds",
                         "test_reference",
                         "test_measured",
+                        "test_qpu",
                     )
                 }
             ),
@@ -450,7 +473,14 @@ def main():
         "--protocol",
         choices=[*TRAIN_PROTOCOLS, *DEPRECATED_NAMES["protocol"]],
         default="teacher-forced",
-        help="mnist-train: the training protocol (reference: the former name of teacher-forced)",
+        help="the training protocol of every training row (reference: the former name of "
+        "teacher-forced); a protocol other than teacher-forced is added to the JSON's name",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["postselect", "amplified"],
+        default="postselect",
+        help="the QRNN's neuron mode in every training row (amplified: added to the JSON's name)",
     )
     parser.add_argument(
         "--loss",

@@ -73,8 +73,17 @@ def parameter_count(kind: str, io_bits: int, hidden: int) -> int:
         io_bits (int): ``I``, bits per token (vocabulary ``2**I``)
         hidden (int): ``H``, hidden units
 
+    Returns:
+        int: the number of parameters
+
     Raises:
         ValueError: for an unknown ``kind`` or a non-positive ``io_bits``/``hidden``
+
+    **Example**
+
+    >>> from pennylane_qrnn.baselines import parameter_count
+    >>> parameter_count("rnn", io_bits=2, hidden=4), parameter_count("lstm", io_bits=2, hidden=4)
+    (60, 180)
     """
     gates = _GATES[_check_kind(kind)]
     check_int("io_bits", io_bits, 1)
@@ -90,6 +99,22 @@ def hidden_size_for(kind: str, io_bits: int, target_parameters: int) -> int:
 
     Ties go to the smaller model. ``H = 1`` is the floor, however small the target.
 
+    Args:
+        kind (str): ``"rnn"`` or ``"lstm"``
+        io_bits (int): ``I``, bits per token (vocabulary ``2**I``)
+        target_parameters (int): the parameter count to match (e.g. a QRNN's)
+
+    Returns:
+        int: the hidden size
+
+    Raises:
+        ValueError: for an unknown ``kind`` or a non-positive ``io_bits``/``target_parameters``
+
+    **Example**
+
+    The classical counterpart of the paper's DNA QRNN (837 parameters):
+
+    >>> from pennylane_qrnn.baselines import hidden_size_for, parameter_count
     >>> hidden_size_for("lstm", 3, 837), parameter_count("lstm", 3, 10)
     (10, 888)
     """
@@ -113,7 +138,8 @@ class ClassicalSequenceModel(RememberedResults, SequenceInputs, nn.Module):
         io_bits (int): ``I``, bits per token; the vocabulary has ``2**I`` tokens
         hidden_size (int): ``H``, hidden units
         batch_first (bool): inputs are ``(N, L)`` instead of ``(L, N)``
-        device, dtype: torch factory arguments for the parameters
+        device (torch.device, str or None): torch factory argument: where the parameters live
+        dtype (torch.dtype or None): torch factory argument: the parameters' floating dtype
 
     Inputs: ``tokens, targets=None, state=None, generator=None, collapse=None``
         * **tokens**: ``(L, N)``, ``(N, L)`` with ``batch_first``, or ``(L,)`` unbatched; integers
@@ -233,7 +259,11 @@ class ClassicalSequenceModel(RememberedResults, SequenceInputs, nn.Module):
         *,
         postselected: Any = None,
         skip_output: Any = None,
+        mixed: bool = False,
     ) -> SequenceOutput:
+        # mixed: accepted for the contract; a classical network's readout does not change its
+        # state, so its log-probabilities are the same either way (sampled outcomes are drawn
+        # from them as always)
         tokens, targets, postselected, unbatched = self._sequence_inputs(
             tokens, targets, collapse, postselected
         )
@@ -300,7 +330,26 @@ class ClassicalSequenceModel(RememberedResults, SequenceInputs, nn.Module):
 
 
 class RNNBaseline(ClassicalSequenceModel):
-    """:class:`ClassicalSequenceModel` with a tanh ``torch.nn.RNN`` layer."""
+    """:class:`ClassicalSequenceModel` with a tanh ``torch.nn.RNN`` layer.
+
+    Args:
+        io_bits (int): ``I``, bits per token; the vocabulary has ``2**I`` tokens
+        hidden_size (int): ``H``, hidden units
+        batch_first (bool): inputs are ``(N, L)`` instead of ``(L, N)``
+        device (torch.device, str or None): torch factory argument: where the parameters live
+        dtype (torch.dtype or None): torch factory argument: the parameters' floating dtype
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.baselines import RNNBaseline, parameter_count
+    >>> model = RNNBaseline(io_bits=2, hidden_size=4)
+    >>> sum(p.numel() for p in model.parameters()) == parameter_count("rnn", 2, 4)
+    True
+    >>> log_probs, h = model(torch.tensor([[0], [1], [2]]))  # (L, N) = (3, 1)
+    >>> tuple(log_probs.shape), tuple(h.shape)
+    ((3, 1, 4), (1, 1, 4))
+    """
 
     def __init__(
         self,
@@ -317,7 +366,24 @@ class RNNBaseline(ClassicalSequenceModel):
 
 
 class LSTMBaseline(ClassicalSequenceModel):
-    """:class:`ClassicalSequenceModel` with a ``torch.nn.LSTM`` layer."""
+    """:class:`ClassicalSequenceModel` with a ``torch.nn.LSTM`` layer.
+
+    Args:
+        io_bits (int): ``I``, bits per token; the vocabulary has ``2**I`` tokens
+        hidden_size (int): ``H``, hidden units
+        batch_first (bool): inputs are ``(N, L)`` instead of ``(L, N)``
+        device (torch.device, str or None): torch factory argument: where the parameters live
+        dtype (torch.dtype or None): torch factory argument: the parameters' floating dtype
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.baselines import LSTMBaseline
+    >>> model = LSTMBaseline(io_bits=2, hidden_size=4, batch_first=True)
+    >>> log_probs, (h, c) = model(torch.tensor([[0, 1, 2]]))  # (N, L) = (1, 3)
+    >>> tuple(log_probs.shape), tuple(h.shape), tuple(c.shape)
+    ((1, 3, 4), (1, 1, 4), (1, 1, 4))
+    """
 
     def __init__(
         self,

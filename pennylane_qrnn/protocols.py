@@ -82,6 +82,23 @@ class Protocol:
         description: one line for help texts and reports
         output: where the output stage runs: ``"every"`` step (default) or only the
             ``"scored"`` ones
+
+    Raises:
+        QRNNValueError: ``postselect`` or ``output`` is not one of the rules above
+
+    **Example**
+
+    Use the protocols in :data:`PROTOCOLS` (or :func:`get_protocol`); a protocol turns a task
+    batch's ``forced`` and ``scored`` masks into the model's ``postselected=`` argument:
+
+    >>> import torch
+    >>> from pennylane_qrnn.protocols import MEASURED, QPU
+    >>> forced = torch.tensor([[True], [False], [False]])
+    >>> scored = torch.tensor([[False], [False], [True]])
+    >>> MEASURED.postselected(forced, scored)[:, 0].tolist()
+    [False, False, False]
+    >>> QPU.skips_output(forced, scored)[:, 0].tolist()  # read out only at the scored step
+    [True, True, False]
     """
 
     name: str
@@ -123,33 +140,92 @@ class Protocol:
         """:meth:`postselected` for a task batch (``batch.forced``, ``batch.scored``)."""
         return self.postselected(batch.forced, batch.scored)
 
-    def check_loss(self, forced: torch.Tensor, scored: torch.Tensor) -> None:
+    def _scored_after_measured(self, forced: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        measured = (~self.postselected(forced, scored) & ~self.skips_output(forced, scored)).int()
+        return scored.bool() & ((torch.cumsum(measured, 0) - measured) > 0)
+
+    def needs_mixture(self, forced: torch.Tensor, scored: torch.Tensor) -> bool:
+        """Whether an exact loss under this protocol needs the workspace's mixed state: it skips
+        output stages and a scored step follows a measured step of the same sequence (Elman XOR
+        and letters under ``qpu``). Such a loss is computed with ``mixed=True``
+        (:mod:`pennylane_qrnn.engine.mixed`). Protocols that never skip (``measured``,
+        ``forced-steps``) train on sampled histories, as before: ``False`` for them.
+
+        Args:
+            forced (torch.Tensor): ``(L, N)`` bool, the task's forced steps
+            scored (torch.Tensor): ``(L, N)`` bool, the task's scored steps
+
+        Returns:
+            bool: whether some sequence is scored at a step after a measured one
+        """
+        if self.output == "every":
+            return False
+        return bool(self._scored_after_measured(forced, scored).any())
+
+    def check_loss(self, forced: torch.Tensor, scored: torch.Tensor, mixed: bool = False) -> None:
         """Refuse a training loss this protocol would not give exactly.
 
         A protocol that skips output stages keeps the workspace pure until the first measured
         step, so the log-probability of a target there is exact and differentiable (tasks whose
         only scored step is the last: MNIST pixels, DNA). A scored step after a measured one is
-        different: the measurement leaves a mixture over its outcomes, which the exact engine does
-        not simulate (it follows one sampled history, and its gradient would lack the
-        score-function term), so this refuses it. Protocols that never skip (``measured``,
-        ``forced-steps``) keep their behaviour: they train on sampled histories, as before.
+        different: the measurement leaves a mixture over its outcomes. Following one sampled
+        history, the gradient would lack the score-function term, so this refuses such a loss
+        unless it is computed on the mixture (``mixed=True``, :meth:`needs_mixture`). Protocols
+        that never skip (``measured``, ``forced-steps``) keep their behaviour: they train on
+        sampled histories, as before.
+
+        Args:
+            forced (torch.Tensor): ``(L, N)`` bool, the task's forced steps
+            scored (torch.Tensor): ``(L, N)`` bool, the task's scored steps
+            mixed (bool): whether the loss is computed on the mixed state
 
         Raises:
-            QRNNValueError: a scored step follows a measured step of the same sequence
+            QRNNValueError: a scored step follows a measured step of the same sequence and
+                ``mixed`` is false
         """
-        if self.output == "every":
+        if self.output == "every" or mixed:
             return
-        measured = (~self.postselected(forced, scored) & ~self.skips_output(forced, scored)).int()
-        after = scored.bool() & ((torch.cumsum(measured, 0) - measured) > 0)
+        after = self._scored_after_measured(forced, scored)
         if bool(after.any()):
             step = int(after.any(dim=1).nonzero()[0])
             raise QRNNValueError(
                 f"protocol {self.name!r} trains exactly only where no scored step follows a "
                 f"measured step; got {int(after.any(dim=0).sum())} sequence(s) scored at a step "
                 f"after a measured one (first at step {step}): the measurement leaves a mixture, "
-                "which the exact engine does not simulate. Score only the last step, or train "
+                "which a sampled history does not differentiate exactly. Run it with mixed=True "
+                "on the Exact executor (density matrices), score only the last step, or train "
                 "under 'teacher-forced'"
             )
+
+    def training_masks(
+        self, forced: torch.Tensor, scored: torch.Tensor, mixed_ok: bool
+    ) -> dict[str, Any]:
+        """:meth:`forward_masks` for an exact training loss: with ``mixed=True`` added where
+        :meth:`needs_mixture` and the model can (``mixed_ok``); refused (:meth:`check_loss`)
+        where it needs a mixture the model cannot compute.
+
+        Args:
+            forced (torch.Tensor): ``(L, N)`` bool, the task's forced steps
+            scored (torch.Tensor): ``(L, N)`` bool, the task's scored steps
+            mixed_ok (bool): whether the model runs ``mixed=True``
+
+        Returns:
+            dict: the forward pass's keyword arguments
+
+        **Example**
+
+        >>> import torch
+        >>> forced = torch.tensor([[False], [False], [False]])
+        >>> scored = torch.tensor([[True], [False], [True]])
+        >>> sorted(get_protocol("qpu").training_masks(forced, scored, mixed_ok=True))
+        ['mixed', 'postselected', 'skip_output']
+        """
+        mixed = mixed_ok and self.needs_mixture(forced, scored)
+        self.check_loss(forced, scored, mixed)
+        masks: dict[str, Any] = dict(self.forward_masks(forced, scored))
+        if mixed:
+            masks["mixed"] = True
+        return masks
 
     @property
     def samples_scored_steps(self) -> bool:
@@ -160,15 +236,19 @@ class Protocol:
         return self.name
 
 
+#: every step postselected on its target: the paper's training
 TEACHER_FORCED = Protocol(
     "teacher-forced", "every", "every step postselected on its target (the paper's training)"
 )
+#: the forced, unscored steps postselected, the rest measured: the reference's validation
 FORCED_STEPS = Protocol(
     "forced-steps",
     "forced-unscored",
     "the task's forced, unscored steps postselected; every other step measured",
 )
+#: every step measured, nothing postselected on the i/o lanes
 MEASURED = Protocol("measured", "none", "every step measured; nothing postselected on the i/o")
+#: output stages only at scored steps, which are measured: what a QPU runs without discarding
 QPU = Protocol(
     "qpu",
     "none",
@@ -184,9 +264,24 @@ def get_protocol(protocol: Protocol | str, purpose: str = "evaluation") -> Proto
     """The :class:`Protocol` named ``protocol`` (or ``protocol`` itself).
 
     Args:
-        protocol: a :class:`Protocol` or one of the names in :data:`PROTOCOLS`; the deprecated
-            ``"reference"`` resolves by ``purpose`` and warns
-        purpose: ``"training"`` or ``"evaluation"``, only to resolve ``"reference"``
+        protocol (Protocol or str): a :class:`Protocol` or one of the names in :data:`PROTOCOLS`;
+            the deprecated ``"reference"`` resolves by ``purpose`` and warns
+        purpose (str): ``"training"`` or ``"evaluation"``, only to resolve ``"reference"``
+
+    Returns:
+        Protocol: the protocol
+
+    Raises:
+        QRNNValueError: an unknown name
+
+    **Example**
+
+    >>> from pennylane_qrnn import get_protocol
+    >>> get_protocol("forced-steps").postselect
+    'forced-unscored'
+    >>> from pennylane_qrnn.protocols import QPU
+    >>> get_protocol(QPU) is QPU
+    True
     """
     if isinstance(protocol, Protocol):
         return protocol

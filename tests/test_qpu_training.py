@@ -94,7 +94,19 @@ def test_training_under_qpu(tmp_path):
 
 
 def test_training_refuses_qpu_where_a_measurement_precedes_a_scored_step(tmp_path):
-    config = TrainConfig(task="elman-xor", length=9, protocol="qpu", mode="amplified", steps=2)
-    trainer = Trainer(config, out=tmp_path / "run")
+    """Elman XOR scores steps after measured ones: the exact executor trains it on mixed states
+    (tests/test_mixed_state.py); a circuit executor cannot, and is refused before it runs."""
+    config = TrainConfig(
+        task="elman-xor",
+        length=9,
+        protocol="qpu",
+        mode="amplified",
+        steps=2,
+        backend="default.qubit",
+    )
+    with pytest.raises(QRNNValueError, match="protocol must be 'teacher-forced' to train on"):
+        Trainer(config, out=tmp_path / "run")
+    # the protocol itself refuses that loss where the model cannot run mixed states
+    batch = get_task("elman-xor", length=9).batch(2, torch.Generator().manual_seed(0))
     with pytest.raises(QRNNValueError, match="trains exactly only where no scored step follows"):
-        trainer.train_step()
+        get_protocol("qpu").training_masks(batch.forced, batch.scored, mixed_ok=False)

@@ -43,6 +43,22 @@ class Executor(abc.ABC):
 
     Subclasses implement :meth:`run` and :meth:`plan`. Executors hold configuration (and, for a
     device, a live device object that is rebuilt on demand: it is never pickled or deep-copied).
+
+    **Example**
+
+    The executors of this package (:class:`~pennylane_qrnn.executors.Exact`,
+    :class:`~pennylane_qrnn.executors.Circuits`, :class:`~pennylane_qrnn.executors.Shots`)
+    say what they can do through class attributes; a model is handed one:
+
+    >>> from pennylane_qrnn import QRNN
+    >>> from pennylane_qrnn.executors import Circuits, Exact, Executor
+    >>> isinstance(Exact(), Executor)
+    True
+    >>> Exact.supports_state, Circuits.supports_state  # only the exact engine takes state=
+    (True, False)
+    >>> model = QRNN(io_bits=1, workspace=2, executor=Exact())
+    >>> type(model.executor).__name__
+    'Exact'
     """
 
     #: whether :meth:`run` can give ``state`` (an initial workspace state) and return the final one
@@ -55,6 +71,9 @@ class Executor(abc.ABC):
     #: whether :meth:`run` takes ``skip_output=`` (steps that skip their output stage, as the
     #: ``qpu`` protocol asks: :mod:`pennylane_qrnn.protocols`)
     supports_skip_output: bool = False
+    #: whether :meth:`run` takes ``mixed=True``: measured steps kept as the mixture over their
+    #: outcomes (exact marginal log-probabilities; :mod:`pennylane_qrnn.engine.mixed`)
+    supports_mixed_state: bool = False
 
     @abc.abstractmethod
     def run(

@@ -8,6 +8,7 @@ from typing import Any, cast
 import torch
 
 from .. import engine, memory
+from ..engine.mixed import run_mixed
 from ..engine.statevector import run_statevector
 from ..errors import QRNNValueError
 from ..layout import CellLayout
@@ -57,6 +58,8 @@ class Exact(Executor):
     #: whether :meth:`run` takes ``skip_output`` (steps that skip their output stage, e.g. under
     #: :data:`~pennylane_qrnn.protocols.QPU`); no other executor does yet
     supports_skip_output = True
+    #: :meth:`run` takes ``mixed=True`` (:mod:`pennylane_qrnn.engine.mixed`)
+    supports_mixed_state = True
 
     def __init__(self, method: str = "auto") -> None:
         self.method = check_choice("method", method, METHODS)
@@ -142,13 +145,22 @@ class Exact(Executor):
         generator: torch.Generator | None,
         *,
         skip_output: torch.Tensor | None = None,
+        mixed: bool = False,
     ) -> SequenceOutput:
         """:meth:`Executor.run <pennylane_qrnn.executors.Executor.run>`, and ``skip_output``:
         ``(L, N)`` bool, the steps that skip their output stage
         (:meth:`~pennylane_qrnn.protocols.Protocol.skips_output`): nothing is measured there
         (``log_probs`` NaN, outcome :data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED`,
-        nothing postselected or paid) and the workspace state continues pure."""
+        nothing postselected or paid) and the workspace state continues pure; ``mixed``: keep
+        measured steps as mixtures (:func:`~pennylane_qrnn.engine.mixed.run_mixed`, on the
+        transfer matrices whatever the method; ``state`` comes back as density matrices)."""
         weights = model.weights()
+        collapse = None if targets is None else postselected
+        if mixed:
+            result = run_mixed(
+                self._operators(model), tokens, targets, collapse, state, generator, skip_output
+            )
+            return self._output(result, tokens, targets, postselected, skip_output)
         grad = torch.is_grad_enabled() and (
             any(w.requires_grad for w in weights) or (state is not None and state.requires_grad)
         )
@@ -160,7 +172,6 @@ class Exact(Executor):
             grad,
             weights[0].device,
         )
-        collapse = None if targets is None else postselected
         if method == "statevector":
             result = run_statevector(
                 model.layout, weights, tokens, targets, state, generator, collapse, skip_output
@@ -169,6 +180,16 @@ class Exact(Executor):
             result = engine.run_sequence(
                 self._operators(model), tokens, targets, state, generator, collapse, skip_output
             )
+        return self._output(result, tokens, targets, postselected, skip_output)
+
+    @staticmethod
+    def _output(
+        result: engine.SequenceResult,
+        tokens: torch.Tensor,
+        targets: torch.Tensor | None,
+        postselected: torch.Tensor | None,
+        skip_output: torch.Tensor | None,
+    ) -> SequenceOutput:
         paid = postselection_mask(tokens, targets, postselected)
         if skip_output is not None:
             # a skipped step reads nothing, so it postselects nothing

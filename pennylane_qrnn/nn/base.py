@@ -242,9 +242,27 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
         generator: torch.Generator | None,
         postselected: torch.Tensor | None = None,
         skip_output: torch.Tensor | None = None,
+        mixed: bool = False,
     ) -> SequenceOutput:
         """Run time-major ``(L, N)`` tokens on the executor (``skip_output``: the steps that
-        skip their output stage, on executors that can)."""
+        skip their output stage, and ``mixed``: measured steps kept as mixtures, on executors
+        that can)."""
+        if mixed:
+            if not self.executor.supports_mixed_state:
+                raise QRNNValueError(
+                    "mixed=True (measured steps kept as the mixture over their outcomes) needs "
+                    f"an executor that simulates mixed states (Exact); got {self.executor!r}"
+                )
+            return self.executor.run(  # type: ignore[call-arg]  # checked just above
+                self,
+                tokens,
+                targets,
+                postselected,
+                state,
+                generator,
+                skip_output=skip_output,
+                mixed=True,
+            )
         if skip_output is None or not bool(skip_output.any()):
             return self.executor.run(self, tokens, targets, postselected, state, generator)
         if not self.executor.supports_skip_output:

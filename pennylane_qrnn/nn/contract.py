@@ -23,7 +23,8 @@ class SequenceModel(Protocol):
     """A ``torch.nn.Module`` over token sequences.
 
     * ``forward(tokens, targets=None, state=None, generator=None, *, postselected=None,
-      skip_output=None)`` (``skip_output``: steps not read, NaN log-probabilities) returns a
+      skip_output=None, mixed=False)`` (``skip_output``: steps not read, NaN log-probabilities;
+      ``mixed``: measured steps kept as mixtures, exact marginals) returns a
       :class:`~pennylane_qrnn.results.SequenceOutput` (``log_probs`` of shape
       ``(L, N, 2**io_bits)``, or ``(N, L, ...)`` with ``batch_first``; ``outcomes`` shaped like
       ``tokens``; ``postselection``);
@@ -49,6 +50,7 @@ class SequenceModel(Protocol):
         *,
         postselected: Any = None,
         skip_output: Any = None,
+        mixed: bool = False,
     ) -> SequenceOutput: ...
 
     def loss(

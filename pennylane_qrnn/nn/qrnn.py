@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import QRNNValueError
+from ..errors import QRNNTypeError, QRNNValueError
 from ..results import PostselectionStats, SequenceOutput
 from ..validation import check_int
 from .base import QRNNBase
@@ -48,12 +48,23 @@ class QRNN(QRNNBase):
             a device that postselects, :class:`~pennylane_qrnn.executors.Shots` on one that
             cannot (``qiskit.*``, ``braket.*``) or when ``execution`` is given
         batch_first (bool): inputs are ``(N, L)`` instead of ``(L, N)``
-        device, dtype: torch factory arguments for the parameters
-        diff_method, backend_options, shots, execution, seed, budget, price_table,
-            min_survivors, on_insufficient_shots: the executor's options with ``backend=``
-            (:class:`~pennylane_qrnn.executors.Circuits`,
-            :class:`~pennylane_qrnn.executors.Shots`: ``execution`` is the latter's
-            ``method``)
+        device (torch.device, str or None): torch factory argument: where the parameters live
+        dtype (torch.dtype or None): torch factory argument: the parameters' floating dtype
+        diff_method (str or None): with ``backend=`` a device: the gradient method of
+            :class:`~pennylane_qrnn.executors.Circuits`; ``None`` picks one that is right
+        backend_options (dict or None): keyword arguments for ``qml.device`` when ``backend`` is
+            a device name
+        shots (int or None): :class:`~pennylane_qrnn.executors.Shots`: shots per sequence
+        execution (str or None): :class:`~pennylane_qrnn.executors.Shots`' ``method``: how
+            mid-circuit measurements are realised (``"native"``, ``"dynamic"``, ``"deferred"``)
+        seed (int or None): :class:`~pennylane_qrnn.executors.Shots`: the simulator's seed
+        budget (float or None): :class:`~pennylane_qrnn.executors.Shots`: a spending limit in USD
+        price_table (dict or None): :class:`~pennylane_qrnn.executors.Shots`: prices replacing the
+            default table for the budget check
+        min_survivors (int): :class:`~pennylane_qrnn.executors.Shots`: the surviving shots a step
+            needs to be estimated
+        on_insufficient_shots (str): :class:`~pennylane_qrnn.executors.Shots`: ``"warn"`` or
+            ``"raise"`` when a step has too few survivors
         executor (Executor or None): where and how the model runs; excludes ``backend`` and the
             options above. Default: :class:`~pennylane_qrnn.executors.Exact`
 
@@ -72,6 +83,13 @@ class QRNN(QRNNBase):
           (nothing is read there: log-probabilities NaN, outcome -1, the state stays pure), as the
           ``qpu`` protocol asks (:meth:`Protocol.skips_output
           <pennylane_qrnn.protocols.Protocol.skips_output>`); exact and shot executors
+        * **mixed**: bool (default ``False``): keep every measured step (neither postselected nor
+          skipped) as the mixture over its outcomes instead of collapsing on a sampled one, so that
+          each step's ``log_probs`` are its exact marginal, differentiable without a sampling
+          estimator (:mod:`pennylane_qrnn.engine.mixed`; the :class:`~pennylane_qrnn.Exact`
+          executor only, cost ``~ 8**H`` per step). ``state`` is then the final
+          ``(N, 2**H, 2**H)`` density matrix and each measured step's outcome a draw from its
+          marginal
 
     Returns:
         :class:`~pennylane_qrnn.results.SequenceOutput`, which unpacks as ``log_probs, state``:
@@ -156,7 +174,10 @@ class QRNN(QRNNBase):
         *,
         postselected: Any = None,
         skip_output: Any = None,
+        mixed: bool = False,
     ) -> SequenceOutput:
+        if not isinstance(mixed, bool):
+            raise QRNNTypeError(f"mixed must be a bool; got {type(mixed).__name__}")
         tokens, targets, postselected, unbatched = self._sequence_inputs(
             tokens, targets, collapse, postselected
         )
@@ -164,7 +185,7 @@ class QRNN(QRNNBase):
         if state is not None and unbatched:
             state = state.unsqueeze(0)
         state = self._check_state(state, tokens.shape[1])
-        output = self._run(tokens, targets, state, generator, postselected, skip_output)
+        output = self._run(tokens, targets, state, generator, postselected, skip_output, mixed)
         if unbatched:
             output = dataclasses.replace(
                 output,
