@@ -18,11 +18,11 @@ from ..training import (
     RESULT_FILES,
     TRAIN_PROTOCOLS,
     TrainConfig,
-    Trainer,
     config_from_file,
     distributed,
     load_checkpoint,
 )
+from ..training.shot_optim import make_trainer
 from ..validation import check_choice
 from .common import Renamed, UsageError, add_data_flag, add_model_flags, data_dir, note
 
@@ -50,6 +50,8 @@ TRAIN_FIELDS = {
     "checkpoint_every": "checkpoint_every",
     "torch_device": "torch_device",
     "dtype": "dtype",
+    "shots": "shots",
+    "budget": "budget",
 }
 
 
@@ -63,8 +65,10 @@ def add_parser(sub) -> None:
     train.add_argument("--length", type=int, help="sequence length (tasks that have one)")
     train.add_argument(
         "--device",
-        help="'exact' (the embedded exact simulator, default) or a PennyLane device that "
-        "postselects (circuit path: default.qubit, lightning.qubit)",
+        help="'exact' (the embedded exact simulator, default), a PennyLane device that "
+        "postselects (circuit path: default.qubit, lightning.qubit), or with --optimizer spsa "
+        "a shot device (qiskit.aer, braket.local.qubit, braket.aws.qubit: whole sequences with "
+        "shots, each batch one submission, recorded in OUT/submissions.json)",
     )
     train.add_argument(
         "--torch-device", help="torch device of the exact engine, e.g. cuda (default cpu)"
@@ -82,7 +86,18 @@ def add_parser(sub) -> None:
     opt.add_argument("--steps", type=int)
     opt.add_argument("--batch-size", type=int)
     opt.add_argument("--lr", type=float)
-    opt.add_argument("--optimizer", choices=OPTIMIZERS)
+    opt.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help="spsa: gradient-free, two loss evaluations a step (the one that trains on shots)",
+    )
+    opt.add_argument("--shots", type=int, help="shots per sequence on a shot --device")
+    opt.add_argument(
+        "--budget",
+        type=float,
+        help="USD, a spending limit for a priced shot device: every submission is priced and "
+        "counted, and one that would pass the limit is refused before it is sent",
+    )
     opt.add_argument("--seed", type=int, help="default 0")
     opt.add_argument(
         "--loss",
@@ -282,7 +297,7 @@ def _train(args, config, ranks) -> int:
         out, claimed = ranks.from_main(lambda: _claim_folder(args, config))
         args.out = str(out)
     try:
-        trainer = Trainer(config, out, resume=args.resume, ranks=ranks)
+        trainer = make_trainer(config, out, resume=args.resume, ranks=ranks)
     except BaseException:
         if claimed and main and not any(out.iterdir()):
             out.rmdir()  # refused before anything was written: leave no empty folder behind

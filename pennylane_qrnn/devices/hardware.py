@@ -16,6 +16,11 @@ keeps its frequencies however few shots it rests on; each
 :class:`~pennylane_qrnn.devices.execution.ShotEstimate` carries the counts (``survivors``) and
 a standard-error bound (``standard_error``) with it.
 
+A batch of sequences goes to the provider as one submission, or a few of ``batch_size``
+(:class:`~pennylane_qrnn.devices.batches.BatchSubmitter`), recorded in the run's ledger when
+one is given (:class:`~pennylane_qrnn.devices.ledger.SubmissionLedger`), so that an interrupted
+run resumes without sending finished submissions again.
+
 Steps that skip their output stage (``skip_output``, the ``qpu`` protocol's unscored steps) are
 left out of the circuit's readout: NaN log-probabilities, outcome
 :data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED`, an outcome frequency of 1, never short of
@@ -36,6 +41,7 @@ from ..errors import InsufficientShotsError, InsufficientShotsWarning, QRNNError
 from ..layout import CellLayout
 from ..results import PostselectionStats
 from ..validation import check_choice, check_int
+from .batches import BatchSubmitter, SubmissionStats, backend_label
 from .execution import METHODS, ShotEstimate, analyse_shots, run_program
 from .program import SequenceProgram, check_layout
 
@@ -69,6 +75,8 @@ class ShotRun:
         picked: ``(L, N)`` the frequency of the outcome taken (1 where skipped)
         estimates: one :class:`~pennylane_qrnn.devices.execution.ShotEstimate` per sequence,
             with the survivor counts each estimate rests on
+        submissions: what was sent, read back from the ledger or fetched
+            (:class:`~pennylane_qrnn.devices.batches.SubmissionStats`)
     """
 
     log_probs: torch.Tensor
@@ -76,6 +84,7 @@ class ShotRun:
     neuron: torch.Tensor
     picked: torch.Tensor
     estimates: list[ShotEstimate] = field(default_factory=list)
+    submissions: SubmissionStats | None = None
 
 
 class ShotRunner:
@@ -83,7 +92,8 @@ class ShotRunner:
 
     Args:
         device: a PennyLane device, or for ``method="dynamic"`` a Qiskit backend (a
-            pennylane-qiskit device is unwrapped to its backend)
+            pennylane-qiskit device is unwrapped to its backend); or a function of no argument
+            that creates it when something must be sent
         layout (CellLayout): the cell's sizes, neuron settings and wires
         method: ``"native"``, ``"dynamic"`` or ``"deferred"`` (``None`` with ``execute``)
         shots: shots per sequence
@@ -95,6 +105,15 @@ class ShotRunner:
             :class:`~pennylane_qrnn.errors.InsufficientShotsError` at the first such sequence)
         execute: a ``execute(program, shots) -> records`` replacing :func:`run_program` on
             ``device`` (e.g. a noisy simulation; ``device`` is then unused)
+        ledger: a run folder or :class:`~pennylane_qrnn.devices.ledger.SubmissionLedger`
+            recording the submissions (default: none)
+        batch_size: sequences per submission (default: all of a :meth:`run` in one)
+        progress: a progress bar over submissions (``None``: on a terminal only)
+        runtime: IBM: ``"job"`` (default), ``"batch"`` or ``"session"`` (a runtime Batch or
+            Session around the submissions of each :meth:`run`)
+        guard: checks and charges each submission
+            (:class:`~pennylane_qrnn.devices.pricing.SubmissionGuard`)
+        backend: the name the ledger keys use (default: the device's)
     """
 
     def __init__(
@@ -107,21 +126,41 @@ class ShotRunner:
         min_survivors=1,
         on_insufficient_shots="warn",
         execute=None,
+        ledger=None,
+        batch_size=None,
+        progress=None,
+        runtime="job",
+        guard=None,
+        backend=None,
     ):
         check_layout(layout)
         if execute is None or method is not None:
             check_choice("execution", method, METHODS)
         shots = check_int("shots", shots, 1)
         check_shot_policy(min_survivors, on_insufficient_shots)
-        self.device, self.layout, self.method, self.shots, self.seed = (
+        self.layout, self.method, self.shots, self.seed = layout, method, shots, seed
+        self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
+        self._execute = execute
+        if backend is None:
+            backend = "custom" if device is None or callable(device) else backend_label(device)
+        self.submitter = BatchSubmitter(
             device,
-            layout,
+            backend,
             method,
             shots,
             seed,
+            ledger,
+            batch_size,
+            progress,
+            runtime,
+            guard,
+            execute,
         )
-        self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
-        self._execute = execute
+
+    @property
+    def device(self):
+        """The device (created now if it was given as a function)."""
+        return self.submitter.device
 
     def program(self, weights, tokens, skip_output=None) -> SequenceProgram:
         return SequenceProgram.build(weights, tokens, self.layout, skip_output)
@@ -151,7 +190,8 @@ class ShotRunner:
     def run(
         self, weights, tokens, targets=None, postselected=None, generator=None, skip_output=None
     ) -> ShotRun:
-        """Run ``(L, N)`` ``tokens`` and estimate everything from shots (:class:`ShotRun`).
+        """Run ``(L, N)`` ``tokens`` and estimate everything from shots (:class:`ShotRun`): the
+        ``N`` sequences go as one submission (or several of ``batch_size``).
 
         Args:
             targets: ``(L, N)`` or ``None``
@@ -165,11 +205,22 @@ class ShotRunner:
         neuron = torch.empty(length, batch, dtype=torch.float64)
         picked = torch.empty(length, batch, dtype=torch.float64)
         estimates, short = [], []
+        programs = [
+            self.program(
+                weights,
+                tokens[:, item].tolist(),
+                None if skip_output is None else skip_output[:, item].tolist(),
+            )
+            for item in range(batch)
+        ]
+        records, stats = self.submitter.run(programs)
         for item in range(batch):
             forced = None if postselected is None else postselected[:, item].tolist()
             item_targets = None if targets is None else targets[:, item].tolist()
             skips = None if skip_output is None else skip_output[:, item].tolist()
-            estimate = self.estimate(weights, tokens[:, item].tolist(), item_targets, forced, skips)
+            estimate = analyse_shots(
+                programs[item], records[item], item_targets, forced, self.min_survivors
+            )
             estimates.append(estimate)
             if estimate.short.any():
                 report = self._shortfall(
@@ -204,7 +255,7 @@ class ShotRunner:
                 InsufficientShotsWarning,
                 stacklevel=3,
             )
-        return ShotRun(log_probs, outcomes, neuron, picked, estimates)
+        return ShotRun(log_probs, outcomes, neuron, picked, estimates, stats)
 
     def _shortfall(self, item, estimate, weights, tokens, targets, forced, generator, skips) -> str:
         """The message for a sequence with unmeasured steps: survivors per step, and the shots

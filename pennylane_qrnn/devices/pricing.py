@@ -17,6 +17,7 @@ from ..errors import QRNNError, QRNNTypeError, QRNNValueError
 __all__ = [
     "Budget",
     "BudgetExceededError",
+    "SubmissionGuard",
     "BRAKET_PRICES",
     "IBM_PRICE_PER_SECOND",
     "IBM_REP_DELAY",
@@ -81,6 +82,8 @@ class Budget:
     def __init__(self, limit=None, spent=0.0):
         self.limit = check_budget_value(limit)
         self.spent = check_budget_value(spent, "spent")
+        #: submissions charged to this budget (in this process; priced or not)
+        self.submissions = 0
 
     @property
     def remaining(self) -> float | None:
@@ -106,8 +109,10 @@ class Budget:
                 f"{sequences} sequence(s) x {shots:,} shots on {device}); nothing was run"
             )
 
-    def charge(self, price) -> None:
-        """Add a run's price to the spending (``None``, an unpriced run, adds nothing)."""
+    def charge(self, price, submissions: int = 1) -> None:
+        """Add a submission's price to the spending (``None``, an unpriced run, adds nothing)
+        and count it."""
+        self.submissions += int(submissions)
         if price is not None:
             self.spent += float(price)
 
@@ -162,3 +167,54 @@ def check_budget_price(device: str, price, budget, sequences: int, shots: int) -
     (USD, validated: a finite number >= 0, or ``None``; or a :class:`Budget`)."""
     budget = budget if isinstance(budget, Budget) else Budget(budget)
     budget.check(device, price, sequences, shots)
+
+
+class SubmissionGuard:
+    """A :class:`Budget` applied submission by submission
+    (:class:`~pennylane_qrnn.devices.batches.BatchSubmitter`): :meth:`check` refuses, before the
+    first submission is sent, a run whose sequences still to send would take the spending past
+    the limit; :meth:`charge` counts each submission and its price when it is sent. Submissions
+    read back from a run's ledger are neither checked nor charged.
+
+    Args:
+        budget (Budget): the spending limit and what was spent
+        device (str): the device's name or ARN, for messages
+        price_per_sequence (float or None): USD per sequence (``None``: unknown; refused under a
+            limit, counted without a price otherwise)
+        shots (int): shots per sequence, for messages
+
+    **Example**
+
+    >>> guard = SubmissionGuard(Budget(1.0), "iqm/garnet", price_per_sequence=0.45, shots=100)
+    >>> guard.check(2)                 # 0.90 USD: within the limit
+    >>> guard.charge(1); guard.charge(1)
+    >>> guard.budget.submissions, round(guard.budget.spent, 2)
+    (2, 0.9)
+    >>> try:
+    ...     guard.charge(1)             # 0.45 more would pass the limit: refused, not charged
+    ... except BudgetExceededError as error:
+    ...     print(str(error)[:55])
+    estimated price 0.45 USD exceeds the budget of 1.00 USD
+    """
+
+    def __init__(self, budget: Budget, device: str, price_per_sequence, shots: int) -> None:
+        self.budget, self.device, self.shots = budget, str(device), int(shots)
+        self.price_per_sequence = price_per_sequence
+
+    def price(self, sequences: int):
+        """The price of ``sequences`` sequences in USD, or None if unknown."""
+        if self.price_per_sequence is None:
+            return None
+        return self.price_per_sequence * sequences
+
+    def check(self, sequences: int) -> None:
+        """Refuse (:class:`BudgetExceededError`) sending ``sequences`` more sequences if that
+        would pass the limit (nothing to send: nothing to refuse)."""
+        if sequences:
+            self.budget.check(self.device, self.price(sequences), sequences, self.shots)
+
+    def charge(self, sequences: int) -> None:
+        """Charge one submission of ``sequences`` sequences (checked again first: the limit may
+        have been lowered since)."""
+        self.check(sequences)
+        self.budget.charge(self.price(sequences))

@@ -15,11 +15,15 @@ from typing import Any
 
 import torch
 
+from ..devices.batches import backend_label
 from ..devices.capabilities import DeviceCapabilityError, capabilities
 from ..devices.execution import METHODS
 from ..devices.hardware import INSUFFICIENT_SHOTS_POLICIES, ShotRunner
+from ..devices.ledger import SubmissionLedger
+from ..devices.pricing import SubmissionGuard
 from ..devices.program import deferred_width
 from ..devices.resources import Budget, check_budget_value, run_price
+from ..devices.submission import RUNTIME_MODES
 from ..errors import QRNNValueError
 from ..results import PostselectionStats, SequenceOutput
 from ..validation import check_choice, check_int
@@ -55,6 +59,16 @@ class Shots(Executor):
             :class:`~pennylane_qrnn.errors.InsufficientShotsWarning`) or ``"raise"``
         device_options (dict or None): keyword arguments for ``qml.device`` when ``device`` is
             a name
+        ledger (str, Path or None): a run folder: each submission's job/task ids and finished
+            records are written there (``submissions.json``), and a run repeated with the same
+            weights, tokens and settings reads finished submissions back instead of sending
+            them again (an interrupted run resumes without paying twice)
+        batch_size (int or None): sequences per submission (default: all the sequences of a
+            forward pass in one: one IBM job, one Braket program set or task batch)
+        progress (bool or None): a tqdm bar over submissions (``None``: on a terminal only)
+        runtime (str): IBM: ``"job"`` (default; each submission a job), ``"batch"`` or
+            ``"session"`` (the submissions of a forward pass in a runtime ``Batch`` or
+            ``Session``); a pennylane-qiskit device's own ``session=`` is used in job mode
 
     Example::
 
@@ -80,6 +94,10 @@ class Shots(Executor):
         min_survivors: int = 1,
         on_insufficient_shots: str = "warn",
         device_options: dict | None = None,
+        ledger=None,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+        runtime: str = "job",
     ) -> None:
         if shots is not None:
             check_int("shots", shots, 1)
@@ -92,6 +110,13 @@ class Shots(Executor):
         self.spending = Budget(budget)  # validates: a finite number of USD >= 0, or None
         self.price_table = price_table
         self.min_survivors, self.on_insufficient_shots = int(min_survivors), on_insufficient_shots
+        if batch_size is not None:
+            check_int("batch_size", batch_size, 1)
+        self.batch_size, self.progress = batch_size, progress
+        self.runtime = check_choice("runtime", runtime, RUNTIME_MODES)
+        # a folder path (read afresh at each run); refused now if it holds no ledger of ours
+        self.ledger = None if ledger is None else SubmissionLedger(ledger).folder
+        self.last_submissions = None  # what the last run sent, reused and fetched
         if self.plan()["measurements"] == "dynamic" and not self.device.name.startswith("qiskit."):
             raise QRNNValueError(
                 "execution='dynamic' needs a Qiskit backend (qiskit.aer, qiskit.remote); "
@@ -162,10 +187,9 @@ class Shots(Executor):
         if skip is not None and not bool(skip.any()):
             skip = None
         price = None
+        name = self.device.options.get("device_arn") or self.device.name
         if self.spending.limit is not None:
             price = self.price(model, tokens, skip)
-            name = self.device.options.get("device_arn") or self.device.name
-            self.spending.check(name, price, tokens.shape[1], plan["shots"])
         layout = model.layout
         n_wires = layout.n_wires
         if plan["measurements"] == "deferred":
@@ -173,16 +197,24 @@ class Shots(Executor):
                 deferred_width(layout, None if skip is None else skip[:, i], tokens.shape[0])
                 for i in range(tokens.shape[1])
             )
+        per_sequence = None if price is None else price / tokens.shape[1]
+        given = self.device.given
         runner = ShotRunner(
-            self.device.live(n_wires),
+            lambda: self.device.live(n_wires),  # made only when something must be sent
             layout,
             plan["measurements"],
             plan["shots"],
             seed=self.seed,
             min_survivors=self.min_survivors,
             on_insufficient_shots=self.on_insufficient_shots,
+            ledger=self.ledger,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            runtime=self.runtime,
+            # checked before the first submission, charged at each one
+            guard=SubmissionGuard(self.spending, name, per_sequence, plan["shots"]),
+            backend=name if isinstance(given, str) else backend_label(given),
         )
-        self.spending.charge(price)  # submitted now; a run that fails midway stays charged
         mask = postselection_mask(tokens, targets, postselected)
         run = runner.run(
             model.weights(),
@@ -195,6 +227,7 @@ class Shots(Executor):
         if skip is not None:  # a skipped step reads nothing, so it postselects nothing
             mask = mask.cpu() & ~skip
         stats = PostselectionStats.from_probabilities(run.neuron, run.picked, mask.cpu())
+        self.last_submissions = run.submissions
         weights = model.input_weights
         return SequenceOutput(
             run.log_probs.to(dtype=weights.dtype, device=weights.device),

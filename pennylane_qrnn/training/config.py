@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
+from ..devices.capabilities import capabilities
+from ..devices.pricing import check_budget_value
 from ..errors import QRNNValueError
 from ..nn import QRNN
+from ..optim import SPSA
 from ..protocols import FORCED_STEPS, MEASURED, QPU, TEACHER_FORCED, Protocol, get_protocol
 from ..tasks import get_task
 from ..validation import check_choice, check_float, check_int
@@ -30,6 +33,7 @@ __all__ = [
     "VALIDATION_PROTOCOLS",
     "MODELS",
     "OPTIMIZERS",
+    "SPSA_PERTURBATION",
     "DTYPES",
     "DEPRECATED_NAMES",
 ]
@@ -38,8 +42,14 @@ __all__ = [
 TRAIN_PROTOCOLS = (TEACHER_FORCED.name, MEASURED.name, QPU.name)
 #: the protocols a run validates under: all sample the scored steps
 VALIDATION_PROTOCOLS = (FORCED_STEPS.name, MEASURED.name, QPU.name)
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+#: ``spsa`` is gradient-free (:class:`~pennylane_qrnn.optim.SPSA`, two loss evaluations a
+#: step): it trains on shot devices too (:mod:`~pennylane_qrnn.training.shot_optim`)
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "spsa")
+#: SPSA's perturbation ``c`` in training runs (about the shot noise of a loss from ~1000 shots)
+SPSA_PERTURBATION = 0.1
+#: the models a run trains: the QRNN, or a classical baseline (:mod:`pennylane_qrnn.baselines`)
 MODELS = ("qrnn", "lstm", "rnn")
+#: the parameters' floating dtypes a run may choose
 DTYPES = ("float32", "float64")
 #: former names still accepted (with a FutureWarning), by field, and the name each stands for now
 DEPRECATED_NAMES = {
@@ -82,6 +92,49 @@ class TrainConfig:
     executor only). ``validation_protocol`` (:data:`VALIDATION_PROTOCOLS`) is the protocol
     validation evaluates under; ``None`` takes ``"forced-steps"`` for a teacher-forced run and
     the training protocol otherwise.
+
+    ``shots`` and ``budget`` (USD, a cumulative spending limit) are for a shot device
+    (``backend="qiskit.aer"``, ``"braket.local.qubit"``, ...), which trains with
+    ``optimizer="spsa"`` (:mod:`~pennylane_qrnn.training.shot_optim`).
+
+    Attributes:
+        task: the task's name (:data:`~pennylane_qrnn.tasks.TASKS`)
+        model: ``"qrnn"``, ``"lstm"`` or ``"rnn"`` (:data:`MODELS`)
+        hidden: a baseline's hidden size (``None``: as many parameters as the QRNN)
+        length: the task's sequence length (``None``: the task's default)
+        workspace: workspace qubits ``H``
+        stages: work stages per cell
+        degree: the neurons' degree
+        order: the neurons' order
+        mode: the neurons' mode, ``"postselect"`` or ``"amplified"``
+        protocol: the training protocol (:data:`TRAIN_PROTOCOLS`)
+        validation_protocol: the validation protocol (:data:`VALIDATION_PROTOCOLS`)
+        loss: the training loss (:data:`~pennylane_qrnn.training.LOSSES`)
+        steps: optimiser steps
+        batch_size: sequences per step
+        lr: learning rate
+        optimizer: the optimiser (:data:`OPTIMIZERS`)
+        seed: the run's seed (weights, batches, samples)
+        clip: gradient-norm clipping
+        eval_every: steps between validations
+        eval_batches: batches per validation
+        checkpoint_every: steps between checkpoints
+        target_loss: stop once the validation loss is below this
+        backend: a PennyLane device name (``None``: the exact engine)
+        torch_device: the torch device of the parameters (``"cpu"``, ``"cuda"``, ...)
+        dtype: ``"float32"`` or ``"float64"`` (:data:`DTYPES`)
+        task_options: further keyword arguments for the task
+        shots: shots per sequence on a shot device
+        budget: USD, a cumulative spending limit on a priced device
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import TrainConfig
+    >>> config = TrainConfig(task="elman-xor", steps=2).resolved()  # the task's defaults filled in
+    >>> config.workspace, config.stages, config.degree, config.optimizer, config.lr
+    (4, 1, 3, 'adam', 0.05)
+    >>> config.validation_protocol
+    'forced-steps'
     """
 
     task: str
@@ -110,6 +163,8 @@ class TrainConfig:
     torch_device: str = "cpu"
     dtype: str = "float32"
     task_options: dict = field(default_factory=dict)
+    shots: int | None = None
+    budget: float | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with the task's defaults filled in, every value checked and every name
@@ -158,6 +213,14 @@ class TrainConfig:
             )
         check_choice("dtype", config.dtype, DTYPES)
         check_torch_device(config.torch_device)
+        if config.shots is not None:
+            check_int("shots", config.shots, minimum=1)
+        config.budget = check_budget_value(config.budget)
+        if config.backend is None and (config.shots is not None or config.budget is not None):
+            raise QRNNValueError(
+                "shots and budget are for a shot device (e.g. device 'qiskit.aer' with optimizer "
+                f"'spsa'); got shots={config.shots}, budget={config.budget} on the exact engine"
+            )
         return config
 
     def make_task(self):
@@ -171,7 +234,28 @@ def canonical_protocol(name, field_name: str = "protocol") -> str:
     """The canonical name of a training (``field_name="protocol"``, :data:`TRAIN_PROTOCOLS`) or
     validation (``"validation_protocol"``, :data:`VALIDATION_PROTOCOLS`) protocol; ``name`` may be
     a :class:`~pennylane_qrnn.protocols.Protocol`, or the deprecated ``"reference"`` (resolved by
-    :func:`~pennylane_qrnn.protocols.get_protocol`, which warns)."""
+    :func:`~pennylane_qrnn.protocols.get_protocol`, which warns).
+
+    Args:
+        name (str or Protocol): the protocol or its name
+        field_name (str): ``"protocol"`` or ``"validation_protocol"``, the field it is for
+
+    Returns:
+        str: the protocol's name
+
+    Raises:
+        QRNNValueError: a protocol the field does not take
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import canonical_protocol
+    >>> canonical_protocol("measured")
+    'measured'
+    >>> canonical_protocol("forced-steps")  # validation only
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.QRNNValueError: protocol must be one of ...; got 'forced-steps'
+    """
     training = field_name == "protocol"
     if isinstance(name, Protocol) or name == "reference":
         name = get_protocol(name, purpose="training" if training else "evaluation").name
@@ -191,9 +275,33 @@ def _check_positive(name, value) -> None:
 
 
 def build_model(config: TrainConfig, task):
-    """The QRNN of ``config``, or a classical baseline with (by default) as many parameters."""
+    """The QRNN of ``config``, or a classical baseline with (by default) as many parameters.
+
+    Args:
+        config (TrainConfig): a resolved config (:meth:`TrainConfig.resolved`)
+        task (SequenceTask): its task (:meth:`TrainConfig.make_task`), for the vocabulary
+
+    Returns:
+        torch.nn.Module: a :class:`~pennylane_qrnn.QRNN`, or a
+        :class:`~pennylane_qrnn.baselines.ClassicalSequenceModel`
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import TrainConfig, build_model
+    >>> config = TrainConfig(task="elman-xor").resolved()
+    >>> build_model(config, config.make_task()).layout
+    CellLayout(io_bits=2, workspace=4, stages=1, degree=3, order=2, mode='postselect')
+    """
     factory = {"device": config.torch_device, "dtype": getattr(torch, config.dtype)}
     if config.model == "qrnn":
+        shot_options = {
+            key: getattr(config, key)
+            for key in ("shots", "budget")
+            if config.backend is not None and getattr(config, key) is not None
+        }
+        if config.backend is not None and capabilities(config.backend).path == "shots":
+            shot_options["seed"] = config.seed  # the simulator's too: a resumed run replays
+
         return QRNN(
             task.io_bits,
             config.workspace,
@@ -202,6 +310,7 @@ def build_model(config: TrainConfig, task):
             config.order,
             config.mode,
             backend=config.backend,
+            **shot_options,
             **factory,
         )
     from ..baselines import make_baseline
@@ -214,11 +323,32 @@ def build_model(config: TrainConfig, task):
 
 
 def make_optimizer(config: TrainConfig, parameters):
-    """The torch optimiser ``config.optimizer`` with ``config.lr``."""
+    """The torch optimiser ``config.optimizer`` with ``config.lr``.
+
+    Args:
+        config (TrainConfig): a resolved config
+        parameters (Iterable): the parameters to optimise
+
+    Returns:
+        torch.optim.Optimizer: Adam, AdamW, SGD (momentum 0.9), RMSprop or
+        :class:`~pennylane_qrnn.optim.SPSA`
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.training import TrainConfig, make_optimizer
+    >>> config = TrainConfig(task="elman-xor", optimizer="sgd", lr=0.1).resolved()
+    >>> optimizer = make_optimizer(config, [torch.nn.Parameter(torch.zeros(2))])
+    >>> type(optimizer).__name__, optimizer.param_groups[0]["lr"]
+    ('SGD', 0.1)
+    """
     if config.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=config.lr)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.0)
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9)
+    if config.optimizer == "spsa":
+        generator = torch.Generator().manual_seed(config.seed)  # saved with the run's checkpoints
+        return SPSA(parameters, lr=config.lr, perturbation=SPSA_PERTURBATION, generator=generator)
     return torch.optim.RMSprop(parameters, lr=config.lr)

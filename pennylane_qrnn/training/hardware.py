@@ -15,8 +15,24 @@ __all__ = ["check_torch_device", "check_trainable", "raise_if_nonfinite", "model
 def check_torch_device(name) -> torch.device:
     """The torch device ``name``, refused unless this machine has it.
 
+    Args:
+        name (str or torch.device): e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``
+
+    Returns:
+        torch.device: the device
+
     Raises:
         QRNNValueError: for a name torch does not know, or a device not present here
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import check_torch_device
+    >>> check_torch_device("cpu")
+    device(type='cpu')
+    >>> check_torch_device("tpu9")
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.QRNNValueError: torch-device must be a torch device such as ...
     """
     try:
         device = torch.device(name)
@@ -48,8 +64,24 @@ def check_torch_device(name) -> torch.device:
 
 
 def check_trainable(config) -> None:
-    """Refuse, before anything is built, a backend that gives no gradients to train on
-    (``config`` a resolved :class:`~pennylane_qrnn.training.TrainConfig`)."""
+    """Refuse, before anything is built, a backend that gives no gradients to train on.
+
+    Args:
+        config (TrainConfig): a resolved :class:`~pennylane_qrnn.training.TrainConfig`
+
+    Raises:
+        QRNNValueError: a classical baseline on a device, or a shot device without
+            ``optimizer="spsa"`` (the message names what works)
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import TrainConfig, check_trainable
+    >>> check_trainable(TrainConfig(task="elman-xor", backend="default.qubit").resolved())
+    >>> check_trainable(TrainConfig(task="elman-xor", backend="braket.local.qubit").resolved())
+    Traceback (most recent call last):
+    ...
+    pennylane_qrnn.errors.QRNNValueError: device must give gradients to train on; ...
+    """
     if config.backend is None:
         return
     if config.model != "qrnn":
@@ -60,6 +92,9 @@ def check_trainable(config) -> None:
     from ..devices.capabilities import capabilities
 
     caps = capabilities(config.backend)
+    spsa = config.optimizer == "spsa" and config.backend != "qiskit.remote"
+    if caps.path != "circuits" and spsa:
+        return  # gradient-free (training/shot_optim.py): the shot estimates are all it needs
     if caps.path != "circuits":
         extra = ""
         if config.backend == "qiskit.remote":
@@ -72,7 +107,7 @@ def check_trainable(config) -> None:
             f"device must give gradients to train on; {config.backend!r} runs the model on shots "
             "(it cannot postselect mid-circuit measurements), which gives none. Train on 'exact' "
             "or a device that postselects (default.qubit, lightning.qubit), then evaluate on "
-            f"shots; or train from Python with pennylane_qrnn.optim.SPSA{extra}"
+            f"shots; or train on shots with --optimizer spsa (pennylane_qrnn.optim.SPSA){extra}"
         )
     if config.protocol != TEACHER_FORCED.name:
         raise QRNNValueError(
@@ -99,3 +134,11 @@ def raise_if_nonfinite(model, batch, error) -> None:
 def model_device(model) -> torch.device:
     """The torch device ``model``'s parameters live on."""
     return next(model.parameters()).device
+
+
+def supports_mixed(model) -> bool:
+    """Whether ``model`` (or the module a data-parallel wrapper holds) computes ``mixed=True``
+    runs: a QRNN whose executor simulates mixed states, or a classical baseline (no executor:
+    its readout leaves its state as it was, so there is no mixture to keep)."""
+    executor = getattr(getattr(model, "module", model), "executor", None)
+    return executor is None or bool(getattr(executor, "supports_mixed_state", False))

@@ -19,7 +19,7 @@ from ..evaluation import evaluate
 from ..protocols import get_protocol
 from .config import TrainConfig, build_model, make_optimizer
 from .distributed import Ranks
-from .hardware import check_trainable, model_device, raise_if_nonfinite
+from .hardware import check_trainable, model_device, raise_if_nonfinite, supports_mixed
 from .losses import training_loss
 from .plotting import plot_curves
 from .runs import (
@@ -78,6 +78,15 @@ class Trainer:
         FileNotFoundError, UnsafeFileError, NonFiniteError: a missing or unreadable checkpoint on
             resume (:func:`~pennylane_qrnn.training.load_checkpoint`)
     """
+
+    def __new__(cls, config: TrainConfig | None = None, out=None, resume: bool = False, **_):
+        # optimizer="spsa" trains without gradients: Trainer(...) is then an SPSATrainer
+        if cls is Trainer:
+            from .shot_optim import SPSATrainer, uses_spsa
+
+            if uses_spsa(config, out, resume):
+                cls = SPSATrainer
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -193,9 +202,9 @@ class Trainer:
         else:
             # measured / qpu (hardware-honest): the unpostselected steps are sampled with the
             # data generator (one stream per rank in a data-parallel run); qpu runs the output
-            # stage at scored steps only (refused where that loss would not be exact)
-            self.protocol.check_loss(batch.forced, batch.scored)
-            masks = self.protocol.forward_masks(batch.forced.to(device), batch.scored.to(device))
+            # stage at scored steps only (mixed states where a scored step follows a measured one)
+            forced, scored_steps = batch.forced.to(device), batch.scored.to(device)
+            masks = self.protocol.training_masks(forced, scored_steps, supports_mixed(self.model))
             output = self._trained(tokens, targets, generator=generator, **masks)
         log_probs = output.log_probs
         loss = training_loss(self.config.loss, self.model, log_probs, targets, scored)

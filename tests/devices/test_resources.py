@@ -174,13 +174,11 @@ def test_budget_validated_at_construction(budget, error, message):
 def test_budget_is_cumulative_and_refuses_before_sending(monkeypatch):
     """0.05 USD a run against 0.12 USD: two runs go, the third is refused before it is sent
     (before: the budget was compared with each run alone, and every run went)."""
-    import pennylane_qrnn.devices.hardware as hardware
+    import pennylane_qrnn.devices.batches as batches  # where a run's submissions are sent
 
     sent = []
-    original = hardware.run_program
-    monkeypatch.setattr(
-        hardware, "run_program", lambda *a, **k: sent.append(1) or original(*a, **k)
-    )
+    original = batches.submit
+    monkeypatch.setattr(batches, "submit", lambda *a, **k: sent.append(1) or original(*a, **k))
     model = _priced(0.12)
     model(*RUN)
     model(*RUN)
