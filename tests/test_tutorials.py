@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -87,3 +89,69 @@ def test_simulator_to_hardware(tmp_path):
     assert 0 < noisy < 0.5
     assert "refused: estimated price" in result.stdout and "spent so far: 0.00 USD" in result.stdout
     assert (tmp_path / "hardware-comparison.png").stat().st_size > 1000
+
+
+def test_generating_digits(tmp_path, mnist):
+    """Tutorial (c): a QRNN trained with teacher forcing on mnist-gen samples digits; the
+    measured protocol postselects nothing, teacher forcing pays for every pixel."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tutorials" / "generating_digits.py")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={
+            **os.environ,
+            "QRNN_TUTORIAL_FAST": "1",
+            "QRNN_TUTORIAL_OUT": str(tmp_path),
+            "QRNN_MNIST_DIR": str(mnist),
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    forced = re.search(
+        r"teacher-forced: NLL per pixel ([\d.]+),.*per image \(median\) ([\d.e+-]+)", result.stdout
+    )
+    measured = re.search(r"measured: NLL .* per image \(median\) ([\d.e+-]+)", result.stdout)
+    assert float(forced.group(1)) < 1.3  # below log(4) = 1.386, a uniform guess
+    assert float(forced.group(2)) < -10  # teacher forcing postselects 99 pixels per image
+    assert float(measured.group(1)) == 0.0  # the measured protocol discards nothing
+    inks = [float(v) for v in re.findall(r"samples ([\d.]+)", result.stdout)]
+    assert len(inks) == 2 and all(0 < ink < 1 for ink in inks)
+    for name in ("digits-real.png", "digits-generated.png", "digits-training.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+PAPER_DATA = ROOT.parent / "shared" / "reference" / "paper-data"
+
+
+def _paper_figure(tmp_path, *arguments, **env):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tutorials" / "paper_figure.py"), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "QRNN_TUTORIAL_FAST": "1", "QRNN_TUTORIAL_OUT": str(tmp_path), **env},
+    )
+
+
+def test_paper_figure(tmp_path):
+    """Tutorial (e): our DNA steps-to-learn beside the paper's raw data, read from the folder
+    in $QRNN_PAPER_DATA at run time."""
+    if not (PAPER_DATA / "experiment-5-dna-pool.csv").is_file():
+        pytest.skip(f"needs the paper's raw data in {PAPER_DATA}")
+    result = _paper_figure(tmp_path, QRNN_PAPER_DATA=str(PAPER_DATA))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"ours L=5 seed 0: learned after \d+ steps", result.stdout)
+    # the paper's medians, from its CSV files (checked by hand against the files)
+    assert "paper QRNN (paper): median epochs L=5: 80, L=10: 180," in result.stdout
+    assert "L=100: 880.5," in result.stdout and "L=20: 15999," in result.stdout
+    assert (tmp_path / "paper-figure-dna.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_paper_figure_without_the_data(tmp_path):
+    """Without the paper's data the tutorial says so and plots ours alone."""
+    result = _paper_figure(tmp_path, str(tmp_path / "nowhere"))
+    assert result.returncode == 0, result.stderr
+    assert "does not hold experiment-5-dna-pool.csv" in result.stdout
+    assert "paper QRNN" not in result.stdout
+    assert (tmp_path / "paper-figure-dna.png").stat().st_size > 1000
