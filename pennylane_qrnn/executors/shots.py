@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..devices.batches import backend_label
+from ..devices.batches import SubmissionStats, backend_label
 from ..devices.capabilities import DeviceCapabilityError, capabilities
 from ..devices.execution import METHODS
 from ..devices.hardware import INSUFFICIENT_SHOTS_POLICIES, ShotRunner
@@ -94,7 +94,7 @@ class Shots(Executor):
         min_survivors: int = 1,
         on_insufficient_shots: str = "warn",
         device_options: dict | None = None,
-        ledger=None,
+        ledger: SubmissionLedger | str | Any = None,
         batch_size: int | None = None,
         progress: bool | None = None,
         runtime: str = "job",
@@ -116,7 +116,8 @@ class Shots(Executor):
         self.runtime = check_choice("runtime", runtime, RUNTIME_MODES)
         # a folder path (read afresh at each run); refused now if it holds no ledger of ours
         self.ledger = None if ledger is None else SubmissionLedger(ledger).folder
-        self.last_submissions = None  # what the last run sent, reused and fetched
+        #: what the last run sent, reused and fetched
+        self.last_submissions: SubmissionStats | None = None
         if self.plan()["measurements"] == "dynamic" and not self.device.name.startswith("qiskit."):
             raise QRNNValueError(
                 "execution='dynamic' needs a Qiskit backend (qiskit.aer, qiskit.remote); "
