@@ -138,8 +138,8 @@ def evaluate(
 
     Args:
         model (torch.nn.Module): the sequence model
-        batches (Iterable[Batch]): task batches (:meth:`SequenceTask.batch
-            <pennylane_qrnn.tasks.SequenceTask.batch>`)
+        batches (Iterable[Batch]): task batches, as
+            :meth:`~pennylane_qrnn.tasks.SequenceTask.batch` draws them
         protocol (Protocol or str): the evaluation protocol (:data:`PROTOCOLS`)
         generator (torch.Generator or None): for the sampled outcomes
 
