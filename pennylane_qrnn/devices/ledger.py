@@ -168,7 +168,12 @@ class SubmissionLedger:
         entry = self.entries.get(key)
         if entry is None or entry.get("status") != "done":
             return None
-        path = self.folder / entry["results"]
+        if entry.get("results") != f"{RESULTS_FOLDER}/{key}.json":  # never a path from the file
+            raise UnsafeFileError(
+                f"ledger {str(self.path)!r} must name {RESULTS_FOLDER}/{key}.json as the results "
+                f"of submission {key}; got {entry.get('results')!r}"
+            )
+        path = self.folder / RESULTS_FOLDER / f"{key}.json"
         if not path.is_file():
             return None
         try:

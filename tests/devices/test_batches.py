@@ -305,3 +305,23 @@ def test_trainer_with_spsa_is_an_spsa_trainer(tmp_path):
     after = list(trainer.model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert type(Trainer(TrainConfig(task="elman-xor", steps=2), tmp_path / "other")) is Trainer
+
+
+def test_a_ledger_never_reads_results_from_a_path_it_names(tmp_path):
+    """A tampered ledger that points a submission's results elsewhere is refused."""
+    import json
+
+    import numpy as np
+
+    from pennylane_qrnn.devices.ledger import SubmissionLedger
+    from pennylane_qrnn.errors import UnsafeFileError
+
+    ledger = SubmissionLedger(tmp_path)
+    ledger.submitted("abc", "qiskit", "aer_simulator", ["job-1"], sequences=1, shots=4, local=True)
+    ledger.finished("abc", [np.zeros((4, 2), dtype=np.uint8)])
+    assert ledger.results("abc")[0].shape == (4, 2)
+    saved = json.loads(ledger.path.read_text())
+    saved["submissions"]["abc"]["results"] = "../elsewhere.json"
+    ledger.path.write_text(json.dumps(saved))
+    with pytest.raises(UnsafeFileError, match="must name submissions/abc.json"):
+        SubmissionLedger(tmp_path).results("abc")
