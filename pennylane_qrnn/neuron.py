@@ -24,7 +24,10 @@ once. Conventions, after Bausch (NeurIPS 2020) and Cao, Guerreschi & Aspuru-Guzi
   logarithm (:func:`log_success_probability` is the logarithm of the success probability).
 
 The functions accept numpy arrays, torch tensors (differentiably) and anything else
-``pennylane.math`` dispatches on; angle tables carry any leading batch dimensions.
+``pennylane.math`` dispatches on; angle tables carry any leading batch dimensions. Torch tensors
+take torch's own functions directly (the same operations ``pennylane.math`` would call, so the
+same numbers), which keeps the engine's forward pass free of numpy and dispatch for
+``torch.compile``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pennylane as qml
+import torch
 
 from .errors import QRNNValueError
 from .validation import check_choice, check_int
@@ -47,6 +51,7 @@ __all__ = [
     "monomials",
     "num_weights",
     "monomial_matrix",
+    "monomial_tensor",
     "eta_table",
     "activation",
     "activation_rotation",
@@ -253,17 +258,58 @@ def eta_table(weights: TensorLike, n_controls: int, degree: int) -> TensorLike:
     >>> eta_table(np.array([0.1, 0.2, 0.3, 0.4]), n_controls=2, degree=2)
     array([0.1, 0.4, 0.3, 1. ])
     """
-    matrix = monomial_matrix(n_controls, degree)
-    shape = tuple(qml.math.shape(weights))
-    if not shape or shape[-1] != matrix.shape[1]:
+    n_weights = num_weights(n_controls, degree)
+    torch_weights = isinstance(weights, torch.Tensor)
+    shape = tuple(weights.shape if torch_weights else qml.math.shape(weights))
+    if not shape or shape[-1] != n_weights:
         raise QRNNValueError(
-            f"weights must have shape (..., {matrix.shape[1]}) for {n_controls} controls at degree "
+            f"weights must have shape (..., {n_weights}) for {n_controls} controls at degree "
             f"{degree}; got {shape}"
         )
-    matrix = qml.math.cast_like(qml.math.convert_like(np.array(matrix), weights), weights)
-    if qml.math.get_interface(weights) == "torch":
-        matrix = matrix.to(weights.device)
+    if torch_weights:
+        table = monomial_tensor(n_controls, degree, weights.dtype, weights.device)
+        return torch.tensordot(weights, table, dims=([-1], [1]))
+    matrix = np.array(monomial_matrix(n_controls, degree))
+    matrix = qml.math.cast_like(qml.math.convert_like(matrix, weights), weights)
     return qml.math.tensordot(weights, matrix, axes=[[-1], [1]])
+
+
+_MONOMIAL_TENSORS: dict[tuple[int, int, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def monomial_tensor(
+    n_controls: int, degree: int, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """:func:`monomial_matrix` as a torch tensor of ``dtype`` on ``device``, made once and kept
+    (a plain dictionary lookup afterwards, which ``torch.compile`` traces without a break; the
+    engine makes it before compiled code first needs it).
+
+    Args:
+        n_controls (int): number of control lanes
+        degree (int): the neuron's degree
+        dtype (torch.dtype): the tensor's dtype
+        device (torch.device or str): the tensor's device
+
+    Returns:
+        torch.Tensor: the matrix (the same object on every call with the same arguments)
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.neuron import monomial_tensor
+    >>> monomial_tensor(2, 1, torch.float32)  # columns: bias, x0, x1
+    tensor([[1., 0., 0.],
+            [1., 0., 1.],
+            [1., 1., 0.],
+            [1., 1., 1.]])
+    """
+    key = (n_controls, degree, dtype, torch.device(device))
+    table = _MONOMIAL_TENSORS.get(key)
+    if table is None:
+        matrix = monomial_matrix(n_controls, degree)
+        table = torch.tensor(matrix.tolist(), dtype=dtype, device=key[3])
+        _MONOMIAL_TENSORS[key] = table
+    return table
 
 
 def neuron_amplitudes(eta: TensorLike, order: int) -> tuple[TensorLike, TensorLike]:
@@ -290,13 +336,22 @@ def neuron_amplitudes(eta: TensorLike, order: int) -> tuple[TensorLike, TensorLi
     0.25 0.75
     """
     power = 2 ** check_order(order)
-    return qml.math.cos(eta) ** power, qml.math.sin(eta) ** power
+    xp = _math(eta)
+    return xp.cos(eta) ** power, xp.sin(eta) ** power
+
+
+def _math(x: TensorLike) -> Any:
+    """The namespace whose ``cos``, ``sin``, ``abs``, ``maximum``, ``sqrt`` and ``arctan2`` act on
+    ``x``: torch itself for a torch tensor (what ``pennylane.math`` would call, without its
+    dispatch), ``pennylane.math`` otherwise."""
+    return torch if isinstance(x, torch.Tensor) else qml.math
 
 
 def _magnitudes(eta: TensorLike) -> tuple[TensorLike, TensorLike, TensorLike]:
     """``|cos eta|``, ``|sin eta|`` and the larger of the two (at least ``1/sqrt(2)``)."""
-    cos, sin = qml.math.abs(qml.math.cos(eta)), qml.math.abs(qml.math.sin(eta))
-    return cos, sin, qml.math.maximum(cos, sin)
+    xp = _math(eta)
+    cos, sin = xp.abs(xp.cos(eta)), xp.abs(xp.sin(eta))
+    return cos, sin, xp.maximum(cos, sin)
 
 
 def scaled_amplitudes(
@@ -359,7 +414,7 @@ def activation(eta: TensorLike, order: int) -> TensorLike:
     """
     cos, sin, top = _magnitudes(eta)
     power = 2 ** check_order(order)
-    return qml.math.arctan2((sin / top) ** power, (cos / top) ** power)
+    return _math(eta).arctan2((sin / top) ** power, (cos / top) ** power)
 
 
 def activation_rotation(eta: TensorLike, order: int) -> tuple[TensorLike, TensorLike]:
@@ -388,7 +443,7 @@ def activation_rotation(eta: TensorLike, order: int) -> tuple[TensorLike, Tensor
     cos, sin, top = _magnitudes(eta)
     power = 2 ** check_order(order)
     cos_p, sin_p = (cos / top) ** power, (sin / top) ** power
-    norm = qml.math.sqrt(cos_p**2 + sin_p**2)
+    norm = _math(eta).sqrt(cos_p**2 + sin_p**2)
     return cos_p / norm, sin_p / norm
 
 
@@ -444,7 +499,8 @@ def log_success_probability(eta: TensorLike, order: int) -> TensorLike:
     """
     cos, sin, top = _magnitudes(eta)
     power = 2 * 2 ** check_order(order)
-    return power * qml.math.log(top) + qml.math.log((cos / top) ** power + (sin / top) ** power)
+    xp = _math(eta)
+    return power * xp.log(top) + xp.log((cos / top) ** power + (sin / top) ** power)
 
 
 @functools.cache

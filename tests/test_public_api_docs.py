@@ -43,12 +43,6 @@ MODULES = [
 #: torch.compile, the trainer for batched hardware submission), whose docstrings gain their
 #: examples there; remove a name from here once its docstring has one
 LEFT_OUT = {
-    "pennylane_qrnn.engine.CellOperators",
-    "pennylane_qrnn.engine.SequenceResult",
-    "pennylane_qrnn.engine.NumericalRangeWarning",
-    "pennylane_qrnn.engine.build_operators",
-    "pennylane_qrnn.engine.run_sequence",
-    "pennylane_qrnn.engine.check_finite",
     "pennylane_qrnn.training.Trainer",
 }
 

@@ -35,7 +35,10 @@ Modules: :mod:`~pennylane_qrnn.engine.operators` (``W`` and ``O`` from the weigh
 :mod:`~pennylane_qrnn.engine.recurrence` (the steps and their hand-written backward pass),
 :mod:`~pennylane_qrnn.engine.sequence` (:func:`run_sequence` and its result),
 :mod:`~pennylane_qrnn.engine.outcomes` (the outcome of each step, skipped output stages),
-:mod:`~pennylane_qrnn.engine.checks` (non-finite inputs, :class:`NumericalRangeWarning`).
+:mod:`~pennylane_qrnn.engine.checks` (non-finite inputs, :class:`NumericalRangeWarning`),
+:mod:`~pennylane_qrnn.engine.transforms` (``torch.compile`` and ``torch.func``: what is traced,
+the ``vmap`` rules), and the statevector engine (:mod:`~pennylane_qrnn.engine.statevector`,
+:mod:`~pennylane_qrnn.engine.sweep`).
 """
 
 from ..layout import CellLayout

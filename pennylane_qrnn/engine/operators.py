@@ -13,19 +13,41 @@ from .. import memory, neuron
 from ..layout import WEIGHT_NAMES as _WEIGHT_NAMES
 from ..layout import CellLayout
 from .checks import check_finite
+from .transforms import opaque
 
 
 @dataclass
 class CellOperators:
-    """One forward pass's transfer matrices (see the package docstring).
+    """One forward pass's transfer matrices: what :func:`build_operators` returns and
+    :func:`run_sequence` runs (see :mod:`pennylane_qrnn.engine`).
 
-    ``write_stage``: ``(2**H, 2**I * 2**H)``, ``psi @ write_stage`` gives ``W[x] psi`` for every
-    ``x``; ``output_stage``: ``(2**H, 2**I * 2**H)``, ``v @ output_stage`` gives ``u[y]`` for
-    every ``y``. Rows act on row-vector states ``(N, 2**H)``.
+    Rows act on row-vector workspace states ``(N, 2**H)``. Both matrices are stored divided by
+    constants that keep them in the dtype's range: the true ``W[x]`` is
+    ``exp(log_write_scale[x])`` times the stored block, the true ``O`` is
+    ``exp(log_output_scale)`` times the stored one.
 
-    Both are stored divided by constants (see the package docstring): the true ``W[x]`` is
-    ``exp(log_write_scale[x])`` times the stored block, the true ``O`` is ``exp(log_output_scale)``
-    times the stored one. ``None`` means 0 (unscaled).
+    Attributes:
+        write_stage (torch.Tensor): ``(2**H, 2**I * 2**H)``; ``psi @ write_stage`` gives
+            ``W[x] psi`` for every token ``x`` (write, input and work stages, reset)
+        output_stage (torch.Tensor): ``(2**H, 2**I * 2**H)``; ``v @ output_stage`` gives the
+            branch ``u[y]`` for every reading ``y`` of the i/o lanes
+        layout (CellLayout): the cell's sizes and neuron settings
+        log_write_scale (torch.Tensor or None): ``(2**I,)`` the log of each token block's
+            constant; ``None`` means 0
+        log_output_scale (torch.Tensor or None): 0-d, the log of ``O``'s constant; ``None``
+            means 0
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.engine import CellLayout, CellOperators, build_operators
+    >>> layout = CellLayout(io_bits=1, workspace=2, stages=1)
+    >>> weights = [torch.full(s, 0.3) for s in layout.weight_shapes().values()]
+    >>> operators = build_operators(layout, *weights)
+    >>> isinstance(operators, CellOperators), tuple(operators.write_stage.shape)
+    (True, (4, 8))
+    >>> CellOperators(operators.write_stage, operators.output_stage, layout).log_write_scale is None
+    True
     """
 
     write_stage: torch.Tensor
@@ -114,21 +136,13 @@ def _rotate(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, axis: int
     return torch.stack((cos * zero - sin * one, sin * zero + cos * one), dim=axis)
 
 
-def build_operators(
-    layout: CellLayout,
-    input_weights: torch.Tensor,
-    rotation_weights: torch.Tensor,
-    stage_weights: torch.Tensor,
-    output_weights: torch.Tensor,
-) -> CellOperators:
-    """Run the cell on basis states to get its transfer matrices (differentiable).
-
-    Raises:
-        NonFiniteError: a weight is NaN or infinite
-        ModelSizeError: the matrices would not fit in memory (:mod:`pennylane_qrnn.memory`)
-    """
+@opaque
+def _check_build(layout: CellLayout, weights: tuple[torch.Tensor, ...]) -> None:
+    """:func:`build_operators`' checks (host-side, one graph break under :func:`torch.compile`),
+    and the layout's table permutations and the monomial matrix computed eagerly (so that
+    Dynamo finds them made)."""
     io, ws = layout.io_bits, layout.workspace
-    weights = (input_weights, rotation_weights, stage_weights, output_weights)
+    input_weights = weights[0]
     memory.check(
         memory.engine_operator_bytes(
             io,
@@ -146,6 +160,54 @@ def build_operators(
         "restore the last good checkpoint, or lower the learning rate",
         **dict(zip(_WEIGHT_NAMES, weights, strict=True)),
     )
+    layout.lay_out(input_weights.new_zeros(2**layout.n_controls), 0)
+    neuron.monomial_tensor(
+        layout.n_controls, layout.degree, input_weights.dtype, input_weights.device
+    )
+
+
+def build_operators(
+    layout: CellLayout,
+    input_weights: torch.Tensor,
+    rotation_weights: torch.Tensor,
+    stage_weights: torch.Tensor,
+    output_weights: torch.Tensor,
+) -> CellOperators:
+    """Run the cell on basis states to get its transfer matrices (differentiable).
+
+    Every neuron's 2x2 maps are computed once from the weights and applied to the ``2**H`` basis
+    states of the workspace for each of the ``2**I`` tokens (the write, input and work stages),
+    then to ``|0>|w>`` (the output stage). Traceable by :func:`torch.compile` as one graph after
+    its checks (:mod:`~pennylane_qrnn.engine.transforms`).
+
+    Args:
+        layout (CellLayout): the cell's sizes and neuron settings
+        input_weights (torch.Tensor): ``(H, n_weights)``, the input stage's neurons
+        rotation_weights (torch.Tensor): ``(S, H)``, the work stages' rotation angles
+        stage_weights (torch.Tensor): ``(S, H, n_weights)``, the work stages' neurons
+        output_weights (torch.Tensor): ``(I, n_weights)``, the output stage's neurons
+
+    Returns:
+        CellOperators: the transfer matrices, in the weights' dtype and device
+
+    Raises:
+        NonFiniteError: a weight is NaN or infinite
+        ModelSizeError: the matrices would not fit in memory (:mod:`pennylane_qrnn.memory`)
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.engine import CellLayout, build_operators
+    >>> layout = CellLayout(io_bits=1, workspace=2, stages=1)
+    >>> weights = [torch.full(s, 0.3, dtype=torch.float64) for s in layout.weight_shapes().values()]
+    >>> operators = build_operators(layout, *weights)
+    >>> tuple(operators.write_stage.shape), tuple(operators.output_stage.shape)
+    ((4, 8), (4, 8))
+    >>> operators.write_stage.dtype
+    torch.float64
+    """
+    io, ws = layout.io_bits, layout.workspace
+    _check_build(layout, (input_weights, rotation_weights, stage_weights, output_weights))
     n_x, n_w = 2**io, 2**ws
     dtype, device = input_weights.dtype, input_weights.device
     # each token's block W[x] keeps its own scale; O has one (package docstring)

@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from .checks import NumericalRangeWarning
+from .checks import NumericalRangeWarning, warn_out_of_range
 from .outcomes import SkipPlan, choose_outcome, mark_skipped
+from .transforms import opaque, vmap_by_slices
 
 
 class _Plan:
@@ -96,6 +97,13 @@ def _branches(u: torch.Tensor, tiny: float) -> tuple[torch.Tensor, torch.Tensor,
     return unit, 2 * norm.log(), norm.reciprocal()
 
 
+def _blocks(write: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
+    """The write matrix as one ``(2**H, 2**H)`` block per token, for a grouped plan."""
+    if not plan.grouped:
+        return None
+    return write.reshape(plan.n_w, plan.n_x, plan.n_w).permute(1, 0, 2).contiguous()
+
+
 class _Recurrence(torch.autograd.Function):
     """The teacher-forced / sampled / skipped recurrence with a hand-written backward pass.
 
@@ -105,21 +113,26 @@ class _Recurrence(torch.autograd.Function):
     the logs of those factors go into the step's ``log sum q`` (returned as the neuron success,
     without the operators' own scales). Where the output stage is skipped
     (:mod:`~pennylane_qrnn.engine.outcomes`), ``u[0] = v``, every other branch is 0 and ``o = 0``.
+
+    In the ``forward`` / ``setup_context`` form that :mod:`torch.func` needs: the intermediates the
+    backward pass reads are returned as (non-differentiable) outputs after the five results, and
+    the range warnings are given here, so that the :meth:`vmap` rule (one run per slice) gives
+    them per slice. ``keep`` (whether a backward pass will follow) is decided by the caller, as
+    ``forward`` sees no ``ctx``.
     """
+
+    generate_vmap_rule = False
 
     @staticmethod
     def forward(
-        ctx: Any, write: torch.Tensor, output: torch.Tensor, state: torch.Tensor, plan: _Plan
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        n_x, n_w = plan.n_x, plan.n_w
+        write: torch.Tensor, output: torch.Tensor, state: torch.Tensor, plan: _Plan, keep: bool
+    ) -> tuple[torch.Tensor, ...]:
+        n_w = plan.n_w
         length, batch = plan.tokens.shape
         n_y = output.shape[1] // n_w
         tiny = torch.finfo(write.dtype).tiny
-        blocks = (
-            write.reshape(n_w, n_x, n_w).permute(1, 0, 2).contiguous() if plan.grouped else None
-        )
+        blocks = _blocks(write, plan)
         # keep every step's intermediates only when a backward pass will need them
-        keep = any(ctx.needs_input_grad[:3])
         kept = length if keep else 1
         states = write.new_empty(kept, batch, n_w)
         written = write.new_empty(kept, batch, n_w)
@@ -169,21 +182,36 @@ class _Recurrence(torch.autograd.Function):
         log_success.masked_fill_(dead, math.nan)
         log_chosen.masked_fill_(dead, math.nan)
         # outcomes whose branch is below the smallest float: log q floored at log(tiny**2)
-        plan.floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
-        ctx.save_for_backward(
-            write, output, states, written, branches, outcomes, tops.clamp_min(floor)
-        )
-        ctx.plan, ctx.blocks = plan, blocks
-        ctx.mark_non_differentiable(returned, log_success, log_chosen)
-        return log_probs, psi, returned, log_success, log_chosen
+        floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
+        warn_out_of_range(floored, log_chosen, write.dtype, stacklevel=6)
+        saved = (states, written, branches, outcomes, tops.clamp_min(floor))
+        return (log_probs, psi, returned, log_success, log_chosen) + saved
 
     @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        write, output_stage, _, plan, _ = inputs
+        ctx.save_for_backward(write, output_stage, *output[5:])
+        ctx.plan = plan
+        ctx.mark_non_differentiable(*output[2:])
+        # no zero-filled gradients for the outputs that hold intermediates
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def vmap(
+        info: Any, in_dims: tuple[int | None, ...], *args: Any
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[int, ...]]:
+        """``torch.func.vmap``: one run per slice of the mapped tensors (same plan), stacked."""
+        return vmap_by_slices(_Recurrence, info, in_dims, args, n_tensors=3)
+
+    @staticmethod
+    @opaque  # the autograd engine may call it from a compiled training step: never traced
     @torch.autograd.function.once_differentiable
     def backward(
         ctx: Any, grad_log_probs: torch.Tensor | None, grad_state: torch.Tensor | None, *_: Any
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
         write, output, states, written, branches, outcomes, tops = ctx.saved_tensors
-        plan, blocks = ctx.plan, ctx.blocks
+        plan = ctx.plan
+        blocks = _blocks(write, plan)
         length, batch, n_y, n_w = branches.shape
         tiny = torch.finfo(write.dtype).tiny
         if grad_log_probs is None:
@@ -242,4 +270,4 @@ class _Recurrence(torch.autograd.Function):
                 NumericalRangeWarning,
                 stacklevel=2,
             )
-        return grad_write.reshape(n_w, -1), grad_output, grad_psi, None
+        return grad_write.reshape(n_w, -1), grad_output, grad_psi, None, None

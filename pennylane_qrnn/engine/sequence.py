@@ -10,10 +10,11 @@ import torch
 from .. import memory
 from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import CellLayout
-from .checks import check_finite, warn_out_of_range
+from .checks import check_finite
 from .operators import CellOperators
 from .outcomes import check_skip_output
 from .recurrence import _Plan, _Recurrence
+from .transforms import opaque
 
 
 @dataclass
@@ -38,6 +39,18 @@ class SequenceResult:
     Steps whose every branch underflows (see the package docstring) and all later steps of that
     sequence are NaN in every field but ``outcomes``. ``log_probs`` is NaN at steps whose output
     stage was skipped (nothing measured).
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.engine import CellLayout, build_operators, run_sequence
+    >>> layout = CellLayout(io_bits=1, workspace=2, stages=1)
+    >>> weights = [torch.full(s, 0.3, dtype=torch.float64) for s in layout.weight_shapes().values()]
+    >>> result = run_sequence(build_operators(layout, *weights), torch.tensor([[0], [1]]))
+    >>> tuple(result.log_probs.shape), tuple(result.state.shape), tuple(result.outcomes.shape)
+    ((2, 1, 2), (1, 4), (2, 1))
+    >>> bool(torch.allclose(result.log_probs.exp().sum(-1), torch.ones(2, 1, dtype=torch.float64)))
+    True
     """
 
     log_probs: torch.Tensor
@@ -66,35 +79,37 @@ def amplified_success(layout: CellLayout, log_success: torch.Tensor) -> torch.Te
     return torch.where(torch.isnan(log_success), log_success, 0.0)
 
 
-def run_sequence(
+@opaque
+def _recur(
+    write: torch.Tensor,
+    output: torch.Tensor,
+    state: torch.Tensor,
+    tokens: torch.Tensor,
+    targets: torch.Tensor | None,
+    collapse: torch.Tensor | None,
+    generator: torch.Generator | None,
+    skip_output: torch.Tensor | None,
+    layout: CellLayout,
+    keep: bool,
+) -> tuple[torch.Tensor, ...]:
+    """The recurrence (:class:`_Recurrence`) without its saved intermediates; eager under
+    :func:`torch.compile` (:mod:`~pennylane_qrnn.engine.transforms`)."""
+    plan = _Plan(
+        tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator, skip_output
+    )
+    return _Recurrence.apply(write, output, state, plan, keep)[:5]
+
+
+@opaque
+def _check_run(
     operators: CellOperators,
     tokens: torch.Tensor,
-    targets: torch.Tensor | None = None,
-    state: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    collapse: torch.Tensor | None = None,
-    skip_output: torch.Tensor | None = None,
-) -> SequenceResult:
-    """Run a batch of sequences through the cell.
-
-    Differentiable with respect to the operators and the initial state; the recurrence has a
-    hand-written backward pass (:class:`_Recurrence`) that accumulates the weight gradients of
-    all steps in one matrix product each.
-
-    Args:
-        operators: from :func:`build_operators`
-        tokens: ``(L, N)`` long, the input token of each step
-        targets: ``(L, N)`` long or ``None``. Given: teacher forcing, each step's i/o lanes are
-            postselected on the target. ``None``: each step's outcome is sampled.
-        state: ``(N, 2**H)`` initial workspace state, default ``|0...0>``
-        generator: random generator for sampling
-        collapse: ``(L, N)`` bool, optional; where ``False`` and ``targets`` is given, that step
-            samples instead of postselecting (e.g. an unscored step measured on hardware)
-        skip_output: ``(L, N)`` bool, optional; where ``True`` the step skips its output stage:
-            nothing is measured (no log-probabilities, no outcome, no random number drawn, no
-            target read), the workspace state continues pure as ``W[x] psi`` renormalised
-            (:mod:`~pennylane_qrnn.engine.outcomes`)
-    """
+    state: torch.Tensor | None,
+    generator: torch.Generator | None,
+    skip_output: torch.Tensor | None,
+) -> tuple[bool, torch.Tensor | None]:
+    """:func:`run_sequence`'s checks (host-side, one graph break under :func:`torch.compile`):
+    whether a backward pass will follow, and the checked ``skip_output``."""
     layout = operators.layout
     length, batch = tokens.shape
     write, output = operators.write_stage, operators.output_stage
@@ -129,14 +144,73 @@ def run_sequence(
         f"workspace={layout.workspace}{', with gradients' if grad else ''})",
         device=write.device,
     )
+    return grad, check_skip_output(skip_output, tokens)
+
+
+def run_sequence(
+    operators: CellOperators,
+    tokens: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    state: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    collapse: torch.Tensor | None = None,
+    skip_output: torch.Tensor | None = None,
+) -> SequenceResult:
+    """Run a batch of sequences through the cell.
+
+    Differentiable with respect to the operators and the initial state; the recurrence has a
+    hand-written backward pass (:class:`_Recurrence`) that accumulates the weight gradients of
+    all steps in one matrix product each. Works under :func:`torch.compile` (the recurrence runs
+    eagerly inside the compiled code), ``torch.func.grad`` and ``torch.func.vmap`` over the
+    operators (:mod:`~pennylane_qrnn.engine.transforms`).
+
+    Args:
+        operators: from :func:`build_operators`
+        tokens: ``(L, N)`` long, the input token of each step
+        targets: ``(L, N)`` long or ``None``. Given: teacher forcing, each step's i/o lanes are
+            postselected on the target. ``None``: each step's outcome is sampled.
+        state: ``(N, 2**H)`` initial workspace state, default ``|0...0>``
+        generator: random generator for sampling
+        collapse: ``(L, N)`` bool, optional; where ``False`` and ``targets`` is given, that step
+            samples instead of postselecting (e.g. an unscored step measured on hardware)
+        skip_output: ``(L, N)`` bool, optional; where ``True`` the step skips its output stage:
+            nothing is measured (no log-probabilities, no outcome, no random number drawn, no
+            target read), the workspace state continues pure as ``W[x] psi`` renormalised
+            (:mod:`~pennylane_qrnn.engine.outcomes`)
+
+    Returns:
+        SequenceResult: the per-step log-probabilities, the final state, the outcomes and the
+        postselection probabilities, in the operators' dtype
+
+    Raises:
+        NonFiniteError: ``state`` holds a NaN or an infinity
+        ModelSizeError: the run would not fit in memory (:mod:`pennylane_qrnn.memory`)
+
+    **Example**
+
+    >>> import torch
+    >>> from pennylane_qrnn.engine import CellLayout, build_operators, run_sequence
+    >>> layout = CellLayout(io_bits=1, workspace=2, stages=1)
+    >>> weights = [torch.full(s, 0.3, dtype=torch.float64) for s in layout.weight_shapes().values()]
+    >>> operators = build_operators(layout, *weights)
+    >>> tokens = torch.tensor([[0, 1], [1, 1], [0, 0]])  # (L, N): 3 steps, 2 sequences
+    >>> targets = torch.tensor([[1, 1], [0, 0], [1, 0]])  # teacher forcing
+    >>> result = run_sequence(operators, tokens, targets)
+    >>> result.outcomes.tolist() == targets.tolist()  # postselected on the targets
+    True
+    >>> result.outcome_probability.round(decimals=3)
+    tensor([[0.0080, 0.1860],
+            [0.9230, 0.7630],
+            [0.2030, 0.4250]], dtype=torch.float64)
+    """
+    layout = operators.layout
+    length, batch = tokens.shape
+    write, output = operators.write_stage, operators.output_stage
+    grad, skip_output = _check_run(operators, tokens, state, generator, skip_output)
     if state is None:
         state = initial_state(layout, batch, write.dtype, write.device)
-    skip_output = check_skip_output(skip_output, tokens)
-    plan = _Plan(
-        tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator, skip_output
-    )
-    log_probs, final, outcomes, log_success, log_chosen = _Recurrence.apply(
-        write, output, state, plan
+    log_probs, final, outcomes, log_success, log_chosen = _recur(
+        write, output, state, tokens, targets, collapse, generator, skip_output, layout, grad
     )
     # the stored operators are scaled (package docstring): add the scales back (O's only where
     # the output stage ran)
@@ -149,7 +223,6 @@ def run_sequence(
             log_output = torch.where(skip_output, 0.0, log_output)
         log_scale = log_scale + log_output
     log_success = amplified_success(layout, log_success + 2 * log_scale)
-    warn_out_of_range(plan.floored, log_chosen, write.dtype)
     return SequenceResult(
         log_probs, final, outcomes, log_success.exp(), log_chosen.exp(), log_success, log_chosen
     )

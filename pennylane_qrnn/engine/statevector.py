@@ -37,52 +37,46 @@ from collections.abc import Sequence
 
 import torch
 
-from .. import memory
+from .. import memory, neuron
 from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import WEIGHT_NAMES, CellLayout
-from .checks import check_finite, warn_out_of_range
+from .checks import check_finite
 from .outcomes import check_skip_output
 from .sequence import SequenceResult, amplified_success, initial_state
 from .sweep import NeuronTables, SweepPlan, _Sweep
+from .transforms import opaque
 
 __all__ = ["run_statevector"]
 
 
-def run_statevector(
-    layout: CellLayout,
-    weights: Sequence[torch.Tensor],
+@opaque
+def _sweep(
+    tables: NeuronTables,
     tokens: torch.Tensor,
-    targets: torch.Tensor | None = None,
-    state: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    collapse: torch.Tensor | None = None,
-    skip_output: torch.Tensor | None = None,
-) -> SequenceResult:
-    """Run a batch of sequences through the cell, neuron by neuron (module docstring).
+    targets: torch.Tensor | None,
+    collapse: torch.Tensor | None,
+    generator: torch.Generator | None,
+    skip_output: torch.Tensor | None,
+    state: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """The recurrence (:class:`~pennylane_qrnn.engine.sweep._Sweep`) without its saved
+    intermediates; eager under :func:`torch.compile` (:mod:`~pennylane_qrnn.engine.transforms`)."""
+    plan = SweepPlan(tables, tokens, targets, collapse, generator, skip_output)
+    return _Sweep.apply(plan, state, *tables.tensors)[:5]
 
-    The same result, semantics, validation and errors as
-    :func:`~pennylane_qrnn.engine.run_sequence` (given the operators of the same weights), to
-    rounding; sampling draws from ``generator`` as it does (one ``torch.multinomial`` call per
-    sampled step), so the same seed gives the same outcomes. Differentiable with respect to the
-    weights and the initial state.
 
-    Args:
-        layout: the cell's :class:`~pennylane_qrnn.layout.CellLayout`
-        weights: the four weight tensors (:data:`~pennylane_qrnn.layout.WEIGHT_NAMES` order)
-        tokens: ``(L, N)`` long, the input token of each step
-        targets: ``(L, N)`` long or ``None`` (sample every step)
-        state: ``(N, 2**H)`` initial workspace state, default ``|0...0>``
-        generator: random generator for sampling
-        collapse: ``(L, N)`` bool, optional; where ``False`` and ``targets`` is given, that step
-            samples instead of postselecting
-        skip_output: ``(L, N)`` bool, optional; where ``True`` the step skips its output stage
-            (as in :func:`~pennylane_qrnn.engine.run_sequence`)
-
-    Raises:
-        NonFiniteError: a weight or the state is NaN or infinite
-        ModelSizeError: the run would not fit in memory (:mod:`pennylane_qrnn.memory`)
-    """
-    weights = tuple(weights)
+@opaque
+def _check_run(
+    layout: CellLayout,
+    weights: tuple[torch.Tensor, ...],
+    tokens: torch.Tensor,
+    state: torch.Tensor | None,
+    generator: torch.Generator | None,
+    skip_output: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """:func:`run_statevector`'s checks (host-side, one graph break under
+    :func:`torch.compile`) and the checked ``skip_output``; the layout's table permutations
+    and the monomial matrix are computed eagerly (so that Dynamo finds them made)."""
     if len(weights) != len(WEIGHT_NAMES):
         raise QRNNValueError(
             f"weights must be the {len(WEIGHT_NAMES)} tensors {', '.join(WEIGHT_NAMES)}; got "
@@ -124,14 +118,56 @@ def run_statevector(
         "restore the last good checkpoint, or lower the learning rate",
         **dict(zip(WEIGHT_NAMES, weights, strict=True)),
     )
+    layout.lay_out(reference.new_zeros(2**layout.n_controls), 0)
+    neuron.monomial_tensor(layout.n_controls, layout.degree, reference.dtype, reference.device)
+    return check_skip_output(skip_output, tokens)
+
+
+def run_statevector(
+    layout: CellLayout,
+    weights: Sequence[torch.Tensor],
+    tokens: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    state: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    collapse: torch.Tensor | None = None,
+    skip_output: torch.Tensor | None = None,
+) -> SequenceResult:
+    """Run a batch of sequences through the cell, neuron by neuron (module docstring).
+
+    The same result, semantics, validation and errors as
+    :func:`~pennylane_qrnn.engine.run_sequence` (given the operators of the same weights), to
+    rounding; sampling draws from ``generator`` as it does (one ``torch.multinomial`` call per
+    sampled step), so the same seed gives the same outcomes. Differentiable with respect to the
+    weights and the initial state.
+
+    Args:
+        layout: the cell's :class:`~pennylane_qrnn.layout.CellLayout`
+        weights: the four weight tensors (:data:`~pennylane_qrnn.layout.WEIGHT_NAMES` order)
+        tokens: ``(L, N)`` long, the input token of each step
+        targets: ``(L, N)`` long or ``None`` (sample every step)
+        state: ``(N, 2**H)`` initial workspace state, default ``|0...0>``
+        generator: random generator for sampling
+        collapse: ``(L, N)`` bool, optional; where ``False`` and ``targets`` is given, that step
+            samples instead of postselecting
+        skip_output: ``(L, N)`` bool, optional; where ``True`` the step skips its output stage
+            (as in :func:`~pennylane_qrnn.engine.run_sequence`)
+
+    Raises:
+        NonFiniteError: a weight or the state is NaN or infinite
+        ModelSizeError: the run would not fit in memory (:mod:`pennylane_qrnn.memory`)
+    """
+    weights = tuple(weights)
+    skip_output = _check_run(layout, weights, tokens, state, generator, skip_output)
+    reference = weights[0]
+    batch = tokens.shape[1]
     if state is None:
         state = initial_state(layout, batch, reference.dtype, reference.device)
     tables = NeuronTables.build(layout, weights)
-    skip_output = check_skip_output(skip_output, tokens)
-    plan = SweepPlan(tables, tokens, targets, collapse, generator, skip_output)
-    log_probs, final, outcomes, log_success, log_chosen = _Sweep.apply(plan, state, *tables.tensors)
+    log_probs, final, outcomes, log_success, log_chosen = _sweep(
+        tables, tokens, targets, collapse, generator, skip_output, state
+    )
     log_success = amplified_success(layout, log_success)
-    warn_out_of_range(plan.floored, log_chosen, reference.dtype)
     return SequenceResult(
         log_probs, final, outcomes, log_success.exp(), log_chosen.exp(), log_success, log_chosen
     )

@@ -15,8 +15,9 @@ import torch
 
 from .. import memory, neuron
 from ..layout import CellLayout
-from .checks import NumericalRangeWarning
+from .checks import NumericalRangeWarning, warn_out_of_range
 from .outcomes import SkipPlan, choose_outcome, mark_skipped
+from .transforms import opaque, vmap_by_slices
 
 
 @dataclass
@@ -27,15 +28,15 @@ class NeuronTables:
     ``cos`` and ``sin`` tables, shape ``(2**I, 2**j, 1, 2**(H-1-j))`` for lane ``j`` (token axis
     first); for each work-stage rotation its ``cos`` and ``sin`` (0-d); for each output neuron
     its tables, shape ``(1, 2**l, 1, 2**(I-1-l+H))`` for i/o lane ``l``. Postselect mode: the
-    maps divided by a constant per neuron whose logs sum to ``log_scale`` (a float), as in
+    maps divided by a constant per neuron whose logs sum to ``log_scale`` (a 0-d tensor), as in
     :func:`pennylane_qrnn.engine.operators._maps`, ``log_output_scale`` of it from the output
     neurons; amplified mode: the rotations by ``f(eta)``.
     """
 
     layout: CellLayout
     tensors: list[torch.Tensor]
-    log_scale: float
-    log_output_scale: float = 0.0
+    log_scale: torch.Tensor | float
+    log_output_scale: torch.Tensor | float = 0.0
 
     @classmethod
     def build(cls, layout: CellLayout, weights: Sequence[torch.Tensor]) -> NeuronTables:
@@ -64,9 +65,12 @@ class NeuronTables:
         return cls(layout, tensors, log_ws + log_io, log_io)
 
 
-def _maps(layout: CellLayout, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+def _maps(
+    layout: CellLayout, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
     """Rows of weights ``(n, n_weights)`` -> their neurons' ``C``, ``S`` tables ``(n, 2**c)`` and
-    the sum of the logs of the constants they were divided by (the engine's ``_maps`` per row)."""
+    the sum of the logs of the constants they were divided by, a 0-d tensor (0.0 in amplified
+    mode; the engine's ``_maps`` per row)."""
     eta = neuron.eta_table(weights, layout.n_controls, layout.degree)
     if layout.mode == "amplified":
         cos, sin = neuron.activation_rotation(eta, layout.order)
@@ -74,7 +78,7 @@ def _maps(layout: CellLayout, weights: torch.Tensor) -> tuple[torch.Tensor, torc
     with torch.no_grad():
         reference = torch.maximum(eta.cos().abs(), eta.sin().abs()).amax(dim=-1, keepdim=True)
     cos, sin = neuron.scaled_amplitudes(eta, layout.order, reference)
-    return cos, sin, float(2**layout.order * torch.log(reference).sum())
+    return cos, sin, 2**layout.order * torch.log(reference).sum()
 
 
 def _apply(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -133,7 +137,8 @@ def cell(
     layout = tables.layout
     io, ws, batch = layout.io_bits, layout.workspace, psi.shape[0]
     rescale = _Rescaler(layout, psi.dtype)
-    log_scale = psi.new_full((batch,), tables.log_scale)
+    log_scale = torch.as_tensor(tables.log_scale, dtype=psi.dtype, device=psi.device)
+    log_scale = log_scale.expand(batch).clone()
     state = rescale.normalise(psi, log_scale)
     # write, input and work stages: the i/o lanes stay in the basis state of the token (they
     # are only controls), so each item's tables are sliced at its token and the state is the
@@ -213,7 +218,6 @@ class SweepPlan:
         )
         self.outcomes = torch.empty_like(tokens)
         self.rows = torch.arange(tokens.shape[1], device=tokens.device)
-        self.floored = 0
 
     def outcome(self, step: int, probs: torch.Tensor) -> torch.Tensor:
         """As :meth:`pennylane_qrnn.engine.recurrence._Plan.outcome` (same generator use)."""
@@ -243,17 +247,83 @@ class SweepPlan:
         return log_probs, unit[self.rows, self.outcomes[step]], log_total, log_scale, whole
 
 
+class _StepFunction:
+    """One step of a sweep as a function of the state and the tables in ``needed`` (the others
+    held at ``tensors``), returning the next state and, with ``n_outputs`` 2, the
+    log-probabilities: what :class:`_Sweep`'s backward pass differentiates."""
+
+    def __init__(
+        self,
+        plan: SweepPlan,
+        tensors: Sequence[torch.Tensor],
+        needed: list[int],
+        step: int,
+        n_outputs: int,
+    ) -> None:
+        self.plan, self.tensors, self.needed = plan, tensors, needed
+        self.step, self.n_outputs = step, n_outputs
+
+    def __call__(self, psi: torch.Tensor, *tables: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        tensors = list(self.tensors)
+        for index, table in zip(self.needed, tables, strict=True):
+            tensors[index] = table
+        log_probs, new_psi = self.plan.step(tensors, psi, self.step, decide=False)[:2]
+        return (new_psi, log_probs)[: self.n_outputs]
+
+
+class _PullBack:
+    """The vector-Jacobian product of a :class:`_StepFunction` with respect to the state and the
+    tables ``tables``. Under a :mod:`torch.func` transform (``torch.func.grad`` of a loss) by
+    ``torch.func.vjp``; otherwise by ``torch.autograd.grad`` on leaves made once per backward
+    pass, the same numbers with less overhead per step (``torch.func.vjp`` costs 20-40% of a
+    small model's training step)."""
+
+    def __init__(self, tables: list[torch.Tensor]) -> None:
+        # torch offers no public test for "inside a torch.func transform"; without the private
+        # one, torch.func.vjp always (right under both, only slower outside a transform)
+        active = getattr(torch._C, "_are_functorch_transforms_active", None)
+        self.functional = True if active is None else bool(active())
+        self.tables = tables
+        if not self.functional:
+            self.leaves = [table.detach().requires_grad_(True) for table in tables]
+
+    def __call__(
+        self, function: _StepFunction, psi: torch.Tensor, cotangents: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if self.functional:
+            pullback = torch.func.vjp(function, psi, *self.tables)[1]
+            grad_psi, *grads = pullback(tuple(cotangents))
+            return grad_psi, grads
+        psi = psi.detach().requires_grad_(True)
+        with torch.enable_grad():
+            outputs = function(psi, *self.leaves)
+        inputs = [psi, *self.leaves]
+        grads = torch.autograd.grad(outputs, inputs, cotangents, allow_unused=True)
+        grad_psi, *rest = (
+            torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=True)
+        )
+        return grad_psi, rest
+
+
 class _Sweep(torch.autograd.Function):
     """The recurrence. Forward: every step without autograd, keeping the state at every
     ``interval``-th step. Backward, segment by segment from the end: the segment's states again
     (without autograd), then each step recomputed with autograd and differentiated at once, so
-    that at most one step's graph and ``length / interval + interval`` states are alive."""
+    that at most one step's graph and ``length / interval + interval`` states are alive.
+
+    In the ``forward`` / ``setup_context`` form that :mod:`torch.func` needs: the kept states and
+    the outcomes (branch indices, which the backward pass replays) are returned as
+    non-differentiable outputs after the five results, and the range warnings are given here
+    (per slice under the :meth:`vmap` rule)."""
+
+    generate_vmap_rule = False
 
     @staticmethod
     def forward(
-        ctx: Any, plan: SweepPlan, state: torch.Tensor, *tensors: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        plan: SweepPlan, state: torch.Tensor, *tensors: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         length, batch = plan.tokens.shape
+        plan.outcomes = torch.empty_like(plan.tokens)  # this run's (a plan may be run per slice)
         n_y = 2**plan.tables.layout.io_bits
         log_probs = state.new_empty(length, batch, n_y)
         log_totals = state.new_empty(length, batch)
@@ -278,24 +348,40 @@ class _Sweep(torch.autograd.Function):
         log_chosen.masked_fill_(dead, math.nan)
         # outcomes whose branch is below the smallest float: log q floored at log(tiny**2)
         tiny = torch.finfo(state.dtype).tiny
-        plan.floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
-        ctx.plan = plan
-        ctx.save_for_backward(*kept, *tensors)
-        ctx.n_kept = len(kept)
-        ctx.mark_non_differentiable(outcomes, log_success, log_chosen)
-        return log_probs, psi, outcomes, log_success, log_chosen
+        floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
+        warn_out_of_range(floored, log_chosen, state.dtype, stacklevel=6)
+        return log_probs, psi, outcomes, log_success, log_chosen, torch.stack(kept), plan.outcomes
 
     @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        plan, _, *tensors = inputs
+        ctx.plan = plan
+        ctx.save_for_backward(output[5], output[6], *tensors)
+        ctx.mark_non_differentiable(*output[2:])
+        # no zero-filled gradients for the outputs that hold intermediates
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def vmap(
+        info: Any, in_dims: tuple[int | None, ...], *args: Any
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[int, ...]]:
+        """``torch.func.vmap``: one run per slice of the mapped state and tables, stacked."""
+        return vmap_by_slices(_Sweep, info, in_dims, args)
+
+    @staticmethod
+    @opaque  # the autograd engine may call it from a compiled training step: never traced
     @torch.autograd.function.once_differentiable
     def backward(
         ctx: Any, grad_log_probs: torch.Tensor | None, grad_state: torch.Tensor | None, *_: Any
     ) -> tuple[Any, ...]:
         plan: SweepPlan = ctx.plan
-        saved = ctx.saved_tensors
-        kept, tensors = saved[: ctx.n_kept], saved[ctx.n_kept :]
+        stacked, outcomes, *tensors = ctx.saved_tensors
+        kept = stacked.unbind(0)
+        plan.outcomes = outcomes  # the outcomes of the run being differentiated, replayed
         length = plan.tokens.shape[0]
-        needs = ctx.needs_input_grad[2:]
-        leaves = [t.detach().requires_grad_(need) for t, need in zip(tensors, needs, strict=True)]
+        needed = [index for index, need in enumerate(ctx.needs_input_grad[2:]) if need]
+        pull_back = _PullBack([tensors[index] for index in needed])
+        table_grads: list[torch.Tensor | None] = [None] * len(tensors)
         grad_psi = grad_state if grad_state is not None else kept[0].new_zeros(kept[0].shape)
         for start in reversed(range(0, length, plan.interval)):
             stop = min(start + plan.interval, length)
@@ -304,22 +390,19 @@ class _Sweep(torch.autograd.Function):
                 for step in range(start, stop - 1):
                     states.append(plan.step(tensors, states[-1], step, decide=False)[1])
             for step in reversed(range(start, stop)):
-                psi = states[step - start].detach().requires_grad_(True)
-                with torch.enable_grad():
-                    log_probs, new_psi = plan.step(leaves, psi, step, decide=False)[:2]
-                outputs, grads = [new_psi], [grad_psi]
+                cotangents = [grad_psi]
                 skipped = plan.skip.rows(step)
                 if grad_log_probs is not None and not plan.skip.every(step):
-                    outputs.append(log_probs)
                     grad = grad_log_probs[step]
                     if skipped is not None:
                         # a skipped step's log-probabilities are NaN constants, not outputs
                         grad = grad.masked_fill(skipped.unsqueeze(1), 0.0)
-                    grads.append(grad)
-                inputs = [psi] + [t for t in leaves if t.requires_grad]
-                torch.autograd.backward(outputs, grads, inputs=inputs)
-                grad_psi = psi.grad if psi.grad is not None else torch.zeros_like(psi)
-        table_grads = [t.grad if t.requires_grad else None for t in leaves]
+                    cotangents.append(grad)
+                local = _StepFunction(plan, tensors, needed, step, len(cotangents))
+                grad_psi, grads = pull_back(local, states[step - start], cotangents)
+                for index, grad in zip(needed, grads, strict=True):
+                    total = table_grads[index]
+                    table_grads[index] = grad if total is None else total + grad
         if not all(bool(torch.isfinite(g).all()) for g in table_grads if g is not None):
             warnings.warn(
                 f"the gradient of the neuron tables overflowed {grad_psi.dtype} (a scored "
