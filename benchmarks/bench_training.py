@@ -9,9 +9,21 @@ is its own.
     python benchmarks/bench_training.py --quick          # fewer repetitions
     python benchmarks/bench_training.py --reference-json ref.json
 
-``--reference-json`` takes ``{"dna100": seconds_per_step, ...}`` measured for the reference
-implementation in the same session, to print speed-ups against it; without it the figures of
-``shared/reference/baseline.md`` (same machine type, measured 2026-11-27) are shown, marked so.
+``--reference-code DIR`` measures the reference implementation in the same run: ``DIR`` is a
+checkout of the paper's code (``git clone https://github.com/CLEconomides/RVQE`` at commit
+400a5eb; not shipped with this project, and nothing of it is copied here). Each configuration runs
+the reference in its own process, single-threaded (its fastest), right after ours, on random
+bit-word sequences of the same shape: its forward pass with every step postselected on its target
+(``postselect_measurement=True``, as it trains), its cross-entropy loss, backward, gradient
+clipping at 0.5 and AdamW, timed per step. One change is made to it at run time, not on disk: its
+``UnitaryLayer`` hands its rotation gates views of its parameter made once at construction, which
+torch >= 1.5 refuses to use after the optimiser updated the parameter in place; the run
+re-slices the parameter at every forward pass instead (the same angles and the same cost).
+``--reference-json`` takes ``{"dna100": seconds_per_step, ...}`` measured elsewhere; with neither,
+the figures of ``shared/reference/baseline.md`` (same machine type, measured 2026-11-27) are
+shown, marked so.
+
+    python benchmarks/bench_training.py --configs dna100,mnist01 --reference-code ../RVQE
 
 The circuit path (the templates as QNodes on default.qubit, O(L^2) cells per sequence) is timed
 on a small workload (batch 1, L = 2); the engine is timed on the same workload in the same process
@@ -87,6 +99,65 @@ def child(name, repeats, circuit):
     print(json.dumps(result))
 
 
+def reference_child(name: str, code: str, repeats: int) -> None:
+    """Time the reference implementation's training step (one thread) on configuration ``name``
+    and print ``{"name", "reference", "reference_peak_rss_mb"}`` as JSON."""
+    import importlib
+    import math
+    import types
+
+    import torch
+
+    torch.set_num_threads(1)
+    # import its model without its package __init__ (which pulls in its datasets and their
+    # dependencies: colorful, pandas); nothing of it is modified on disk
+    package = types.ModuleType("RVQE")
+    package.__path__ = [os.path.join(code, "RVQE")]
+    sys.modules["RVQE"] = package
+    model_module = importlib.import_module("RVQE.model")
+    layers = importlib.import_module("RVQE.compound_layers")
+    data = importlib.import_module("RVQE.data")
+
+    def forward(self, kob):  # UnitaryLayer: fresh views of the parameter at every pass
+        for gate, angle in zip(self.gates, self.θs, strict=True):
+            gate.θ = angle
+        return self.gates.forward(kob)
+
+    layers.UnitaryLayer.forward = forward
+    io, ws, stages, degree, order, batch, length = CONFIGS[name]
+    torch.manual_seed(0)
+    model = model_module.RVQE(
+        workspace_size=ws,
+        input_size=io,
+        stages=stages,
+        order=order,
+        degree=degree,
+        bias=math.pi / 2,
+    )
+    sentences = torch.randint(0, 2, (batch, length + 1, io))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    criterion = torch.nn.CrossEntropyLoss()
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        probs, _, _ = model(sentences, sentences, postselect_measurement=True)
+        loss = criterion(probs, data.targets_for_loss(data.skip_first(sentences)))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "reference": statistics.median(times[1:]),
+                "reference_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,15 +166,37 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-circuit", action="store_true", help="skip the circuit path")
     parser.add_argument("--reference-json", help="same-session reference timings {config: s/step}")
+    parser.add_argument(
+        "--reference-code",
+        help="a checkout of github.com/CLEconomides/RVQE @400a5eb: time it in this run",
+    )
+    parser.add_argument(
+        "--reference-repeats", type=int, default=3, help="timed reference steps (after one)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--reference-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
+    if args.reference_child:
+        reference_child(args.reference_child, args.reference_code, args.reference_repeats)
+        return
     if args.child:
         child(
             args.child, repeats, circuit=not args.no_circuit and args.child in ("dna10", "mnist01")
         )
         return
+    if args.reference_json and args.reference_code:
+        parser.error("--reference-json and --reference-code exclude each other; got both")
+    if args.reference_code and not os.path.isfile(
+        os.path.join(args.reference_code, "RVQE", "model.py")
+    ):
+        parser.error(
+            "--reference-code must be a checkout of github.com/CLEconomides/RVQE (with "
+            f"RVQE/model.py); got {args.reference_code!r}"
+        )
     reference, source = BASELINE_MD, "baseline.md"
+    if args.reference_code:
+        reference, source = {}, "measured in this run, one thread"
     if args.reference_json:
         with open(args.reference_json) as stream:
             reference, source = json.load(stream), "measured in this session"
@@ -122,6 +215,24 @@ def main():
             command, check=True, capture_output=True, text=True, env=os.environ
         ).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
+        if args.reference_code:
+            command = [
+                sys.executable,
+                __file__,
+                "--reference-child",
+                name,
+                "--reference-code",
+                args.reference_code,
+                "--reference-repeats",
+                str(args.reference_repeats),
+            ]
+            environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            output = subprocess.run(
+                command, check=True, capture_output=True, text=True, env=environment
+            ).stdout
+            measured = json.loads(output.strip().splitlines()[-1])
+            reference[name] = measured["reference"]
+            rows[-1]["reference_peak_rss_mb"] = measured["reference_peak_rss_mb"]
     print(
         "\nQRNN training step (forward + backward + clip + Adam), torch threads = "
         f"{rows[0]['threads']}"
