@@ -31,6 +31,7 @@ from ..checkpoints import atomic_save
 from .config import (
     DEPRECATED_NAMES,
     DTYPES,
+    LR_SCHEDULES,
     MODELS,
     OPTIMIZERS,
     TRAIN_PROTOCOLS,
@@ -38,6 +39,7 @@ from .config import (
     TrainConfig,
     build_model,
     canonical_protocol,
+    learning_rate,
     make_optimizer,
 )
 from .hardware import check_torch_device, check_trainable
@@ -62,6 +64,7 @@ __all__ = [
     "config_from_file",
     "build_model",
     "make_optimizer",
+    "learning_rate",
     "check_torch_device",
     "check_trainable",
     "plot_curves",
@@ -79,6 +82,7 @@ __all__ = [
     "LOSSES",
     "MODELS",
     "OPTIMIZERS",
+    "LR_SCHEDULES",
     "DTYPES",
     "DEPRECATED_NAMES",
 ]

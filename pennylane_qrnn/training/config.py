@@ -9,6 +9,7 @@ the canonical names: the former ``"reference"`` (a protocol or a loss) is accept
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -36,6 +37,8 @@ __all__ = [
     "SPSA_PERTURBATION",
     "DTYPES",
     "DEPRECATED_NAMES",
+    "LR_SCHEDULES",
+    "learning_rate",
 ]
 
 #: the protocols a run trains under (:mod:`pennylane_qrnn.protocols`)
@@ -51,6 +54,10 @@ SPSA_PERTURBATION = 0.1
 MODELS = ("qrnn", "lstm", "rnn")
 #: the parameters' floating dtypes a run may choose
 DTYPES = ("float32", "float64")
+#: how the learning rate moves over a run (:func:`learning_rate`): ``constant``; ``cosine``
+#: decays it from ``lr`` to ``lr / 100`` along half a cosine over the run's steps;
+#: ``warmup-cosine`` first ramps it linearly from ``lr / 100`` over the first 5 % of the steps
+LR_SCHEDULES = ("constant", "cosine", "warmup-cosine")
 #: former names still accepted (with a FutureWarning), by field, and the name each stands for now
 DEPRECATED_NAMES = {
     "protocol": {"reference": TEACHER_FORCED.name},
@@ -126,6 +133,8 @@ class TrainConfig:
         task_options: further keyword arguments for the task
         shots: shots per sequence on a shot device
         budget: USD, a cumulative spending limit on a priced device
+        lr_schedule: how the learning rate moves over the steps (:data:`LR_SCHEDULES`,
+            :func:`learning_rate`); gradient optimisers only (SPSA decays its own step size)
 
     **Example**
 
@@ -165,6 +174,7 @@ class TrainConfig:
     task_options: dict = field(default_factory=dict)
     shots: int | None = None
     budget: float | None = None
+    lr_schedule: str = "constant"
 
     def resolved(self) -> TrainConfig:
         """A copy with the task's defaults filled in, every value checked and every name
@@ -194,6 +204,12 @@ class TrainConfig:
         _check_positive("lr", config.lr)
         check_int("seed", config.seed, minimum=0)
         check_choice("optimizer", config.optimizer, OPTIMIZERS)
+        check_choice("lr-schedule", config.lr_schedule, LR_SCHEDULES)
+        if config.optimizer == "spsa" and config.lr_schedule != "constant":
+            raise QRNNValueError(
+                "lr-schedule must be 'constant' with optimizer 'spsa' (SPSA decays its own step "
+                f"size); got {config.lr_schedule!r}"
+            )
         # a task's default in the loss's former name is not the user's to change: no warning
         config.loss = canonical_loss(config.loss, warn=self.loss is not None)
         config.protocol = canonical_protocol(config.protocol)
@@ -352,3 +368,33 @@ def make_optimizer(config: TrainConfig, parameters):
         generator = torch.Generator().manual_seed(config.seed)  # saved with the run's checkpoints
         return SPSA(parameters, lr=config.lr, perturbation=SPSA_PERTURBATION, generator=generator)
     return torch.optim.RMSprop(parameters, lr=config.lr)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of a run of ``config.steps``
+    steps under ``config.lr_schedule`` (:data:`LR_SCHEDULES`): a function of the step alone, so a
+    resumed run continues the same curve (stretched, if it was resumed with more steps).
+
+    Args:
+        config (TrainConfig): a resolved config
+        step (int): the number of steps done before this one
+
+    Returns:
+        float: the learning rate
+
+    **Example**
+
+    >>> from pennylane_qrnn.training import TrainConfig, learning_rate
+    >>> config = TrainConfig(task="elman-xor", lr=0.1, steps=100, lr_schedule="cosine").resolved()
+    >>> [round(learning_rate(config, k), 4) for k in (0, 50, 99)]
+    [0.1, 0.0497, 0.001]
+    """
+    if config.lr_schedule == "constant":
+        return config.lr
+    floor = config.lr / 100
+    warmup = max(1, round(0.05 * config.steps)) if config.lr_schedule == "warmup-cosine" else 0
+    if step < warmup:
+        return floor + (config.lr - floor) * step / warmup
+    span = max(1, config.steps - 1 - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -17,7 +17,7 @@ from ..checkpoints import atomic_save, atomic_write_text, check_finite_state
 from ..errors import NonFiniteError, QRNNValueError, UnsafeFileError
 from ..evaluation import evaluate
 from ..protocols import get_protocol
-from .config import TrainConfig, build_model, make_optimizer
+from .config import TrainConfig, build_model, learning_rate, make_optimizer
 from .distributed import Ranks
 from .hardware import check_trainable, model_device, raise_if_nonfinite, supports_mixed
 from .losses import training_loss
@@ -307,6 +307,9 @@ class Trainer:
             while self.step < self.config.steps and not self.converged:
                 if stop_after is not None and done_here >= stop_after:
                     break
+                if self.config.lr_schedule != "constant":
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = learning_rate(self.config, self.step)
                 try:
                     metrics = self.train_step()
                 except NonFiniteError as error:
