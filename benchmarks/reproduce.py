@@ -67,6 +67,7 @@ from pennylane_qrnn.tasks import get_task  # noqa: E402
 from pennylane_qrnn.training import (  # noqa: E402
     DEPRECATED_NAMES,
     LOSSES,
+    LR_SCHEDULES,
     TRAIN_PROTOCOLS,
     TrainConfig,
     Trainer,
@@ -166,7 +167,8 @@ def _seeds(args):
 def _protocol_suffix(args) -> str:
     """The JSON name's suffix for a protocol or neuron mode other than the paper's."""
     suffix = "" if args.protocol == "teacher-forced" else f"-{args.protocol}"
-    return suffix + ("" if args.mode == "postselect" else f"-{args.mode}")
+    suffix += "" if args.mode == "postselect" else f"-{args.mode}"
+    return suffix + ("" if args.lr_schedule == "constant" else f"-{args.lr_schedule}")
 
 
 def row_synthetic(args, task, **overrides):
@@ -179,6 +181,7 @@ def row_synthetic(args, task, **overrides):
             eval_every=args.eval_every,
             protocol=args.protocol,
             mode=args.mode,
+            lr_schedule=args.lr_schedule,
             **overrides,
         )
         results.append(_train(config, work / f"{task}-s{seed}", args.stop_after, curves=True))
@@ -214,6 +217,7 @@ def row_dna(args):
                         checkpoint_every=50,
                         protocol=args.protocol,
                         mode=args.mode,
+                        lr_schedule=args.lr_schedule,
                     )
                     result = _train(config, work / f"{task}-{length}-{model}-s{seed}")
                     result.update(variant=variant, length=length)
@@ -304,6 +308,7 @@ def row_mnist_train(args):
     row = f"mnist-train-{args.digits}-{spelled}" + (
         "" if args.mode == "postselect" else f"-{args.mode}"
     )
+    row += "" if args.lr_schedule == "constant" else f"-{args.lr_schedule}"
     previous = args.out / f"{args.name or row}.json"
     # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
     results = json.loads(previous.read_text())["results"] if previous.exists() else []
@@ -319,6 +324,7 @@ def row_mnist_train(args):
             protocol=args.protocol,
             loss=args.loss,
             mode=args.mode,
+            lr_schedule=args.lr_schedule,
             eval_every=25,
             eval_batches=2,
             checkpoint_every=50,
@@ -481,6 +487,13 @@ def main():
         choices=["postselect", "amplified"],
         default="postselect",
         help="the QRNN's neuron mode in every training row (amplified: added to the JSON's name)",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="every training row's learning-rate schedule (other than constant: added to the "
+        "JSON's name)",
     )
     parser.add_argument(
         "--loss",

@@ -133,3 +133,24 @@ def test_renamed_protocol_and_loss_keep_the_stored_file_names():
         "measured": "measured",
         "qpu": "qpu",
     }
+
+
+def test_a_learning_rate_schedule_is_named_in_the_json():
+    # a run with a schedule other than constant never overwrites the constant-rate results
+    import argparse
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import reproduce
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+    def suffix(**values):
+        base = {"protocol": "teacher-forced", "mode": "postselect", "lr_schedule": "constant"}
+        return reproduce._protocol_suffix(argparse.Namespace(**{**base, **values}))
+
+    assert suffix() == ""
+    assert suffix(lr_schedule="cosine") == "-cosine"
+    assert suffix(protocol="qpu", mode="amplified", lr_schedule="warmup-cosine") == (
+        "-qpu-amplified-warmup-cosine"
+    )
