@@ -78,14 +78,14 @@ class DeviceCapabilityError(QRNNValueError):
 
     **Example**
 
-    A postselecting neuron under deferred measurements needs a fresh wire per mid-circuit
-    measurement, which a device with four fixed wires lacks:
+    Lightning refuses postselection under deferred measurements (its default method), so a
+    postselecting neuron there needs ``mcm_method="tree-traversal"``:
 
     >>> import numpy as np
     >>> import pennylane as qml
     >>> from pennylane_qrnn import QuantumNeuron
     >>> from pennylane_qrnn.errors import DeviceCapabilityError
-    >>> @qml.qnode(qml.device("default.qubit", wires=4))
+    >>> @qml.qnode(qml.device("lightning.qubit", wires=4))
     ... def circuit(weights):
     ...     QuantumNeuron(weights, control_wires=[0, 1], target_wire=2, ancilla_wires=[3],
     ...                   degree=1, order=1)
@@ -94,7 +94,7 @@ class DeviceCapabilityError(QRNNValueError):
     ...     circuit(np.zeros(3))
     ... except DeviceCapabilityError as error:
     ...     print(str(error)[:50])
-    device wires must number at least 5 for a QuantumN
+    mcm_method must be 'tree-traversal' for a QuantumN
     """
 
 

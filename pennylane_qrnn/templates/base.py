@@ -1,6 +1,7 @@
 """What the package's templates share: wire hyperparameters, pytree flattening, queuing
-their decomposition where PennyLane would not defer the mid-circuit measurements inside them,
-the rotation that guards postselected circuits against gradient transforms, and their resource
+themselves as one operation (or their decomposition where a device could not run them so),
+the measurement that lets a deferring device expand them (:class:`PostselectZero`), the
+rotation that guards postselected circuits against gradient transforms, and their resource
 counts.
 
 Resources have one source: each template registers a decomposition rule with PennyLane's graph
@@ -17,6 +18,7 @@ import contextlib
 import contextvars
 import inspect
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MeasuringTemplate",
     "PostselectedRY",
+    "PostselectZero",
     "check_finite_weights",
     "renormalisation_handled",
     "register_template_decomposition",
@@ -121,8 +124,10 @@ def register_template_decomposition(template: type, rule: Any) -> None:
 
 
 def _gate_name(rep: Any) -> str:
-    # PostselectedRY is an RY on every device and in qml.specs (its ``name`` is "RY")
-    return "RY" if issubclass(rep.op_type, qml.RY) else rep.name
+    # PostselectedRY is an RY and PostselectZero a MidMeasureMP on every device and in qml.specs
+    if issubclass(rep.op_type, qml.RY):
+        return "RY"
+    return "MidMeasureMP" if issubclass(rep.op_type, qml.ops.MidMeasure) else rep.name
 
 
 def basic_gate_counts(counts: dict[Any, int]) -> dict[str, int]:
@@ -154,19 +159,91 @@ def _postselected_ry_as_ry(phi: TensorLike, wires: Any, **_: Any) -> None:
 add_decomps(PostselectedRY, _postselected_ry_as_ry)
 
 
+class PostselectZero(qml.ops.MidMeasure):
+    """The mid-circuit measurement that ends a repeat-until-success block: the ancilla measured,
+    postselected on 0 and reset (``qml.measure(wire, reset=True, postselect=0)``).
+
+    It is a ``MidMeasure`` (named ``"MidMeasureMP"``): tree-traversal, one-shot and every
+    device that keeps mid-circuit measurements treat it as one. Unlike a plain measurement it
+    also has a decomposition, ``qml.Projector([0], wire)``: once postselected on 0 the ancilla
+    is in ``|0>`` (the reset does nothing) and its outcome is never read, so projecting is the
+    whole effect. ``default.qubit`` renormalises after every ``Projector``. This is what lets a
+    postselecting template stay one operation in a QNode that defers measurements: PennyLane's
+    ``defer_measurements`` runs before the device's ``decompose`` and sees only the tape's
+    top-level measurements; ``decompose`` then expands the template and turns its measurements,
+    which that device may not keep, into projectors (no fresh wire each, unlike deferral).
+
+    Args:
+        wires (Any or Iterable): the ancilla
+        reset (bool): must be ``True``
+        postselect (int): must be 0
+        meas_uid (str or None): the measurement's id (a fresh one by default)
+        id (str or None): accepted for ``MidMeasure``'s signature; use ``meas_uid``
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_qrnn.templates.base import PostselectZero
+    >>> op = PostselectZero(3)
+    >>> op.name, op.postselect, op.reset
+    ('MidMeasureMP', 0, True)
+    >>> op.decomposition()
+    [Projector(array([0]), wires=[3])]
+    """
+
+    def __init__(
+        self,
+        wires: Any,
+        reset: bool = True,
+        postselect: int | None = 0,
+        meas_uid: str | None = None,
+        id: str | None = None,
+    ) -> None:
+        if reset is not True or postselect != 0:
+            raise QRNNValueError(
+                f"PostselectZero must have reset=True and postselect=0; got reset={reset!r}, "
+                f"postselect={postselect!r}"
+            )
+        super().__init__(
+            wires=wires, reset=True, postselect=0, meas_uid=meas_uid or str(uuid.uuid4()), id=id
+        )
+
+    @staticmethod
+    def compute_decomposition(*params: Any, wires: Any, **hyperparameters: Any) -> list[Operator]:
+        """``qml.Projector([0], wires)``: the postselection (the reset then does nothing)."""
+        return [qml.Projector([0], wires=wires)]
+
+
+@register_resources({qml.ops.MidMeasure: 1})
+def _postselect_zero_as_measurement(wires: Any, **_: Any) -> None:
+    # for the graph system's planning where "MidMeasureMP" is in the gate set (the operator
+    # itself is kept there, as its name is "MidMeasureMP")
+    qml.ops.MidMeasure(wires, reset=True, postselect=0)
+
+
+@register_resources({qml.Projector: 1})
+def _postselect_zero_as_projector(wires: Any, **_: Any) -> None:
+    # where measurements are not kept (a deferring default.qubit): the postselection itself
+    qml.Projector([0], wires=wires)
+
+
+add_decomps(PostselectZero, _postselect_zero_as_measurement, _postselect_zero_as_projector)
+
+
 class MeasuringTemplate(ResourcesOperation):
     """Base of :class:`QuantumNeuron` and :class:`QRNNCell`.
 
-    Subclasses name the hyperparameters that hold wires in ``_wire_keys``. In
-    ``mode="postselect"`` the template queues itself (lazily expanded, one box in ``qml.draw``)
-    in a QNode whose mid-circuit measurement method keeps measurements until the device
-    decomposes (``tree-traversal``, ``one-shot``, shots), and its decomposition elsewhere:
-    PennyLane's ``defer_measurements`` runs before ``decompose`` and sees only the tape's
-    top-level measurements (see :func:`_queues_lazily`).
+    Subclasses name the hyperparameters that hold wires in ``_wire_keys``. A template that
+    postselects (:meth:`_postselects`; ``mode="postselect"``) queues itself (lazily expanded,
+    one box in ``qml.draw``) in a QNode on ``default.qubit`` under any ``mcm_method`` (its
+    measurements must be :class:`PostselectZero`, which a deferring device turns into
+    projectors), and on other devices where the method keeps measurements until the device
+    decomposes (``tree-traversal``, ``one-shot``, shots); it queues its decomposition elsewhere
+    (see :func:`_queues_lazily`).
 
     Subclasses register their decomposition with :func:`register_template_decomposition`;
     :meth:`resources` expands that rule's registered count to basic gates, so ``qml.specs`` of a
-    QNode holding an (amplified) template counts the gates inside it.
+    QNode holding a template counts the gates inside it.
     """
 
     grad_method = None
@@ -207,8 +284,13 @@ class MeasuringTemplate(ResourcesOperation):
             )
         return new_op
 
+    def _postselects(self) -> bool:
+        """Whether the decomposition holds mid-circuit measurements (all of them
+        :class:`PostselectZero`)."""
+        return bool(self.hyperparameters["mode"] == "postselect")
+
     def queue(self, context: Any = qml.QueuingManager) -> MeasuringTemplate:
-        if self.hyperparameters["mode"] == "postselect" and not _queues_lazily(self, context):
+        if self._postselects() and not _queues_lazily(self, context):
             with qml.QueuingManager.stop_recording():
                 ops = self.decomposition()
             for op in ops:
@@ -263,20 +345,32 @@ def _state_vector_limit() -> int:
         return 2**36
 
 
+def _batched_so_far(template: MeasuringTemplate, queue: Sequence[Any]) -> bool:
+    """Whether the state is broadcast (batched) when ``template`` runs: ``default.qubit``
+    refuses to postselect a batched state, and only its ``defer_measurements`` splits a batch,
+    for postselecting measurements it sees on the tape."""
+    return template.batch_size is not None or any(
+        getattr(op, "batch_size", None) is not None for op in queue
+    )
+
+
 def _queues_lazily(template: MeasuringTemplate, context: Any) -> bool:
     """Whether a postselecting ``template`` may go on the tape as itself (one operation, expanded
     by the device's ``decompose`` transform) rather than as its decomposition.
 
-    Only a QNode whose mid-circuit measurement method keeps measurements until the device
-    decomposes (``tree-traversal``, ``one-shot``, ``device``, or shots) expands it lazily.
-    PennyLane's deferred method (the default for an analytic device) runs ``defer_measurements``
-    before ``decompose`` and reads the tape's top-level operations only, so a measurement inside
-    a template is never deferred and the device then refuses ``MidMeasureMP``: there, and outside
-    a QNode (where the executing method is unknown), the template queues its decomposition.
+    In a QNode on ``default.qubit`` always, except under the deferred method (the default for
+    an analytic device) with a batched state by then: ``defer_measurements`` runs before
+    ``decompose`` and reads the tape's top-level operations only, so it never sees the
+    template's measurements; ``decompose`` turns them into projectors (:class:`PostselectZero`),
+    and ``default.qubit`` refuses to postselect a batched state (only ``defer_measurements``
+    splits the batch, for measurements it sees). On other devices: in a QNode whose method keeps
+    measurements until the device decomposes (``tree-traversal``, ``one-shot``, ``device``, or
+    shots). Elsewhere, and outside a QNode (where the executing method is unknown), the template
+    queues its decomposition.
 
     Raises, with what works, for a deferring QNode that cannot run it: Lightning (refuses
     postselection when deferring), a ``default.qubit`` with too few fixed wires (one fresh wire
-    per measurement), or more deferred wires than this machine's memory holds.
+    per deferred measurement), or more deferred wires than this machine's memory holds.
     """
     qnode = _recording_qnode()
     if qnode is None:
@@ -288,13 +382,10 @@ def _queues_lazily(template: MeasuringTemplate, context: Any) -> bool:
     shots = [
         getattr(getattr(owner, "shots", None), "total_shots", None) for owner in (qnode, device)
     ]
-    if mcm_method not in (None, "deferred") or any(shots):
+    if mcm_method not in (None, "deferred") or (mcm_method is None and any(shots)):
         return True
     # every PennyLane device has a str name (mypy types getattr(..., None) or ... as optional)
     name: str = getattr(device, "short_name", None) or getattr(device, "name", "")  # type: ignore[assignment]
-    rule = _RULES[type(template)]
-    counts = basic_gate_counts(rule.compute_resources(**template.resource_params).gate_counts)
-    n_mcm = counts.get("MidMeasureMP", 0)
     fix = (
         "use mcm_method='tree-traversal' in the QNode (qml.qnode(dev, mcm_method="
         "'tree-traversal')), or mode='amplified' (no mid-circuit measurements)"
@@ -307,6 +398,11 @@ def _queues_lazily(template: MeasuringTemplate, context: Any) -> bool:
             f"postselection there; {fix}"
         )
     queue = getattr(qml.QueuingManager.active_context(), "queue", [])
+    lazy = name == "default.qubit" and not _batched_so_far(template, queue)
+    rule = _RULES[type(template)]
+    counts = basic_gate_counts(rule.compute_resources(**template.resource_params).gate_counts)
+    # a lazy template's measurements become projectors: no fresh wire
+    n_mcm = 0 if lazy else counts.get("MidMeasureMP", 0)
     # measurements whose wire is used again (reset, or the template's) get a fresh wire; a
     # lower bound: measurements queued after the template need more
     earlier = sum(
@@ -317,13 +413,17 @@ def _queues_lazily(template: MeasuringTemplate, context: Any) -> bool:
     n_qubits = len(used) + earlier + n_mcm
     wires = getattr(device, "wires", None)
     if name == "default.qubit" and wires is not None and len(wires) < n_qubits:
+        deferred = (
+            f"its {n_mcm} mid-circuit measurements"
+            + (f" and {earlier} before it" if earlier else "")
+            if n_mcm
+            else f"the {earlier} mid-circuit measurement(s) before it"
+        )
         raise DeviceCapabilityError(
             f"device wires must number at least {n_qubits} for a {kind} with mode='postselect' "
-            f"under mcm_method={mcm_method!r} (its {n_mcm} mid-circuit measurements"
-            + (f" and {earlier} before it" if earlier else "")
-            + f" are deferred, each onto a fresh wire, beside the {len(used)} wires used); "
-            f"got {len(wires)} ({wires.tolist()}); {fix}, or a device without fixed "
-            "wires (qml.device('default.qubit'))"
+            f"under mcm_method={mcm_method!r} ({deferred} are deferred, each onto a fresh wire, "
+            f"beside the {len(used)} wires used); got {len(wires)} ({wires.tolist()}); {fix}, "
+            "or a device without fixed wires (qml.device('default.qubit'))"
         )
     if 16 * 2**n_qubits > _state_vector_limit():
         raise DeviceCapabilityError(
@@ -332,4 +432,4 @@ def _queues_lazily(template: MeasuringTemplate, context: Any) -> bool:
             f"measurements so far puts each on a fresh wire, a {n_qubits}-qubit state of "
             f"{16 * 2**n_qubits / 2**30:.4g} GiB, more than this machine's memory; {fix}"
         )
-    return False
+    return lazy

@@ -15,6 +15,7 @@ from ..neuron import MODES, check_mode
 from .base import (
     MeasuringTemplate,
     PostselectedRY,
+    PostselectZero,
     basic_gate_counts,
     check_finite_weights,
     register_template_decomposition,
@@ -90,18 +91,23 @@ class QuantumNeuron(MeasuringTemplate):
     * ``"amplified"``: the ideal amplitude-amplification limit, a unitary multiplexed rotation of
       the target by :math:`f(\eta(x))` per control basis state; no ancillas, no measurement.
 
-    **On the tape.** In a QNode with ``mcm_method="tree-traversal"`` (or ``"one-shot"``, or
-    shots) the neuron is one operation, one box in ``qml.draw``, expanded by the device's
-    ``decompose`` transform. PennyLane's deferred method (a QNode without ``mcm_method`` on an
-    analytic device) defers only the tape's top-level measurements, before it decomposes, so
-    there, and outside a QNode, a ``"postselect"`` neuron queues its decomposition instead.
+    **On the tape.** In a QNode the neuron is one operation, one box in ``qml.draw``, and
+    ``qml.specs(level="top")`` counts the gates inside it (:meth:`resources`); the device's
+    ``decompose`` transform expands it. Its measurements are :class:`~.base.PostselectZero`:
+    kept as mid-circuit measurements under ``mcm_method="tree-traversal"``, ``"one-shot"`` or
+    shots, and turned into ``qml.Projector([0], ancilla)`` where ``default.qubit`` defers
+    (PennyLane's default for an analytic device, whose ``defer_measurements`` runs before
+    ``decompose`` and sees only top-level measurements), so no fresh wire per measurement.
+    Two cases still queue the decomposition: a deferring QNode whose state is batched by then
+    (``default.qubit`` cannot postselect a batched state; ``defer_measurements`` splits the
+    batch), or another deferring device; and outside a QNode.
 
-    **QNode settings for** ``"postselect"``: give the QNode ``mcm_method="tree-traversal"``
-    (``default.qubit``, ``lightning.*``), or use ``default.qubit`` without fixed wires. PennyLane's
-    default method for an analytic device defers every mid-circuit measurement onto a fresh wire:
-    a device with exactly the template's wires then fails, and Lightning refuses postselection
-    there. Queuing the neuron in such a QNode raises
-    :class:`~pennylane_qrnn.devices.capabilities.DeviceCapabilityError` saying so.
+    **QNode settings for** ``"postselect"``: ``default.qubit`` with any ``mcm_method``, or
+    ``lightning.*`` with ``mcm_method="tree-traversal"`` (or ``"one-shot"`` with shots).
+    Lightning refuses postselection where it defers, and a batched neuron that is deferred
+    takes a fresh wire per measurement: queuing the neuron where this cannot run (Lightning
+    deferring, too few fixed wires, a deferred state larger than this machine's memory) raises
+    :class:`~pennylane_qrnn.devices.capabilities.DeviceCapabilityError` naming what works.
 
     **Gradients in** ``"postselect"`` **mode**: only ``diff_method="backprop"`` (``default.qubit``)
     is right. Postselection renormalises the state, so outputs are not linear in it (shift rules
@@ -257,7 +263,7 @@ class QuantumNeuron(MeasuringTemplate):
             ops = prepare(level - 1, ancilla, +1)
             ops += _controlled_minus_i_y(ancilla, qubit, sign)
             ops += prepare(level - 1, ancilla, -1)
-            ops.append(qml.measure(ancilla, reset=True, postselect=0).measurements[0])
+            ops.append(PostselectZero(ancilla))
             return ops
 
         return block(order, target, +1)
@@ -275,7 +281,7 @@ def _neuron_resource_counts(n_controls: int, degree: int, order: int, mode: str)
         resource_rep(PostselectedRY): n_mux * mux["ry"],
         resource_rep(qml.CNOT): n_mux * mux["cnot"] + n_kick,
         resource_rep(qml.PhaseShift): 3 * n_kick,
-        resource_rep(qml.ops.MidMeasure): n_kick,
+        resource_rep(PostselectZero): n_kick,
     }
 
 

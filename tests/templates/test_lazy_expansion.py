@@ -1,11 +1,13 @@
 """Issue 11 item 3: postselecting templates behave like PennyLane's own where PennyLane allows it.
 
-In a QNode whose mid-circuit measurement method keeps measurements until the device decomposes
-(``tree-traversal``, ``one-shot``, shots) a ``mode="postselect"`` QuantumNeuron or QRNNCell is
-one operation on the tape (one box in ``qml.draw``) and the device's ``decompose`` transform
-expands it. Under PennyLane's deferred method (the default for an analytic device),
-``defer_measurements`` runs before ``decompose`` and reads only the tape's top-level operations,
-so there the template still queues its decomposition (documented here, level by level).
+In a QNode a ``mode="postselect"`` QuantumNeuron or QRNNCell is one operation on the tape (one
+box in ``qml.draw``) and the device's ``decompose`` transform expands it: with a method that
+keeps measurements (``tree-traversal``, ``one-shot``, shots) and, on ``default.qubit``, under
+PennyLane's deferred method too (the default for an analytic device). ``defer_measurements``
+runs before ``decompose`` and reads only the tape's top-level operations; the template's
+measurements (``PostselectZero``) then decompose into projectors. Where a batched state would
+meet those projectors (default.qubit cannot postselect one) the template still queues its
+decomposition, for ``defer_measurements`` to split the batch (documented here, level by level).
 """
 
 import numpy as np
@@ -119,15 +121,28 @@ class TestOneBox:
         out = layer(torch.tensor([0.3], dtype=torch.float64))
         assert out.shape == (2,) and torch.isclose(out.sum(), torch.tensor(1.0, dtype=out.dtype))
 
-    def test_deferred_qnode_still_queues_the_decomposition(self):
-        """The documented limit: PennyLane 0.45's ``defer_measurements`` (before ``decompose``
-        on default.qubit and Lightning) only defers top-level measurements, so in a QNode that
-        defers, the template is expanded when queued, at every level."""
+    def test_deferred_qnode_is_one_box_expanded_into_projectors(self):
+        """PennyLane 0.45's ``defer_measurements`` (before ``decompose`` on default.qubit) only
+        defers top-level measurements; the box's measurements become projectors on the device,
+        with no fresh wire."""
         qnode = qml.QNode(_neuron_circuit, DQ)
         top = _ops(qnode, "top")
+        assert [type(op) for op in top] == [qml.RY, qml.Hadamard, QuantumNeuron]
+        device = qml.workflow.construct_tape(qnode, level="device")()
+        assert not any(isinstance(op, (QuantumNeuron, qml.ops.MidMeasure)) for op in device)
+        assert sum(isinstance(op, qml.Projector) for op in device.operations) == 3
+        assert sorted(device.wires.tolist()) == [0, 1, 2, 3, 4]
+        assert qml.draw(qnode)().count("QuantumNeuron") == 5
+
+    def test_batched_deferred_qnode_still_queues_the_decomposition(self):
+        """The documented limit: a batched state cannot be postselected by default.qubit, and
+        only ``defer_measurements`` splits the batch, for the measurements it sees."""
+        qnode = qml.QNode(_neuron_circuit, DQ)
+        weights = np.stack([W, -W])
+        top = qml.workflow.construct_tape(qnode, level="top")(weights).operations
         assert not any(isinstance(op, QuantumNeuron) for op in top)
         assert sum(isinstance(op, qml.ops.MidMeasure) for op in top) == 3
-        assert "QuantumNeuron" not in qml.draw(qnode, level="top")()
+        assert "QuantumNeuron" not in qml.draw(qnode, level="top")(weights)
 
     def test_outside_a_qnode_queues_the_decomposition(self):
         with qml.queuing.AnnotatedQueue() as q:
@@ -193,29 +208,50 @@ class TestSameNumbers:
 class TestRefusals:
     """Errors on the template path name what works instead of PennyLane's raw ones."""
 
-    def test_two_step_cell_without_mcm_method_is_refused_not_a_memory_error(self, rng):
-        """Deferred, a 2-step cell needs a 36-qubit state (PennyLane: a 1 TiB ``MemoryError``)."""
-        circuit = qml.QNode(_cells(_cell_weights(rng)), DQ)
+    def test_two_step_cell_without_mcm_method(self, rng):
+        """Deferred, a batched 2-step cell is queued expanded and needs a 36-qubit state
+        (PennyLane: a 1 TiB ``MemoryError``): refused with what works. Unbatched, the cells are
+        boxes whose measurements become projectors: 6 qubits (one for the top-level
+        measurement), the numbers of tree-traversal."""
+        batched = _cell_weights(rng, batch=2)
         with pytest.raises(
             DeviceCapabilityError,
             match=r"mcm_method must be 'tree-traversal' \(or shots\) .* got None: deferring its "
             r"31 mid-circuit measurements .* 36-qubit state .*mcm_method='tree-traversal'",
         ):
-            circuit()
+            qml.QNode(_cells(batched), DQ)()
+        weights = {k: v[0] for k, v in batched.items()}
+        deferred = qml.QNode(_cells(weights), DQ)
+        assert [type(op).__name__ for op in _ops(deferred, "top")] == [
+            "QRNNCell",
+            "MidMeasure",
+            "QRNNCell",
+        ]
+        assert len(qml.workflow.construct_tape(deferred, level="device")().wires) == 6
+        reference = qml.QNode(_cells(weights), DQ, mcm_method="tree-traversal")()
+        assert np.allclose(deferred(), reference, atol=1e-12)
 
     def test_fixed_wires_count_earlier_measurements(self):
-        """A measurement before the neuron also takes a fresh wire (PennyLane: ``WireError``)."""
+        """A measurement before the neuron takes a fresh wire (PennyLane: ``WireError``); the
+        neuron's own take one each only when it is queued expanded (batched)."""
 
-        def circuit():
+        def circuit(weights=W):
             qml.measure(0, reset=True)
-            _neuron()
+            _neuron(weights)
             return qml.probs(wires=2)
 
         with pytest.raises(
             DeviceCapabilityError,
+            match=r"at least 6 .*the 1 mid-circuit measurement\(s\) before it.* got 5 ",
+        ):
+            qml.QNode(circuit, qml.device("default.qubit", wires=5))()
+        with pytest.raises(
+            DeviceCapabilityError,
             match=r"at least 9 .*its 3 mid-circuit measurements and 1 before it.* got 8 ",
         ):
-            qml.QNode(circuit, qml.device("default.qubit", wires=8))()
+            qml.QNode(circuit, qml.device("default.qubit", wires=8))(np.stack([W, -W]))
+        reference = qml.QNode(circuit, DQ, mcm_method="tree-traversal")()
+        assert np.allclose(qml.QNode(circuit, qml.device("default.qubit", wires=6))(), reference)
 
     def test_lightning_deferred_refused(self):
         """Lightning's ``defer_measurements(allow_postselect=False)`` would say "Postselection is

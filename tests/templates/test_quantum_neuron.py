@@ -488,23 +488,31 @@ class TestQNodeMeasurementMethod:
 
     W = np.array([0.3, 0.5, -0.2, 0.4])
 
-    def _run(self, device, **kwargs):
+    def _run(self, device, weights=W, **kwargs):
         @qml.qnode(device, **kwargs)
         def circuit():
             QuantumNeuron(
-                self.W, control_wires=[0, 1], target_wire=2, ancilla_wires=[3, 4], degree=2, order=2
+                weights,
+                control_wires=[0, 1],
+                target_wire=2,
+                ancilla_wires=[3, 4],
+                degree=2,
+                order=2,
             )
             return qml.probs(wires=2)
 
         return circuit()
 
     def test_fixed_wires_default_method_refused_with_what_works(self):
+        """A batched neuron under the deferred method is queued expanded (default.qubit cannot
+        postselect a batched state; ``defer_measurements`` splits the batch), so its 3
+        measurements each need a fresh wire. Unbatched it needs none (test_what_works)."""
         with pytest.raises(
             DeviceCapabilityError,
             match=r"device wires must number at least 8 .* got 5 .*"
             r"mcm_method='tree-traversal'.*a device without fixed wires",
         ):
-            self._run(qml.device("default.qubit", wires=5))
+            self._run(qml.device("default.qubit", wires=5), np.stack([self.W, -self.W]))
 
     def test_lightning_default_method_refused(self):
         with pytest.raises(
@@ -519,6 +527,7 @@ class TestQNodeMeasurementMethod:
             (qml.device("default.qubit", wires=5), {"mcm_method": "tree-traversal"}),
             (qml.device("lightning.qubit", wires=5), {"mcm_method": "tree-traversal"}),
             (qml.device("default.qubit", wires=8), {}),
+            (qml.device("default.qubit", wires=5), {}),  # one box; projectors, no fresh wires
             (qml.device("default.qubit"), {}),
         ],
     )
