@@ -40,7 +40,10 @@ class PostselectionStats:
         amplification_rounds: ``(N,)`` ``sum_t 1/sqrt(step_t)``, the rounds amplitude
             amplification would need (repeat-until-success needs ``sum_t 1/step_t`` tries)
         reach: ``(L, N)`` the fraction of shots that reach step ``t``'s readout: every
-            postselection of the steps before, and the neurons' of step ``t``
+            postselection of the steps before, and the neurons' (and unwrite's) of step ``t``
+        unwrite: ``(L, N)`` for real-valued inputs (:mod:`pennylane_qrnn.encoding`), the
+            probability that a step's unwrite leaves the i/o lanes in ``|0...0>`` (part of
+            ``step`` and ``reach``); ``None`` for tokens (always 1)
 
     **Example**
 
@@ -69,6 +72,7 @@ class PostselectionStats:
     log_teacher_forcing: torch.Tensor
     amplification_rounds: torch.Tensor
     reach: torch.Tensor | None = None
+    unwrite: torch.Tensor | None = None
 
     @classmethod
     def from_logs(
@@ -76,16 +80,20 @@ class PostselectionStats:
         log_neuron: torch.Tensor,
         log_outcome: torch.Tensor,
         postselected: torch.Tensor,
+        log_unwrite: torch.Tensor | None = None,
     ) -> PostselectionStats:
         """From per-step logs ``(L, N)`` of the neurons' success and of the outcome's
         probability; only ``postselected`` steps pay for their outcome, measured ones accept any.
+        ``log_unwrite``: the log success of real-valued inputs' unwrite, paid at every step.
 
         Sums are taken over logs, so that nothing underflows where the probabilities do (a
         float32 step of 1e-50 is 0, its log is not)."""
         log_neuron = log_neuron.detach()
         postselected = postselected.to(log_neuron.device).bool()
         log_forced = torch.where(postselected, log_outcome.detach(), torch.zeros_like(log_neuron))
-        log_step = log_neuron + log_forced
+        # the unwrite of real-valued inputs comes before the readout, like the neurons'
+        log_read = log_neuron if log_unwrite is None else log_neuron + log_unwrite.detach()
+        log_step = log_read + log_forced
         neuron, teacher_forcing, step = log_neuron.exp(), log_forced.exp(), log_step.exp()
         # every postselection of earlier steps (an exclusive sum: -inf - -inf would be NaN)
         before = torch.cat([torch.zeros_like(log_step[:1]), torch.cumsum(log_step, 0)[:-1]])
@@ -98,7 +106,8 @@ class PostselectionStats:
             log_neuron=log_neuron.sum(0),
             log_teacher_forcing=log_forced.sum(0),
             amplification_rounds=torch.exp(-0.5 * log_step).sum(0),
-            reach=(before + log_neuron).exp(),
+            reach=(before + log_read).exp(),
+            unwrite=None if log_unwrite is None else log_unwrite.detach().exp(),
         )
 
     @classmethod

@@ -27,6 +27,7 @@ MODULES = [
     "pennylane_qrnn.results",
     "pennylane_qrnn.layout",
     "pennylane_qrnn.neuron",
+    "pennylane_qrnn.encoding",
     "pennylane_qrnn.tasks",
     "pennylane_qrnn.devices",
     "pennylane_qrnn.training",

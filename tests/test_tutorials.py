@@ -155,3 +155,31 @@ def test_paper_figure_without_the_data(tmp_path):
     assert "does not hold experiment-5-dna-pool.csv" in result.stdout
     assert "paper QRNN" not in result.stdout
     assert (tmp_path / "paper-figure-dna.png").stat().st_size > 1000
+
+
+def test_real_valued_series(tmp_path):
+    """Tutorial (issue 11 item 4): a noisy sine fed as angles through AngleEncoder into a QRNN;
+    the up/down forecast beats the majority baseline, gradients reach the encoder, and the
+    circuit path agrees with the engine."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tutorials" / "real_valued_series.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "QRNN_TUTORIAL_FAST": "1", "QRNN_TUTORIAL_OUT": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    qrnn, persistence, majority = map(
+        float,
+        re.search(
+            r"test accuracy: ([\d.]+) % \(QRNN\), ([\d.]+) % \(persistence\), ([\d.]+) % "
+            r"\(majority\)",
+            result.stdout,
+        ).groups(),
+    )
+    assert majority < 60 and qrnn >= majority + 15
+    gradient = float(re.search(r"encoder weight gradient .*: ([\d.e+-]+)", result.stdout).group(1))
+    assert gradient > 0
+    difference = float(re.search(r"log-probabilities: ([\d.e+-]+)", result.stdout).group(1))
+    assert difference < 1e-8
+    assert (tmp_path / "real-valued-series.png").stat().st_size > 1000

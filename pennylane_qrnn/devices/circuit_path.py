@@ -202,11 +202,14 @@ class CircuitRunner:
         return {"diff_method": self.diff_method}
 
     def _cell(self, weights, token):
-        """Queue one step: the cell writes ``token``, runs and resets its i/o lanes."""
+        """Queue one step: the cell writes ``token`` (an int, or a tensor of angles: real-valued
+        inputs), runs and resets its i/o lanes."""
         layout = self.layout
+        angles = token if torch.is_tensor(token) else None
         QRNNCell(
             *weights,
-            token=token,
+            token=None if angles is not None else token,
+            angles=angles,
             io_wires=layout.io_wires,
             workspace_wires=layout.workspace_wires,
             ancilla_wires=layout.ancilla_wires or None,
@@ -241,7 +244,14 @@ class CircuitRunner:
     def step_probabilities(self, weights, inputs, outcomes):
         """Probabilities of the i/o lanes after the cell on ``inputs[-1]``, the earlier steps
         postselected on ``outcomes`` (``len(outcomes) == len(inputs) - 1``)."""
-        inputs, outcomes = [int(t) for t in inputs], [int(o) for o in outcomes]
+        inputs = [t if torch.is_tensor(t) and t.dim() else int(t) for t in inputs]
+        outcomes = [int(o) for o in outcomes]
+        if self.joint and torch.is_tensor(inputs[0]):
+            raise DeviceCapabilityError(
+                f"diff_method must be 'backprop' or 'finite-diff' for real-valued inputs; got "
+                f"{self.diff_method!r}: the unwrite of angles postselects, so shift rules give "
+                "wrong gradients"
+            )
         if self.joint:
             # P(y_1..y_t) of measured (not postselected) outcomes is linear in the state; the
             # conditional distribution of step t is a ratio taken here, after the circuit
@@ -301,15 +311,22 @@ class CircuitRunner:
             )
 
     def run(self, weights, tokens, targets=None, generator=None):
-        """Per-step log-probabilities ``(L, N, 2**I)`` and the outcomes collapsed on ``(L, N)``."""
-        length, batch = tokens.shape
+        """Per-step log-probabilities ``(L, N, 2**I)`` and the outcomes collapsed on ``(L, N)``;
+        ``tokens`` ``(L, N)`` integers, or ``(L, N, I)`` angles (real-valued inputs)."""
+        length, batch = tokens.shape[:2]
         dtype = weights[0].dtype if torch.is_tensor(weights[0]) else torch.float64
-        self._check_gradient(weights, length)
+        self._check_gradient(
+            tuple(weights) + ((tokens,) if tokens.is_floating_point() else ()), length
+        )
         # circuits in double precision (finite differences need it); the result in the model's
         weights = tuple(w.to(torch.float64) if torch.is_tensor(w) else w for w in weights)
+        if tokens.is_floating_point():
+            tokens = tokens.to(torch.float64)
         rows, outcome_rows = [], []
         for item in range(batch):
-            inputs = tokens[:, item].tolist()
+            # real-valued inputs: one (I,) tensor of angles per step, kept for autograd
+            angles = tokens.is_floating_point()
+            inputs = list(tokens[:, item].unbind(0)) if angles else tokens[:, item].tolist()
             outcomes, per_step = [], []
             for step in range(length):
                 probs = self.step_probabilities(weights, inputs[: step + 1], outcomes)

@@ -1,6 +1,11 @@
 """The recurrence over a sequence: :class:`_Recurrence`, the teacher-forced / sampled / skipped
 steps with a hand-written backward pass, and :class:`_Plan`, the non-differentiable part of a run
-(tokens, targets, sampling, skipped output stages, how each token's write matrix is applied)."""
+(tokens, targets, sampling, skipped output stages, how each token's write matrix is applied).
+
+A step's input is a token ``x`` (``v = W[x] psi``) or, for real-valued inputs
+(:mod:`pennylane_qrnn.encoding`), a weight per token (``v = sum_x m_x W[x] psi``, the ``mix``
+tensor, differentiable); the plan then also keeps the unscaled weights and the blocks' log scales
+to compute the unwrite's success probability."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..encoding import log_unwrite_probability
 from .checks import NumericalRangeWarning, warn_out_of_range
 from .outcomes import SkipPlan, choose_outcome, mark_skipped
 from .transforms import opaque, vmap_by_slices
@@ -30,11 +36,19 @@ class _Plan:
         collapse: torch.Tensor | None,
         generator: torch.Generator | None,
         skip_output: torch.Tensor | None = None,
+        unwrite: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.tokens, self.n_x, self.n_w = tokens, n_x, n_w
         self.targets, self.collapse, self.generator = targets, collapse, generator
         self.skip = SkipPlan(skip_output)
-        length, batch = tokens.shape
+        # real-valued inputs: the token weights (L, N, n_x) and the blocks' log scales (n_x,)
+        self.unwrite = unwrite
+        length, batch = self.length, self.batch = tokens.shape[:2]
+        if unwrite is not None:
+            self.grouped = False  # every block is needed at every step
+            self.members: list[torch.Tensor] = []
+            self.rows = torch.arange(batch, device=tokens.device)
+            return
         # Large workspaces: apply each W[x] to its group of the batch (2**I times fewer
         # multiply-adds). Small ones: apply every W[x] and pick, one product per step.
         self.grouped = n_w >= 64
@@ -67,6 +81,16 @@ class _Plan:
         batch = state.shape[0]
         written = (state @ write).reshape(batch, self.n_x, self.n_w)
         return written[self.rows, self.tokens[step]]
+
+    def mixed_write(
+        self, write: torch.Tensor, mix: torch.Tensor, state: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sum_x m_x W[x] psi`` for every item (real-valued inputs), and the log of the
+        probability that the unwrite's postselection succeeds."""
+        every = (state @ write).view(state.shape[0], self.n_x, self.n_w)
+        written = torch.bmm(mix[step].unsqueeze(1), every).squeeze(1)
+        weights, log_scales = self.unwrite  # type: ignore[misc]  # set for real-valued inputs
+        return written, log_unwrite_probability(every, weights[step], log_scales)
 
     def write_transposed(
         self, blocks: torch.Tensor | None, write: torch.Tensor, grad: torch.Tensor, step: int
@@ -114,8 +138,11 @@ class _Recurrence(torch.autograd.Function):
     without the operators' own scales). Where the output stage is skipped
     (:mod:`~pennylane_qrnn.engine.outcomes`), ``u[0] = v``, every other branch is 0 and ``o = 0``.
 
+    With real-valued inputs, ``v = sum_x m_x W[x] psi`` (``mix``, ``(L, N, 2**I)``, differentiable;
+    ``None`` for tokens) and the sixth result is each step's log unwrite success (0 for tokens).
+
     In the ``forward`` / ``setup_context`` form that :mod:`torch.func` needs: the intermediates the
-    backward pass reads are returned as (non-differentiable) outputs after the five results, and
+    backward pass reads are returned as (non-differentiable) outputs after the six results, and
     the range warnings are given here, so that the :meth:`vmap` rule (one run per slice) gives
     them per slice. ``keep`` (whether a backward pass will follow) is decided by the caller, as
     ``forward`` sees no ``ctx``.
@@ -125,10 +152,15 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        write: torch.Tensor, output: torch.Tensor, state: torch.Tensor, plan: _Plan, keep: bool
+        write: torch.Tensor,
+        output: torch.Tensor,
+        state: torch.Tensor,
+        mix: torch.Tensor | None,
+        plan: _Plan,
+        keep: bool,
     ) -> tuple[torch.Tensor, ...]:
         n_w = plan.n_w
-        length, batch = plan.tokens.shape
+        length, batch = plan.length, plan.batch
         n_y = output.shape[1] // n_w
         tiny = torch.finfo(write.dtype).tiny
         blocks = _blocks(write, plan)
@@ -143,12 +175,17 @@ class _Recurrence(torch.autograd.Function):
         log_totals = write.new_empty(length, batch)
         log_probs = write.new_empty(length, batch, n_y)
         outcomes = torch.empty(length, batch, dtype=torch.long, device=write.device)
+        log_unwrite = write.new_zeros(length, batch)
         psi = state
         for step in range(length):
             slot = step if keep else 0
             states[slot] = psi
             v = written[slot]
-            v.copy_(plan.write(blocks, write, psi, step))
+            if mix is None:
+                v.copy_(plan.write(blocks, write, psi, step))
+            else:
+                mixed, log_unwrite[step] = plan.mixed_write(write, mix, psi, step)
+                v.copy_(mixed)
             v_top, u_top = tops[step]
             torch.amax(v.abs(), dim=1, out=v_top)
             v.div_(v_top.clamp_min(floor).unsqueeze(1))
@@ -181,16 +218,17 @@ class _Recurrence(torch.autograd.Function):
         log_probs.masked_fill_(dead.unsqueeze(2), math.nan)
         log_success.masked_fill_(dead, math.nan)
         log_chosen.masked_fill_(dead, math.nan)
+        log_unwrite.masked_fill_(dead, math.nan)
         # outcomes whose branch is below the smallest float: log q floored at log(tiny**2)
         floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
         warn_out_of_range(floored, log_chosen, write.dtype, stacklevel=6)
         saved = (states, written, branches, outcomes, tops.clamp_min(floor))
-        return (log_probs, psi, returned, log_success, log_chosen) + saved
+        return (log_probs, psi, returned, log_success, log_chosen, log_unwrite) + saved
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-        write, output_stage, _, plan, _ = inputs
-        ctx.save_for_backward(write, output_stage, *output[5:])
+        write, output_stage, _, mix, plan, _ = inputs
+        ctx.save_for_backward(write, output_stage, mix, *output[6:])
         ctx.plan = plan
         ctx.mark_non_differentiable(*output[2:])
         # no zero-filled gradients for the outputs that hold intermediates
@@ -201,15 +239,15 @@ class _Recurrence(torch.autograd.Function):
         info: Any, in_dims: tuple[int | None, ...], *args: Any
     ) -> tuple[tuple[torch.Tensor, ...], tuple[int, ...]]:
         """``torch.func.vmap``: one run per slice of the mapped tensors (same plan), stacked."""
-        return vmap_by_slices(_Recurrence, info, in_dims, args, n_tensors=3)
+        return vmap_by_slices(_Recurrence, info, in_dims, args, n_tensors=4)
 
     @staticmethod
     @opaque  # the autograd engine may call it from a compiled training step: never traced
     @torch.autograd.function.once_differentiable
     def backward(
         ctx: Any, grad_log_probs: torch.Tensor | None, grad_state: torch.Tensor | None, *_: Any
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
-        write, output, states, written, branches, outcomes, tops = ctx.saved_tensors
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, None, None]:
+        write, output, mix, states, written, branches, outcomes, tops = ctx.saved_tensors
         plan = ctx.plan
         blocks = _blocks(write, plan)
         length, batch, n_y, n_w = branches.shape
@@ -254,14 +292,27 @@ class _Recurrence(torch.autograd.Function):
                     grad_u[skipped] = 0
             grad_branches[step] = grad_u
             grad_v.div_(tops[step, 0].unsqueeze(1))
-            grad_psi = plan.write_transposed(blocks, write, grad_v, step)
+            if mix is None:
+                grad_psi = plan.write_transposed(blocks, write, grad_v, step)
+            else:
+                grad_psi = (mix[step].unsqueeze(2) * grad_v.unsqueeze(1)).view(batch, -1) @ write.T
         grad_output = written.reshape(-1, n_w).T @ grad_branches.reshape(-1, n_y * n_w)
         flat_states = states.reshape(-1, n_w)
         flat_grad_v = grad_written.reshape(-1, n_w)
-        grad_write = write.new_zeros(n_w, plan.n_x, n_w)
-        for x, members in enumerate(plan.members):
-            if members.numel():
-                grad_write[:, x] = flat_states[members].T @ flat_grad_v[members]
+        grad_mix = None
+        if mix is None:
+            grad_write = write.new_zeros(n_w, plan.n_x, n_w)
+            for x, members in enumerate(plan.members):
+                if members.numel():
+                    grad_write[:, x] = flat_states[members].T @ flat_grad_v[members]
+        else:
+            # v = sum_x m_x (psi @ W[x]): d/dW[x] = psi^T (m_x g), d/dm_x = (psi @ W[x]) . g
+            flat_mix = mix.reshape(-1, plan.n_x, 1)
+            grad_write = flat_states.T @ (flat_mix * flat_grad_v.unsqueeze(1)).view(
+                -1, plan.n_x * n_w
+            )
+            every = (flat_states @ write).view(-1, plan.n_x, n_w)
+            grad_mix = torch.bmm(every, flat_grad_v.unsqueeze(2)).view(mix.shape)
         if not bool(torch.isfinite(grad_output).all() & torch.isfinite(grad_write).all()):
             warnings.warn(
                 f"the gradient of the transfer matrices overflowed {write.dtype} (a scored "
@@ -270,4 +321,4 @@ class _Recurrence(torch.autograd.Function):
                 NumericalRangeWarning,
                 stacklevel=2,
             )
-        return grad_write.reshape(n_w, -1), grad_output, grad_psi, None, None
+        return grad_write.reshape(n_w, -1), grad_output, grad_psi, grad_mix, None, None

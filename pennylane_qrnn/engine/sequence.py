@@ -1,9 +1,11 @@
 """Whole sequences: :func:`run_sequence` checks its inputs and memory, runs the recurrence and adds
-the operators' scales back into a :class:`SequenceResult`."""
+the operators' scales back into a :class:`SequenceResult`. Its inputs are tokens, or per-step
+token weights for real-valued inputs (:mod:`pennylane_qrnn.encoding`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -35,6 +37,9 @@ class SequenceResult:
             skipped: nothing is read, nothing is paid)
         log_neuron_success: ``(L, N)`` its logarithm, computed without underflow
         log_outcome_probability: ``(L, N)`` the log-probability of the outcome collapsed on
+        log_unwrite_success: ``(L, N)`` for real-valued inputs, the log-probability that the
+            unwrite's postselection of the i/o lanes on ``|0...0>`` succeeds
+            (:mod:`pennylane_qrnn.encoding`); 0 for tokens
 
     Steps whose every branch underflows (see the package docstring) and all later steps of that
     sequence are NaN in every field but ``outcomes``. ``log_probs`` is NaN at steps whose output
@@ -60,6 +65,7 @@ class SequenceResult:
     outcome_probability: torch.Tensor
     log_neuron_success: torch.Tensor | None = None
     log_outcome_probability: torch.Tensor | None = None
+    log_unwrite_success: torch.Tensor | None = None
 
 
 def initial_state(
@@ -91,13 +97,22 @@ def _recur(
     skip_output: torch.Tensor | None,
     layout: CellLayout,
     keep: bool,
+    mix: torch.Tensor | None = None,
+    unwrite: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """The recurrence (:class:`_Recurrence`) without its saved intermediates; eager under
     :func:`torch.compile` (:mod:`~pennylane_qrnn.engine.transforms`)."""
     plan = _Plan(
-        tokens, 2**layout.io_bits, 2**layout.workspace, targets, collapse, generator, skip_output
+        tokens,
+        2**layout.io_bits,
+        2**layout.workspace,
+        targets,
+        collapse,
+        generator,
+        skip_output,
+        unwrite,
     )
-    return _Recurrence.apply(write, output, state, plan, keep)[:5]
+    return _Recurrence.apply(write, output, state, mix, plan, keep)[:6]
 
 
 @opaque
@@ -111,8 +126,11 @@ def _check_run(
     """:func:`run_sequence`'s checks (host-side, one graph break under :func:`torch.compile`):
     whether a backward pass will follow, and the checked ``skip_output``."""
     layout = operators.layout
-    length, batch = tokens.shape
     write, output = operators.write_stage, operators.output_stage
+    if tokens.is_floating_point():
+        _check_token_weights(tokens, layout)
+        tokens = tokens[..., 0]
+    length, batch = tokens.shape
     if generator is not None and not isinstance(generator, torch.Generator):
         raise QRNNTypeError(
             f"generator must be a torch.Generator or None; got {type(generator).__name__}"
@@ -125,7 +143,10 @@ def _check_run(
                 f"state must have a nonzero amplitude in every row; got {zero} zero row(s)"
             )
     grad = torch.is_grad_enabled() and (
-        write.requires_grad or output.requires_grad or (state is not None and state.requires_grad)
+        write.requires_grad
+        or output.requires_grad
+        or (state is not None and state.requires_grad)
+        or tokens.requires_grad
     )
     # the operators' autograd graph stays alive until the backward pass
     operator_graph = memory.engine_operator_bytes(
@@ -147,6 +168,21 @@ def _check_run(
     return grad, check_skip_output(skip_output, tokens)
 
 
+def _check_token_weights(weights: torch.Tensor, layout: CellLayout) -> None:
+    n_x = 2**layout.io_bits
+    if weights.dim() != 3 or weights.shape[-1] != n_x:
+        raise QRNNValueError(
+            f"tokens given as token weights (real-valued inputs) must have shape (L, N, {n_x}) "
+            f"for io_bits={layout.io_bits}; got {tuple(weights.shape)}"
+        )
+    check_finite(tokens=weights)
+    if bool((weights.detach() < 0).any()):
+        raise QRNNValueError(
+            "tokens given as token weights must be >= 0 (squared amplitudes, "
+            f"pennylane_qrnn.encoding.token_weights); got a minimum of {float(weights.min())}"
+        )
+
+
 def run_sequence(
     operators: CellOperators,
     tokens: torch.Tensor,
@@ -158,7 +194,8 @@ def run_sequence(
 ) -> SequenceResult:
     """Run a batch of sequences through the cell.
 
-    Differentiable with respect to the operators and the initial state; the recurrence has a
+    Differentiable with respect to the operators, the initial state and token weights; the
+    recurrence has a
     hand-written backward pass (:class:`_Recurrence`) that accumulates the weight gradients of
     all steps in one matrix product each. Works under :func:`torch.compile` (the recurrence runs
     eagerly inside the compiled code), ``torch.func.grad`` and ``torch.func.vmap`` over the
@@ -166,7 +203,11 @@ def run_sequence(
 
     Args:
         operators: from :func:`build_operators`
-        tokens: ``(L, N)`` long, the input token of each step
+        tokens: ``(L, N)`` long, the input token of each step; or, for real-valued inputs,
+            ``(L, N, 2**I)`` floating: each step's weight of every token's write block
+            (:func:`pennylane_qrnn.encoding.token_weights` of the angles; differentiable). The
+            step then writes ``sum_x w_x W[x] psi`` and pays the unwrite's postselection
+            (:attr:`SequenceResult.log_unwrite_success`)
         targets: ``(L, N)`` long or ``None``. Given: teacher forcing, each step's i/o lanes are
             postselected on the target. ``None``: each step's outcome is sampled.
         state: ``(N, 2**H)`` initial workspace state, default ``|0...0>``
@@ -183,7 +224,8 @@ def run_sequence(
         postselection probabilities, in the operators' dtype
 
     Raises:
-        NonFiniteError: ``state`` holds a NaN or an infinity
+        NonFiniteError: ``state`` or token weights hold a NaN or an infinity
+        QRNNValueError: token weights of the wrong shape, or negative
         ModelSizeError: the run would not fit in memory (:mod:`pennylane_qrnn.memory`)
 
     **Example**
@@ -204,25 +246,61 @@ def run_sequence(
             [0.2030, 0.4250]], dtype=torch.float64)
     """
     layout = operators.layout
-    length, batch = tokens.shape
     write, output = operators.write_stage, operators.output_stage
     grad, skip_output = _check_run(operators, tokens, state, generator, skip_output)
+    batch = tokens.shape[1]
     if state is None:
         state = initial_state(layout, batch, write.dtype, write.device)
-    log_probs, final, outcomes, log_success, log_chosen = _recur(
-        write, output, state, tokens, targets, collapse, generator, skip_output, layout, grad
+    mix, unwrite, log_scale = _mixture(operators, tokens)
+    steps = tokens[..., 0] if mix is not None else tokens
+    log_probs, final, outcomes, log_success, log_chosen, log_unwrite = _recur(
+        write,
+        output,
+        state,
+        steps,
+        targets,
+        collapse,
+        generator,
+        skip_output,
+        layout,
+        grad,
+        mix,
+        unwrite,
     )
     # the stored operators are scaled (package docstring): add the scales back (O's only where
     # the output stage ran)
-    log_scale: float | torch.Tensor = 0.0
-    if operators.log_write_scale is not None:
-        log_scale = operators.log_write_scale[tokens]
     if operators.log_output_scale is not None:
         log_output = operators.log_output_scale
         if skip_output is not None:
             log_output = torch.where(skip_output, 0.0, log_output)
         log_scale = log_scale + log_output
-    log_success = amplified_success(layout, log_success + 2 * log_scale)
+    # the step's total success is the neurons' times the unwrite's (real-valued inputs)
+    log_success = amplified_success(layout, log_success + 2 * log_scale - log_unwrite)
     return SequenceResult(
-        log_probs, final, outcomes, log_success.exp(), log_chosen.exp(), log_success, log_chosen
+        log_probs,
+        final,
+        outcomes,
+        log_success.exp(),
+        log_chosen.exp(),
+        log_success,
+        log_chosen,
+        log_unwrite,
     )
+
+
+def _mixture(
+    operators: CellOperators, tokens: torch.Tensor
+) -> tuple[torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None, Any]:
+    """For token weights: the weights the recurrence mixes the stored (scaled) blocks with, the
+    unwrite's bookkeeping (the weights and the blocks' log scales) and the write's log scale per
+    step. For tokens: ``None``, ``None`` and the log scale of each step's block."""
+    log_write = operators.log_write_scale
+    if not tokens.is_floating_point():
+        return None, None, 0.0 if log_write is None else log_write[tokens]
+    weights = tokens.to(operators.write_stage.dtype)
+    if log_write is None:
+        log_write = weights.new_zeros(weights.shape[-1])
+    # W[x] = exp(s_x) B[x] = exp(s) exp(s_x - s) B[x] with s = max s_x: every factor <= 1
+    shift = log_write.amax()
+    mix = weights * (log_write - shift).exp()
+    return mix, (weights.detach(), log_write), shift

@@ -77,6 +77,12 @@ def _check_run(
     """:func:`run_statevector`'s checks (host-side, one graph break under
     :func:`torch.compile`) and the checked ``skip_output``; the layout's table permutations
     and the monomial matrix are computed eagerly (so that Dynamo finds them made)."""
+    if tokens.is_floating_point():
+        raise QRNNTypeError(
+            "tokens must be an integer tensor (L, N) on the statevector engine; got token "
+            f"weights of dtype {tokens.dtype} and shape {tuple(tokens.shape)}: real-valued inputs "
+            "run on the transfer-matrix engine (run_sequence, Exact(method='transfer-matrix'))"
+        )
     if len(weights) != len(WEIGHT_NAMES):
         raise QRNNValueError(
             f"weights must be the {len(WEIGHT_NAMES)} tensors {', '.join(WEIGHT_NAMES)}; got "
@@ -144,7 +150,8 @@ def run_statevector(
     Args:
         layout: the cell's :class:`~pennylane_qrnn.layout.CellLayout`
         weights: the four weight tensors (:data:`~pennylane_qrnn.layout.WEIGHT_NAMES` order)
-        tokens: ``(L, N)`` long, the input token of each step
+        tokens: ``(L, N)`` long, the input token of each step (real-valued inputs are refused:
+            they run on :func:`~pennylane_qrnn.engine.run_sequence`)
         targets: ``(L, N)`` long or ``None`` (sample every step)
         state: ``(N, 2**H)`` initial workspace state, default ``|0...0>``
         generator: random generator for sampling
@@ -154,6 +161,7 @@ def run_statevector(
             (as in :func:`~pennylane_qrnn.engine.run_sequence`)
 
     Raises:
+        QRNNTypeError: ``tokens`` are token weights (real-valued inputs)
         NonFiniteError: a weight or the state is NaN or infinite
         ModelSizeError: the run would not fit in memory (:mod:`pennylane_qrnn.memory`)
     """

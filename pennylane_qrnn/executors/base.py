@@ -74,6 +74,9 @@ class Executor(abc.ABC):
     #: whether :meth:`run` takes ``mixed=True``: measured steps kept as the mixture over their
     #: outcomes (exact marginal log-probabilities; :mod:`pennylane_qrnn.engine.mixed`)
     supports_mixed_state: bool = False
+    #: whether :meth:`run` takes real-valued inputs: ``tokens`` a floating ``(L, N, I)`` tensor of
+    #: angles (:mod:`pennylane_qrnn.encoding`)
+    supports_angles: bool = False
 
     @abc.abstractmethod
     def run(

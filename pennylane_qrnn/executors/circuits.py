@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .. import encoding
 from ..devices.circuit_path import CircuitRunner, resolve_diff_method
 from ..errors import QRNNValueError
 from ..results import PostselectionStats, SequenceOutput
@@ -34,6 +35,11 @@ class Circuits(Executor):
     target (teacher forcing) or, without targets, sampled: mixed protocols need :class:`Exact`
     or :class:`Shots`.
 
+    Real-valued inputs (``tokens`` a floating ``(L, N, I)`` tensor of angles,
+    :mod:`pennylane_qrnn.encoding`) run as cells that write and unwrite the angles with ``RY``
+    and postselect the i/o lanes after the unwrite; differentiable with respect to the angles
+    with ``diff_method="backprop"`` (or ``"finite-diff"``), not with shift rules.
+
     Example::
 
         >>> import torch
@@ -45,6 +51,7 @@ class Circuits(Executor):
     """
 
     differentiable = True
+    supports_angles = True
 
     def __init__(
         self, device: Any, diff_method: str | None = None, device_options: dict | None = None
@@ -83,14 +90,21 @@ class Circuits(Executor):
                 "engine or the shot path; got such a mask with backend="
                 f"{self.device.name!r} on the circuit path"
             )
+        if tokens.is_floating_point():
+            tokens = encoding.check_angles("tokens", tokens, model.layout.io_bits)
+            if tokens.dim() != 3:
+                raise QRNNValueError(
+                    f"tokens must have shape (L, N, I) as angles; got {tuple(tokens.shape)}"
+                )
         log_probs, outcomes = self.runner(model.layout).run(
             model.weights(), tokens, targets, generator
         )
         picked = log_probs.detach().gather(2, outcomes.unsqueeze(2)).squeeze(2).exp()
         stats = PostselectionStats.from_probabilities(
-            torch.full_like(picked, float("nan")),  # the simulator postselects: not observed
+            # the simulator postselects (neurons, and the unwrite of angles): not observed
+            torch.full_like(picked, float("nan")),
             picked,
-            postselection_mask(tokens, targets, postselected),
+            postselection_mask(outcomes, targets, postselected),
         )
         return SequenceOutput(log_probs, None, outcomes, stats, None, self.describe())
 

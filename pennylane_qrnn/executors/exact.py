@@ -7,10 +7,10 @@ from typing import Any, cast
 
 import torch
 
-from .. import engine, memory
+from .. import encoding, engine, memory
 from ..engine.mixed import run_mixed
 from ..engine.statevector import run_statevector
-from ..errors import QRNNValueError
+from ..errors import QRNNTypeError, QRNNValueError
 from ..layout import CellLayout
 from ..results import PostselectionStats, SequenceOutput
 from ..validation import check_choice, check_int
@@ -34,7 +34,9 @@ class Exact(Executor):
     * ``"statevector"``: applies each neuron to the batched state (cost ``~ N L 2**(I+H)``,
       memory ``~ N 2**(I+H)``, backward by checkpointing): the only one from ``H`` of about 13;
     * ``"auto"`` (default): per call, the faster of the two by
-      :func:`pennylane_qrnn.memory.exact_estimates` among those that fit in memory.
+      :func:`pennylane_qrnn.memory.exact_estimates` among those that fit in memory; for
+      real-valued inputs (angles, :mod:`pennylane_qrnn.encoding`) always the transfer-matrix
+      engine, the only one that takes them.
 
     Args:
         method (str): ``"auto"``, ``"transfer-matrix"`` or ``"statevector"``
@@ -60,6 +62,8 @@ class Exact(Executor):
     supports_skip_output = True
     #: :meth:`run` takes ``mixed=True`` (:mod:`pennylane_qrnn.engine.mixed`)
     supports_mixed_state = True
+    #: :meth:`run` takes real-valued inputs: ``tokens`` a floating ``(L, N, I)`` tensor of angles
+    supports_angles = True
 
     def __init__(self, method: str = "auto") -> None:
         self.method = check_choice("method", method, METHODS)
@@ -153,9 +157,17 @@ class Exact(Executor):
         (``log_probs`` NaN, outcome :data:`~pennylane_qrnn.engine.outcomes.NOT_MEASURED`,
         nothing postselected or paid) and the workspace state continues pure; ``mixed``: keep
         measured steps as mixtures (:func:`~pennylane_qrnn.engine.mixed.run_mixed`, on the
-        transfer matrices whatever the method; ``state`` comes back as density matrices)."""
+        transfer matrices whatever the method; ``state`` comes back as density matrices).
+
+        ``tokens`` may be a floating ``(L, N, I)`` tensor of angles (real-valued inputs,
+        :mod:`pennylane_qrnn.encoding`): they run on the transfer-matrix engine, differentiable
+        with respect to the angles, and the unwrite's success joins the postselection stats."""
         weights = model.weights()
         collapse = None if targets is None else postselected
+        if tokens.is_floating_point():
+            return self._run_angles(
+                model, tokens, targets, postselected, state, generator, skip_output, mixed
+            )
         if mixed:
             result = run_mixed(
                 self._operators(model), tokens, targets, collapse, state, generator, skip_output
@@ -182,6 +194,39 @@ class Exact(Executor):
             )
         return self._output(result, tokens, targets, postselected, skip_output)
 
+    def _run_angles(
+        self,
+        model: RunnableModel,
+        angles: torch.Tensor,
+        targets: torch.Tensor | None,
+        postselected: torch.Tensor | None,
+        state: torch.Tensor | None,
+        generator: torch.Generator | None,
+        skip_output: torch.Tensor | None,
+        mixed: bool,
+    ) -> SequenceOutput:
+        """Real-valued inputs: the angles' token weights on the transfer-matrix engine."""
+        if mixed:
+            raise QRNNValueError(
+                "mixed=True needs integer tokens; got real-valued inputs (angles): the mixed-state "
+                "engine does not take them"
+            )
+        if self.method == "statevector":
+            raise QRNNTypeError(
+                "tokens must be integer tokens for Exact(method='statevector'); got angles of "
+                f"shape {tuple(angles.shape)}: real-valued inputs run on the transfer-matrix "
+                "engine (Exact() or Exact(method='transfer-matrix'))"
+            )
+        angles = encoding.check_angles("tokens", angles, model.layout.io_bits)
+        weights = encoding.token_weights(angles.to(model.weights()[0].dtype))
+        collapse = None if targets is None else postselected
+        result = engine.run_sequence(
+            self._operators(model), weights, targets, state, generator, collapse, skip_output
+        )
+        return self._output(
+            result, angles[..., 0], targets, postselected, skip_output, result.log_unwrite_success
+        )
+
     @staticmethod
     def _output(
         result: engine.SequenceResult,
@@ -189,6 +234,7 @@ class Exact(Executor):
         targets: torch.Tensor | None,
         postselected: torch.Tensor | None,
         skip_output: torch.Tensor | None,
+        log_unwrite: torch.Tensor | None = None,
     ) -> SequenceOutput:
         paid = postselection_mask(tokens, targets, postselected)
         if skip_output is not None:
@@ -199,6 +245,7 @@ class Exact(Executor):
             cast(torch.Tensor, result.log_neuron_success),
             cast(torch.Tensor, result.log_outcome_probability),
             paid,
+            log_unwrite,
         )
         return SequenceOutput(result.log_probs, result.state, result.outcomes, stats, None, "exact")
 

@@ -26,6 +26,8 @@ __all__ = ["QRNNBase"]
 class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
     """Parameters, layout and executor shared by :class:`QRNN` and :class:`QRNNCell`."""
 
+    #: tokens may be real-valued inputs (angles; :mod:`pennylane_qrnn.nn.inputs`)
+    accepts_angles = True
     # registered in __init__ (layout.weight_shapes()); declared for type checkers
     input_weights: nn.Parameter
     rotation_weights: nn.Parameter
@@ -246,7 +248,12 @@ class QRNNBase(RememberedResults, SequenceInputs, nn.Module):
     ) -> SequenceOutput:
         """Run time-major ``(L, N)`` tokens on the executor (``skip_output``: the steps that
         skip their output stage, and ``mixed``: measured steps kept as mixtures, on executors
-        that can)."""
+        that can); ``tokens`` may be angles ``(L, N, I)`` on executors that take them)."""
+        if tokens.is_floating_point() and not self.executor.supports_angles:
+            raise QRNNValueError(
+                f"tokens must be integer tokens on {self.executor!r}; got real-valued inputs "
+                f"(angles of shape {tuple(tokens.shape)}): they run on Exact() and Circuits(...)"
+            )
         if mixed:
             if not self.executor.supports_mixed_state:
                 raise QRNNValueError(

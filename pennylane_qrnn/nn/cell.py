@@ -50,7 +50,9 @@ class QRNNCell(QRNNBase):
             options above. Default: :class:`~pennylane_qrnn.executors.Exact`
 
     Inputs: ``token, target=None, state=None, generator=None``
-        * **token**: ``(N,)`` or scalar, the input token
+        * **token**: ``(N,)`` or scalar, the input token; or real-valued inputs: a floating
+          ``(N, I)`` tensor of one angle per i/o lane (always batched; see
+          :class:`~pennylane_qrnn.QRNN` and :mod:`pennylane_qrnn.encoding`)
         * **target**: like ``token``: postselect the i/o lanes on it; ``None`` samples
         * **state**: ``(N, 2**H)`` (``(2**H,)`` for a scalar token), default ``|0...0>``
 
@@ -67,6 +69,9 @@ class QRNNCell(QRNNBase):
         >>> tuple(log_probs.shape), tuple(state.shape)
         ((2, 4), (2, 8))
         >>> log_probs, state = cell(torch.tensor([3, 0]), state=state)  # sampled
+        >>> log_probs, state = cell(torch.rand(2, 2), torch.tensor([1, 0]))  # angles (N, I)
+        >>> tuple(log_probs.shape)
+        (2, 4)
     """
 
     def forward(
@@ -76,11 +81,18 @@ class QRNNCell(QRNNBase):
         state: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> SequenceOutput:
-        token = self._check_tokens("token", token)
-        scalar = token.dim() == 0
-        if token.dim() > 1:
-            raise QRNNValueError(f"token must have shape (N,) or (); got {tuple(token.shape)}")
-        tokens = token.reshape(1, -1)
+        if not isinstance(token, torch.Tensor):
+            token = torch.as_tensor(token)
+        if self._is_angles("token", token, 2):
+            token = self._check_angles("token", token)
+            scalar, tokens = False, token.unsqueeze(0)
+            token = token[:, 0]  # its shape is the batch's
+        else:
+            token = self._check_tokens("token", token)
+            scalar = token.dim() == 0
+            if token.dim() > 1:
+                raise QRNNValueError(f"token must have shape (N,) or (); got {tuple(token.shape)}")
+            tokens = token.reshape(1, -1)
         if target is not None:
             target = self._check_tokens("target", target)
             if target.shape != token.shape:
@@ -91,7 +103,7 @@ class QRNNCell(QRNNBase):
             target = target.reshape(1, -1)
         if state is not None and scalar:
             state = state.unsqueeze(0)
-        state = self._check_state(state, tokens.shape[1])
+        state = self._check_state(state, tokens.shape[1])  # (1, N) or angles (1, N, I)
         output = self._run(tokens, target, state, generator)
         final = output.state
         if scalar:

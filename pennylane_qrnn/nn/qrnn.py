@@ -70,7 +70,13 @@ class QRNN(QRNNBase):
 
     Inputs: ``tokens, targets=None, state=None, generator=None, postselected=None``
         * **tokens**: ``(L, N)``, ``(N, L)`` with ``batch_first``, or ``(L,)`` unbatched; integers
-          in ``[0, 2**I)``
+          in ``[0, 2**I)``. Or **real-valued inputs**: a floating ``(L, N, I)`` tensor (``(N, L,
+          I)`` with ``batch_first``; always batched) of one angle per i/o lane and step, written
+          by ``RY(2 angle)`` and unwritten by ``RY(-2 angle)`` with the i/o lanes postselected on
+          ``|0...0>`` (:mod:`pennylane_qrnn.encoding`); differentiable with respect to the angles
+          (e.g. from a classical layer: :class:`~pennylane_qrnn.nn.AngleEncoder`). Angles 0 and
+          ``pi/2`` write the bits 0 and 1 exactly. On :class:`~pennylane_qrnn.executors.Exact`
+          (transfer-matrix engine) and :class:`~pennylane_qrnn.executors.Circuits`
         * **targets**: same shape as ``tokens``; ``targets[t]`` is what step ``t`` is postselected
           on (usually ``tokens[t + 1]``)
         * **state**: ``(N, 2**H)`` initial workspace amplitudes (``(2**H,)`` unbatched), default
@@ -105,6 +111,7 @@ class QRNN(QRNNBase):
 
     Example::
 
+        >>> import torch
         >>> model = QRNN(io_bits=2, workspace=4, stages=1, degree=2)
         >>> tokens = torch.randint(0, 4, (10, 8))                # (L, N)
         >>> log_probs, state = model(tokens[:-1], tokens[1:])
@@ -112,6 +119,11 @@ class QRNN(QRNNBase):
         >>> output = model(tokens[:-1], tokens[1:])
         >>> tuple(output.postselection.log_total.shape)          # one per sequence
         (8,)
+        >>> angles = torch.rand(9, 8, 2, requires_grad=True)     # real-valued inputs (L, N, I)
+        >>> log_probs, state = model(angles, tokens[1:])
+        >>> model.loss(log_probs, tokens[1:]).backward()
+        >>> tuple(angles.grad.shape)
+        (9, 8, 2)
     """
 
     def __init__(
@@ -181,7 +193,7 @@ class QRNN(QRNNBase):
         tokens, targets, postselected, unbatched = self._sequence_inputs(
             tokens, targets, collapse, postselected
         )
-        skip_output = self._step_mask("skip_output", skip_output, tokens, unbatched)
+        skip_output = self._step_mask("skip_output", skip_output, self._steps(tokens), unbatched)
         if state is not None and unbatched:
             state = state.unsqueeze(0)
         state = self._check_state(state, tokens.shape[1])

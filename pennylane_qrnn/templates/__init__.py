@@ -3,7 +3,14 @@
 from .multiplexed_rotation import multiplexed_rotation_cost, multiplexed_ry
 from .qrnn_cell import QRNNCell, neuron_controls
 from .quantum_neuron import MODES, QuantumNeuron, neuron_resources
-from .tokens import measure_token, postselect_token, token_bits, write_token
+from .tokens import (
+    measure_token,
+    postselect_token,
+    token_bits,
+    unwrite_angles,
+    write_angles,
+    write_token,
+)
 
 __all__ = [
     "QuantumNeuron",
@@ -17,4 +24,6 @@ __all__ = [
     "write_token",
     "postselect_token",
     "measure_token",
+    "write_angles",
+    "unwrite_angles",
 ]

@@ -15,6 +15,7 @@ from ..layout import CellLayout, neuron_controls
 from .base import (
     MeasuringTemplate,
     PostselectedRY,
+    PostselectZero,
     check_finite_weights,
     register_template_decomposition,
 )
@@ -24,7 +25,7 @@ from .quantum_neuron import (
     check_ancillas,
     distinct_wires,
 )
-from .tokens import token_bits, write_token
+from .tokens import token_bits, unwrite_angles, write_angles, write_token
 
 if TYPE_CHECKING:
     from pennylane.operation import Operator
@@ -48,6 +49,13 @@ class QRNNCell(MeasuringTemplate):
     5. the output stage: one neuron per i/o lane (left out with ``output=False``: the i/o lanes
        are then back in ``|0>``, with nothing to read; the ``qpu`` protocol's unscored steps).
 
+    **Real-valued inputs.** Given ``angles`` (one per i/o lane) instead of a ``token``, the write
+    is ``qml.RY(2 angle)`` on each i/o lane and the reset is ``qml.RY(-2 angle)`` followed by a
+    mid-circuit measurement of each i/o lane postselected on 0: the workspace is then left in
+    ``sum_x a_x**2 W[x] psi`` (:mod:`pennylane_qrnn.encoding`). The cell postselects even in
+    ``mode="amplified"``, so it needs a QNode that postselects, and is differentiable with
+    respect to the angles (``diff_method="backprop"``).
+
     Every neuron on a lane ``t`` is controlled by all other i/o and workspace lanes, workspace
     first (:func:`neuron_controls`), so it has ``n_weights = sum_{k<=degree} C(I+H-1, k)`` angles.
     The i/o lanes then hold the prediction for the next token; between steps the sequence
@@ -59,7 +67,8 @@ class QRNNCell(MeasuringTemplate):
         rotation_weights (tensor_like): shape ``(stages, H)``, the work stages' rotation angles
         stage_weights (tensor_like): shape ``(stages, H, n_weights)``
         output_weights (tensor_like): shape ``(I, n_weights)``
-        token (int): the input token; the cell writes it onto the i/o lanes and resets them
+        token (int or None): the input token; the cell writes it onto the i/o lanes and resets
+            them. ``None`` when ``angles`` are given
         io_wires (Iterable): the ``I`` i/o lanes, most significant bit first
         workspace_wires (Iterable): the ``H`` workspace lanes
         ancilla_wires (Iterable or None): ``order`` ancillas for ``mode="postselect"``
@@ -72,6 +81,8 @@ class QRNNCell(MeasuringTemplate):
         output (bool): ``True`` (default): with the output stage; ``False``: without it.
         id (str or None): string representing the operation (optional), as for PennyLane's
             templates
+        angles (tensor_like or None): shape ``(I,)`` (or ``(batch, I)``), real-valued inputs
+            written instead of a token (see above); a fifth trainable parameter
 
     **Who writes the token.** Earlier development versions had the caller write the token
     (``write_token(token, io_wires)``) and pass it again for the reset. That code now writes
@@ -129,9 +140,8 @@ class QRNNCell(MeasuringTemplate):
 
     grad_method = None
     _wire_keys = ("io_wires", "workspace_wires", "ancilla_wires")
-    ndim_params = (2, 2, 3, 2)
     resource_keys = {"io_bits", "workspace", "stages", "degree", "order", "mode", "token_ones"}
-    resource_keys |= {"write", "output"}
+    resource_keys |= {"write", "output", "angles"}
 
     def __init__(
         self,
@@ -139,7 +149,7 @@ class QRNNCell(MeasuringTemplate):
         rotation_weights: TensorLike,
         stage_weights: TensorLike,
         output_weights: TensorLike,
-        token: int,
+        token: int | None,
         io_wires: Any,
         workspace_wires: Any,
         ancilla_wires: Any = None,
@@ -149,6 +159,7 @@ class QRNNCell(MeasuringTemplate):
         write: bool = True,
         id: str | None = None,
         output: bool = True,
+        angles: TensorLike | None = None,
     ) -> None:
         degree = neuron.check_degree(degree)
         order = neuron.check_order(order)
@@ -168,7 +179,10 @@ class QRNNCell(MeasuringTemplate):
         all_wires = distinct_wires(
             io_wires=io_wires, workspace_wires=workspace_wires, ancilla_wires=ancilla_wires
         )
-        token_bits(token, len(io_wires))
+        if angles is None:
+            token_bits(token, len(io_wires))
+        else:
+            _check_angles(angles, token, write, len(io_wires))
         weights = (input_weights, rotation_weights, stage_weights, output_weights)
         names = ("input_weights", "rotation_weights", "stage_weights", "output_weights")
         stages = (
@@ -199,7 +213,7 @@ class QRNNCell(MeasuringTemplate):
                 )
             batch = this_batch
         self._hyperparameters = {
-            "token": int(token),
+            "token": int(token) if angles is None else None,
             "io_wires": io_wires,
             "workspace_wires": workspace_wires,
             "ancilla_wires": ancilla_wires,
@@ -209,11 +223,22 @@ class QRNNCell(MeasuringTemplate):
             "write": write,
             "output": output,
         }
-        super().__init__(*weights, wires=Wires(all_wires), id=id)
+        extra = () if angles is None else (angles,)
+        self._n_params = len(weights) + len(extra)  # the angles are a fifth parameter
+        super().__init__(*weights, *extra, wires=Wires(all_wires), id=id)
 
     @property
     def num_params(self) -> int:
-        return 4
+        return self._n_params
+
+    @property
+    def ndim_params(self) -> tuple[int, ...]:
+        return (2, 2, 3, 2, 1)[: self._n_params]
+
+    @classmethod
+    def _unflatten(cls, data: Sequence[Any], metadata: tuple[Any, ...]) -> QRNNCell:
+        # the angles are the fifth parameter, not a hyperparameter
+        return cls(*data[:4], **dict(metadata[1]), angles=data[4] if len(data) > 4 else None)
 
     @property
     def resource_params(self) -> dict[str, Any]:
@@ -225,13 +250,24 @@ class QRNNCell(MeasuringTemplate):
             "degree": hp["degree"],
             "order": hp["order"],
             "mode": hp["mode"],
-            "token_ones": sum(token_bits(hp["token"], len(hp["io_wires"]))),
+            "token_ones": 0
+            if hp["token"] is None
+            else sum(token_bits(hp["token"], len(hp["io_wires"]))),
             "write": hp["write"],
             "output": hp["output"],
+            "angles": self._n_params > 4,
         }
 
     def queue(self, context: Any = qml.QueuingManager) -> QRNNCell:
         _check_token_written_once(self, context)
+        if self._n_params > 4 and self.hyperparameters["mode"] == "amplified":
+            # the unwrite postselects even with amplified neurons: queued expanded, as a
+            # postselected cell is where it cannot be queued lazily (MeasuringTemplate.queue)
+            with qml.QueuingManager.stop_recording():
+                ops = self.decomposition()
+            for op in ops:
+                context.append(op)
+            return self
         return super().queue(context)
 
     @staticmethod
@@ -251,8 +287,9 @@ class QRNNCell(MeasuringTemplate):
         rotation_weights: TensorLike,
         stage_weights: TensorLike,
         output_weights: TensorLike,
+        *angles: TensorLike,
         wires: Any,
-        token: int,
+        token: int | None,
         io_wires: Any,
         workspace_wires: Any,
         ancilla_wires: Any,
@@ -263,8 +300,12 @@ class QRNNCell(MeasuringTemplate):
         output: bool = True,
     ) -> list[Operator]:
         r"""Token write (unless ``write=False``), input stage, work stages, i/o reset and output
-        stage (unless ``output=False``), as standard operations."""
-        ops = list(write_token(token, io_wires)) if write else []
+        stage (unless ``output=False``), as standard operations; with ``angles`` (a fifth
+        parameter) the write and reset are ``RY`` rotations and the reset postselects."""
+        if angles:
+            ops = list(write_angles(angles[0], io_wires))
+        else:
+            ops = list(write_token(token, io_wires)) if write else []
 
         def add_neuron(weights: TensorLike, target: Any) -> None:
             controls = neuron_controls(target, io_wires, workspace_wires)
@@ -293,7 +334,10 @@ class QRNNCell(MeasuringTemplate):
                 ops.append(rotation(2 * rotation_weights[..., stage, lane], wires=target))
             for lane, target in enumerate(workspace_wires):
                 add_neuron(stage_weights[..., stage, lane, :], target)
-        ops.extend(write_token(token, io_wires))
+        if angles:
+            ops.extend(unwrite_angles(angles[0], io_wires))
+        else:
+            ops.extend(write_token(token, io_wires))
         for lane, target in enumerate(io_wires if output else ()):
             add_neuron(output_weights[..., lane, :], target)
         return ops
@@ -309,6 +353,7 @@ def _cell_resource_counts(
     token_ones: int,
     write: bool,
     output: bool = True,
+    angles: bool = False,
 ) -> dict[Any, int]:
     """The operators of :meth:`QRNNCell.compute_decomposition`, counted without building it: the
     resource function registered with PennyLane. Amplified neurons stay templates (counted by
@@ -334,7 +379,25 @@ def _cell_resource_counts(
             add(rep, neurons * count)
         add(resource_rep(PostselectedRY), stages * workspace)
     add(resource_rep(qml.PauliX), token_ones * (2 if write else 1))
+    if angles:  # the RY write and unwrite, and the unwrite's postselections
+        add(resource_rep(qml.RY), 2 * io_bits)
+        add(resource_rep(PostselectZero), io_bits)
     return counts
+
+
+def _check_angles(angles: TensorLike, token: Any, write: Any, io_bits: int) -> None:
+    """Real-valued inputs: ``(I,)`` or ``(batch, I)`` finite angles, no token, written here."""
+    if token is not None:
+        raise QRNNValueError(f"token must be None when angles are given; got {token!r}")
+    if write is not True:
+        raise QRNNValueError(f"write must be True when angles are given; got {write!r}")
+    shape = tuple(qml.math.shape(angles))
+    if len(shape) not in (1, 2) or shape[-1] != io_bits:
+        raise QRNNValueError(
+            f"angles must have shape ({io_bits},) (or (batch, {io_bits})) for I={io_bits}; got "
+            f"{shape}"
+        )
+    check_finite_weights("angles", angles)
 
 
 @register_resources(_cell_resource_counts)

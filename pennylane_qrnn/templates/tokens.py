@@ -1,7 +1,9 @@
 """Writing tokens onto the i/o lanes and reading them back, as a QRNN sequence needs between cells.
 
 A token of ``I`` bits is the integer its bit-word spells, with ``io_wires[0]`` the most
-significant bit (the reference implementation's convention).
+significant bit (the reference implementation's convention). Real-valued inputs are one angle
+per i/o lane instead (:func:`write_angles`, :func:`unwrite_angles`; the maths in
+:mod:`pennylane_qrnn.encoding`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pennylane as qml
 
+from ..encoding import write_rotations
 from ..errors import QRNNTypeError, QRNNValueError
+from .base import PostselectZero
 
 if TYPE_CHECKING:
     from pennylane.measurements import MeasurementValue
     from pennylane.operation import Operator
 
-__all__ = ["token_bits", "write_token", "postselect_token", "measure_token"]
+__all__ = [
+    "token_bits",
+    "write_token",
+    "postselect_token",
+    "measure_token",
+    "write_angles",
+    "unwrite_angles",
+]
 
 
 def _io_wires(io_wires: Iterable[Any]) -> list[Any]:
@@ -150,3 +161,62 @@ def measure_token(io_wires: Iterable[Any]) -> list[MeasurementValue]:
     [2, 2, 2]
     """
     return [qml.measure(w, reset=True) for w in _io_wires(io_wires)]
+
+
+def write_angles(angles: Any, io_wires: Iterable[Any]) -> list[Operator]:
+    """Queue ``qml.RY(2 angle)`` on each i/o lane (in ``|0>``): real-valued inputs, lane ``l`` in
+    ``cos(angle_l)|0> + sin(angle_l)|1>`` (:mod:`pennylane_qrnn.encoding`).
+
+    Args:
+        angles (tensor_like): ``(I,)`` (or ``(batch, I)``) one angle per lane
+        io_wires (Iterable): the i/o lanes, most significant bit first, each once
+
+    Returns:
+        list[Operator]: the ``RY`` gates queued
+
+    **Example**
+
+    >>> from pennylane_qrnn.templates import write_angles
+    >>> ops = write_angles([0.25, 0.5], io_wires=[0, 1])
+    >>> [(op.name, float(op.data[0]), op.wires.tolist()) for op in ops]
+    [('RY', 0.5, [0]), ('RY', 1.0, [1])]
+    """
+    io_wires = _io_wires(io_wires)
+    rotations = write_rotations(qml.math.asarray(angles))
+    return [qml.RY(rotations[..., lane], wires=w) for lane, w in enumerate(io_wires)]
+
+
+def unwrite_angles(angles: Any, io_wires: Iterable[Any]) -> list[Operator]:
+    """Queue the unwrite of :func:`write_angles`: ``qml.RY(-2 angle)`` on each i/o lane, then a
+    mid-circuit measurement of each lane postselected on 0. Between the two the lanes may only
+    have been controls; the workspace is then left in ``sum_x a_x**2 W[x] psi``
+    (:mod:`pennylane_qrnn.encoding`).
+
+    Args:
+        angles (tensor_like): the angles written, ``(I,)`` (or ``(batch, I)``)
+        io_wires (Iterable): the i/o lanes, most significant bit first, each once
+
+    Returns:
+        list[Operator]: the ``RY`` gates and the postselecting measurements queued
+
+    **Example**
+
+    Written and unwritten at once, the lanes are back in ``|0>`` and the postselection always
+    succeeds:
+
+    >>> import pennylane as qml
+    >>> from pennylane_qrnn.templates import unwrite_angles, write_angles
+    >>> @qml.qnode(qml.device("default.qubit"), mcm_method="tree-traversal")
+    ... def circuit():
+    ...     write_angles([0.3, 1.2], io_wires=[0, 1])
+    ...     unwrite_angles([0.3, 1.2], io_wires=[0, 1])
+    ...     return qml.probs(wires=[0, 1])
+    >>> circuit().round(6).tolist()
+    [1.0, 0.0, 0.0, 0.0]
+    """
+    io_wires = _io_wires(io_wires)
+    rotations = write_rotations(qml.math.asarray(angles))
+    ops: list[Operator] = [
+        qml.RY(-rotations[..., lane], wires=w) for lane, w in enumerate(io_wires)
+    ]
+    return ops + [PostselectZero(w) for w in io_wires]
