@@ -18,10 +18,12 @@ from ..training import (
     RESULT_FILES,
     TRAIN_PROTOCOLS,
     TrainConfig,
+    check_trainable,
     config_from_file,
     distributed,
     load_checkpoint,
 )
+from ..training.config import GRADIENTS
 from ..training.shot_optim import make_trainer
 from ..validation import check_choice
 from .common import Renamed, UsageError, add_data_flag, add_model_flags, data_dir, note
@@ -52,6 +54,8 @@ TRAIN_FIELDS = {
     "dtype": "dtype",
     "shots": "shots",
     "budget": "budget",
+    "gradient": "gradient",
+    "pseudo_count": "pseudo_count",
 }
 
 
@@ -67,8 +71,9 @@ def add_parser(sub) -> None:
         "--device",
         help="'exact' (the embedded exact simulator, default), a PennyLane device that "
         "postselects (circuit path: default.qubit, lightning.qubit), or with --optimizer spsa "
-        "a shot device (qiskit.aer, braket.local.qubit, braket.aws.qubit: whole sequences with "
-        "shots, each batch one submission, recorded in OUT/submissions.json)",
+        "or --gradient parameter-shift a shot device (qiskit.aer, braket.local.qubit, "
+        "braket.aws.qubit: whole sequences with shots, each batch one submission, recorded in "
+        "OUT/submissions.json)",
     )
     train.add_argument(
         "--torch-device", help="torch device of the exact engine, e.g. cuda (default cpu)"
@@ -91,7 +96,21 @@ def add_parser(sub) -> None:
         choices=OPTIMIZERS,
         help="spsa: gradient-free, two loss evaluations a step (the one that trains on shots)",
     )
+    opt.add_argument(
+        "--gradient",
+        choices=GRADIENTS,
+        help="parameter-shift: on a shot --device, train with a gradient --optimizer (adam, ...) "
+        "whose gradients are estimated from shots by the shift rule (each step one submission "
+        "of 1 + 2GL circuits per sequence: G weight-dependent rotations per cell, L steps)",
+    )
     opt.add_argument("--shots", type=int, help="shots per sequence on a shot --device")
+    opt.add_argument(
+        "--pseudo-count",
+        type=float,
+        help="on a shot --device, the loss reads a step's counts as (n_k + a) / (n + V a); "
+        "default 0.5 (Krichevsky-Trofimov); 0: plain frequencies (a target no shot read "
+        "stops the run)",
+    )
     opt.add_argument(
         "--budget",
         type=float,
@@ -266,6 +285,7 @@ def _checked_config(args, launched: int):
         config = config.resolved()
     else:
         config = TrainConfig(**given).resolved()  # refuse bad values before a folder is made
+        check_trainable(config)  # and a device that cannot train with these flags
         config.make_task().check_data(("train", "validate"))  # and missing data files
     try:
         distributed.check_processes(processes, config.batch_size, config.torch_device)

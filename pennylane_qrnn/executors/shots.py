@@ -1,7 +1,9 @@
 """The shot executor: whole sequences as circuits with shots, postselection by filtering them.
 
-This is what a run on a QPU is (:mod:`pennylane_qrnn.devices.hardware`): no gradient, estimates
-that rest on the shots that survive, and a price. A step too few shots reach is NaN, with a
+This is what a run on a QPU is (:mod:`pennylane_qrnn.devices.hardware`): estimates that rest on
+the shots that survive, and a price; no gradient unless ``gradient="parameter-shift"``, which
+estimates one from shifted circuits in the same submission
+(:mod:`~pennylane_qrnn.executors.parameter_shift`). A step too few shots reach is NaN, with a
 warning or an error (``on_insufficient_shots``); nothing is invented for it.
 
 It runs the ``qpu`` protocol (:mod:`pennylane_qrnn.protocols`): ``skip_output`` leaves a step's
@@ -29,6 +31,14 @@ from ..results import PostselectionStats, SequenceOutput
 from ..validation import check_choice, check_int
 from .base import Executor, RunnableModel, postselection_mask
 from .device import DeviceSpec
+from .parameter_shift import (
+    ShiftedSubmitter,
+    check_gradient,
+    check_pseudo_count,
+    estimate_tensors,
+    estimated_log_probs,
+    shift_fractions,
+)
 
 __all__ = ["Shots", "DEFAULT_SHOTS"]
 
@@ -69,6 +79,18 @@ class Shots(Executor):
         runtime (str): IBM: ``"job"`` (default; each submission a job), ``"batch"`` or
             ``"session"`` (the submissions of a forward pass in a runtime ``Batch`` or
             ``Session``); a pennylane-qiskit device's own ``session=`` is used in job mode
+        gradient (str or None): ``"parameter-shift"``: a forward pass with gradients enabled
+            (weights that require grad, outside ``torch.no_grad``) also runs, in the same
+            submission, each sequence with every weight-dependent ``RY``/``PhaseShift`` angle
+            shifted by ``+-pi/2``, and its log-probabilities carry the shift-rule gradient
+            (:mod:`~pennylane_qrnn.executors.parameter_shift`; ``1 + 2 G L`` circuits per
+            sequence of ``L`` steps with ``G`` such gates per cell). ``None`` (default): no
+            gradient, one circuit per sequence
+        pseudo_count (float or None): how step probabilities are estimated from counts:
+            ``None`` (default) the frequency, floored at the smallest float64 (a token no
+            shot read: ``-708.4``); a number ``alpha >= 0``: ``(n_k + alpha) / (n + V alpha)``
+            (``0.5``: Krichevsky-Trofimov; ``0``: ``-inf`` for a token no shot read), see
+            :func:`~pennylane_qrnn.executors.parameter_shift.estimated_log_probs`
 
     Example::
 
@@ -78,6 +100,16 @@ class Shots(Executor):
         >>> output = model(torch.tensor([[1], [0]]), torch.tensor([[0], [1]]))
         >>> [int(e.shots) for e in output.shot_estimates]
         [200]
+
+    With ``gradient="parameter-shift"`` the log-probabilities carry a gradient estimated from
+    shots; the one submission holds ``1 + 2 G L`` circuits per sequence (here ``G = 4``):
+
+        >>> shots = Shots("default.qubit", shots=100, method="deferred", gradient="parameter-shift")
+        >>> model = QRNN(1, 1, stages=0, degree=1, order=1, mode="amplified", executor=shots)
+        >>> tokens, targets = torch.tensor([[1], [0]]), torch.tensor([[0], [1]])
+        >>> model.loss(model(tokens, targets).log_probs, targets).backward()
+        >>> shots.last_submissions.sent, model.input_weights.grad is not None
+        (1, True)
     """
 
     supports_mixed_protocols = True
@@ -98,6 +130,8 @@ class Shots(Executor):
         batch_size: int | None = None,
         progress: bool | None = None,
         runtime: str = "job",
+        gradient: str | None = None,
+        pseudo_count: float | None = None,
     ) -> None:
         if shots is not None:
             check_int("shots", shots, 1)
@@ -114,6 +148,8 @@ class Shots(Executor):
             check_int("batch_size", batch_size, 1)
         self.batch_size, self.progress = batch_size, progress
         self.runtime = check_choice("runtime", runtime, RUNTIME_MODES)
+        self.gradient = check_gradient(gradient)
+        self.pseudo_count = check_pseudo_count(pseudo_count)
         # a folder path (read afresh at each run); refused now if it holds no ledger of ours
         self.ledger = None if ledger is None else SubmissionLedger(ledger).folder
         #: what the last run sent, reused and fetched
@@ -217,21 +253,28 @@ class Shots(Executor):
             backend=name if isinstance(given, str) else backend_label(given),
         )
         mask = postselection_mask(tokens, targets, postselected)
-        run = runner.run(
-            model.weights(),
-            tokens.cpu(),
-            None if targets is None else targets.cpu(),
-            None if targets is None or postselected is None else mask.cpu(),
-            generator,
-            skip,
-        )
+        weights = model.weights()
+        shifted = self.gradient is not None and torch.is_grad_enabled()
+        if shifted and any(w.requires_grad for w in weights):
+            runner.submitter = ShiftedSubmitter(runner.submitter, weights)
+        targets = None if targets is None else targets.cpu()
+        forced = None if targets is None or postselected is None else mask.cpu()
+        run = runner.run(weights, tokens.cpu(), targets, forced, generator, skip)
         if skip is not None:  # a skipped step reads nothing, so it postselects nothing
             mask = mask.cpu() & ~skip
         stats = PostselectionStats.from_probabilities(run.neuron, run.picked, mask.cpu())
         self.last_submissions = run.submissions
+        log_probs = run.log_probs
+        if isinstance(runner.submitter, ShiftedSubmitter):
+            a, b = shift_fractions(runner.submitter, run.estimates, targets, forced)
+            measured = estimate_tensors(run.estimates)[2]
+            log_probs = estimated_log_probs(a, b, measured, plan["shots"], self.pseudo_count)
+        elif self.pseudo_count is not None:
+            a, b, measured, shots = estimate_tensors(run.estimates)
+            log_probs = estimated_log_probs(a, b, measured, shots, self.pseudo_count)
         weights = model.input_weights
         return SequenceOutput(
-            run.log_probs.to(dtype=weights.dtype, device=weights.device),
+            log_probs.to(dtype=weights.dtype, device=weights.device),
             None,
             run.outcomes.to(weights.device),
             stats,
@@ -247,6 +290,10 @@ class Shots(Executor):
             parts.append(f"method={self.method!r}")
         if self.spending.limit is not None:
             parts.append(f"budget={self.spending.limit}")
+        if self.gradient is not None:
+            parts.append(f"gradient={self.gradient!r}")
+        if self.pseudo_count is not None:
+            parts.append(f"pseudo_count={self.pseudo_count}")
         return f"Shots({', '.join(parts)})"
 
 
@@ -255,7 +302,8 @@ def refuse_diff_method(backend: str, diff_method: str | None) -> None:
     if diff_method is not None:
         raise DeviceCapabilityError(
             f"diff_method must be None on the shot path ({backend!r} runs whole sequences with "
-            "shots and filters them: the estimates have no gradient); got "
-            f"{diff_method!r} (fine-tune with pennylane_qrnn.optim.SPSA, or train on the exact "
-            "engine and load the weights)"
+            "shots and filters them: the estimates have no autograd gradient); got "
+            f"{diff_method!r} (fine-tune with pennylane_qrnn.optim.SPSA or "
+            "Shots(..., gradient='parameter-shift'), or train on the exact engine and load the "
+            "weights)"
         )

@@ -17,6 +17,7 @@ import torch
 from ..devices.capabilities import capabilities
 from ..devices.pricing import check_budget_value
 from ..errors import QRNNValueError
+from ..executors.parameter_shift import GRADIENTS, check_pseudo_count
 from ..nn import QRNN
 from ..optim import SPSA
 from ..protocols import FORCED_STEPS, MEASURED, QPU, TEACHER_FORCED, Protocol, get_protocol
@@ -37,6 +38,7 @@ __all__ = [
     "SPSA_PERTURBATION",
     "DTYPES",
     "DEPRECATED_NAMES",
+    "GRADIENTS",
     "LR_SCHEDULES",
     "learning_rate",
 ]
@@ -102,7 +104,9 @@ class TrainConfig:
 
     ``shots`` and ``budget`` (USD, a cumulative spending limit) are for a shot device
     (``backend="qiskit.aer"``, ``"braket.local.qubit"``, ...), which trains with
-    ``optimizer="spsa"`` (:mod:`~pennylane_qrnn.training.shot_optim`).
+    ``optimizer="spsa"``, or with a gradient optimiser and ``gradient="parameter-shift"``
+    (:mod:`~pennylane_qrnn.training.shot_optim`); ``pseudo_count`` says how their loss reads
+    a step's counts (:func:`~pennylane_qrnn.executors.parameter_shift.estimated_log_probs`).
 
     Attributes:
         task: the task's name (:data:`~pennylane_qrnn.tasks.TASKS`)
@@ -133,6 +137,10 @@ class TrainConfig:
         task_options: further keyword arguments for the task
         shots: shots per sequence on a shot device
         budget: USD, a cumulative spending limit on a priced device
+        gradient: ``"parameter-shift"`` (:data:`GRADIENTS`): a gradient optimiser on a shot
+            device, each gradient estimated from shots by the shift rule; ``None``: autograd
+        pseudo_count: on a shot device, the pseudo-count ``alpha >= 0`` of the loss's
+            estimate ``(n_k + alpha) / (n + V alpha)`` (default 0.5, Krichevsky-Trofimov)
         lr_schedule: how the learning rate moves over the steps (:data:`LR_SCHEDULES`,
             :func:`learning_rate`); gradient optimisers only (SPSA decays its own step size)
 
@@ -174,6 +182,8 @@ class TrainConfig:
     task_options: dict = field(default_factory=dict)
     shots: int | None = None
     budget: float | None = None
+    gradient: str | None = None
+    pseudo_count: float = 0.5
     lr_schedule: str = "constant"
 
     def resolved(self) -> TrainConfig:
@@ -237,6 +247,10 @@ class TrainConfig:
                 "shots and budget are for a shot device (e.g. device 'qiskit.aer' with optimizer "
                 f"'spsa'); got shots={config.shots}, budget={config.budget} on the exact engine"
             )
+        config.pseudo_count = check_pseudo_count(config.pseudo_count, "pseudo-count")
+        if config.gradient is not None:
+            check_choice("gradient", config.gradient, GRADIENTS)
+            _check_shot_gradient(config)
         return config
 
     def make_task(self):
@@ -244,6 +258,22 @@ class TrainConfig:
         if self.length is not None:
             kwargs["length"] = self.length
         return get_task(self.task, **kwargs)
+
+
+def _check_shot_gradient(config) -> None:
+    """Refuse ``gradient="parameter-shift"`` but with a gradient optimiser on a shot device."""
+    path = None if config.backend is None else capabilities(config.backend).path
+    if path != "shots":
+        raise QRNNValueError(
+            f"device must be a shot device (qiskit.aer, braket.local.qubit, ...) for gradient "
+            f"{config.gradient!r}; got {config.backend or 'exact'!r}, which gives the exact "
+            "gradient by autograd (leave --gradient out)"
+        )
+    if config.optimizer == "spsa":
+        raise QRNNValueError(
+            f"optimizer must be a gradient optimiser ({', '.join(OPTIMIZERS[:-1])}) for gradient "
+            f"{config.gradient!r}; got 'spsa', which needs no gradient (leave --gradient out)"
+        )
 
 
 def canonical_protocol(name, field_name: str = "protocol") -> str:

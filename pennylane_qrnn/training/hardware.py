@@ -92,9 +92,10 @@ def check_trainable(config) -> None:
     from ..devices.capabilities import capabilities
 
     caps = capabilities(config.backend)
-    spsa = config.optimizer == "spsa" and config.backend != "qiskit.remote"
-    if caps.path != "circuits" and spsa:
-        return  # gradient-free (training/shot_optim.py): the shot estimates are all it needs
+    shots_ok = config.optimizer == "spsa" or getattr(config, "gradient", None) == "parameter-shift"
+    shots_ok = shots_ok and config.backend != "qiskit.remote"
+    if caps.path != "circuits" and shots_ok:
+        return  # SPSA or shot parameter-shift (training/shot_optim.py): shots are all they need
     if caps.path != "circuits":
         extra = ""
         if config.backend == "qiskit.remote":
@@ -107,7 +108,8 @@ def check_trainable(config) -> None:
             f"device must give gradients to train on; {config.backend!r} runs the model on shots "
             "(it cannot postselect mid-circuit measurements), which gives none. Train on 'exact' "
             "or a device that postselects (default.qubit, lightning.qubit), then evaluate on "
-            f"shots; or train on shots with --optimizer spsa (pennylane_qrnn.optim.SPSA){extra}"
+            "shots; or train on shots with --optimizer spsa (pennylane_qrnn.optim.SPSA) or "
+            f"--gradient parameter-shift{extra}"
         )
     if config.protocol != TEACHER_FORCED.name:
         raise QRNNValueError(

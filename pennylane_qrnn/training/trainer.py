@@ -82,10 +82,9 @@ class Trainer:
     def __new__(cls, config: TrainConfig | None = None, out=None, resume: bool = False, **_):
         # optimizer="spsa" trains without gradients: Trainer(...) is then an SPSATrainer
         if cls is Trainer:
-            from .shot_optim import SPSATrainer, uses_spsa
+            from .shot_optim import trainer_class
 
-            if uses_spsa(config, out, resume):
-                cls = SPSATrainer
+            cls = trainer_class(config, out, resume)
         return super().__new__(cls)
 
     def __init__(

@@ -325,3 +325,24 @@ def test_a_ledger_never_reads_results_from_a_path_it_names(tmp_path):
     ledger.path.write_text(json.dumps(saved))
     with pytest.raises(UnsafeFileError, match="must name submissions/abc.json"):
         SubmissionLedger(tmp_path).results("abc")
+
+
+# -- gradients from shots (parameter-shift) ----------------------------------------------------
+@requires_qiskit
+def test_a_parameter_shift_forward_is_one_ibm_job_with_every_shifted_circuit(tmp_path):
+    """One sequence of two steps, four weight-dependent rotations per step: 1 + 2 x 8 = 17
+    circuits, all in one job on the fake backend, and the gradient reaches every weight the
+    circuits use."""
+    backend, device = _fake_ibm()
+    calls = []
+    _count(backend, "run", calls)
+    executor = Shots(device, shots=100, seed=1, ledger=tmp_path, gradient="parameter-shift")
+    torch.manual_seed(0)
+    model = QRNN(1, 1, stages=0, degree=1, order=1, mode="amplified", executor=executor)
+    tokens, targets = TOKENS[:, :1], TARGETS[:, :1]
+    model.loss(model(tokens, targets).log_probs, targets).backward()
+    assert [len(c) for c in calls] == [17] and executor.last_submissions.sent == 1
+    (entry,) = json.loads((tmp_path / LEDGER_NAME).read_text())["submissions"].values()
+    assert entry["sequences"] == 17 and entry["status"] == "done"
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
