@@ -1,5 +1,6 @@
 """Learning-rate schedules of training runs (TrainConfig.lr_schedule, training.learning_rate)."""
 
+import json
 import math
 
 import pytest
@@ -90,3 +91,20 @@ def test_every_schedule_is_positive_and_at_most_lr():
     for schedule in LR_SCHEDULES:
         config = _config(schedule, steps=17)
         assert all(0 < learning_rate(config, k) <= 0.2 + 1e-15 for k in range(17))
+
+
+def test_the_command_line_takes_the_schedule(tmp_path, capsys):
+    from pennylane_qrnn.cli import main
+
+    out = tmp_path / "run"
+    flags = ["--task", "elman-xor", "--length", "3", "--workspace", "1", "--stages", "1"]
+    flags += ["--degree", "1", "--order", "1", "--batch-size", "2", "--eval-every", "2"]
+    code = main(
+        ["train", *flags, "--steps", "2", "--lr-schedule", "cosine", "--quiet"]
+        + ["--out", str(out)]
+    )
+    assert code == 0
+    assert json.loads((out / "config.json").read_text())["lr_schedule"] == "cosine"
+    with pytest.raises(SystemExit):
+        main(["train", *flags, "--lr-schedule", "linear", "--out", str(tmp_path / "bad")])
+    assert "invalid choice: 'linear'" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from ..training import (
     distributed,
     load_checkpoint,
 )
-from ..training.config import GRADIENTS
+from ..training.config import GRADIENTS, LR_SCHEDULES
 from ..training.shot_optim import make_trainer
 from ..validation import check_choice
 from .common import Renamed, UsageError, add_data_flag, add_model_flags, data_dir, note
@@ -56,6 +56,7 @@ TRAIN_FIELDS = {
     "budget": "budget",
     "gradient": "gradient",
     "pseudo_count": "pseudo_count",
+    "lr_schedule": "lr_schedule",
 }
 
 
@@ -91,6 +92,12 @@ def add_parser(sub) -> None:
     opt.add_argument("--steps", type=int)
     opt.add_argument("--batch-size", type=int)
     opt.add_argument("--lr", type=float)
+    opt.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="constant (default); cosine: from --lr down to --lr/100 along half a cosine; "
+        "warmup-cosine: a linear ramp over the first 5%% of the steps, then the cosine",
+    )
     opt.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
