@@ -309,6 +309,7 @@ def row_mnist_train(args):
         "" if args.mode == "postselect" else f"-{args.mode}"
     )
     row += "" if args.lr_schedule == "constant" else f"-{args.lr_schedule}"
+    row += "" if args.order is None else f"-order{args.order}"
     previous = args.out / f"{args.name or row}.json"
     # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
     results = json.loads(previous.read_text())["results"] if previous.exists() else []
@@ -325,6 +326,7 @@ def row_mnist_train(args):
             loss=args.loss,
             mode=args.mode,
             lr_schedule=args.lr_schedule,
+            order=args.order,
             eval_every=25,
             eval_batches=2,
             checkpoint_every=50,
@@ -500,6 +502,12 @@ def main():
         choices=[*LOSSES, *DEPRECATED_NAMES["loss"]],
         default="rvqe",
         help="mnist-train: the training loss (reference: the former name of rvqe)",
+    )
+    parser.add_argument(
+        "--order",
+        type=int,
+        default=None,
+        help="mnist-train: the neurons' order (default: the task's, 2; other: added to the name)",
     )
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=0.02)
