@@ -93,3 +93,17 @@ def test_docstring_converter():
     assert "<code>FutureWarning</code>" in out and ":class:" not in out
     assert "```pycon\n>>> 1 + 1\n2\n```" in out
     assert "    device: torch factory arguments\n    dtype: torch factory arguments" in out
+
+
+def test_docstring_converter_fences_indented_doctests_and_keeps_prose_returns():
+    sys.path.insert(0, str(DOCS / "hooks"))
+    try:
+        griffe_rst = importlib.import_module("griffe_rst")
+    finally:
+        sys.path.remove(str(DOCS / "hooks"))
+    # a doctest indented under a paragraph is fenced at the paragraph's level, not shown as text
+    out = griffe_rst.convert("A paragraph, then an example:\n\n    >>> 1\n    1")
+    assert "\n```pycon\n>>> 1" in out and "    ```pycon" not in out
+    # a Returns text that starts with a sentence ending in a colon is not split into a type
+    out = griffe_rst.convert("Returns:\n    a thing that unpacks as x:\n    more")
+    assert "&#58;" in out

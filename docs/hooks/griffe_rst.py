@@ -6,7 +6,10 @@ this rewrites the reST parts into the Markdown that mkdocstrings renders.
   otherwise (never a warning);
 * ``:math:`...``` and ``.. math::`` become MathML (latex2mathml), which browsers render natively,
   so the site needs no JavaScript and no CDN;
-* doctest blocks (``>>>``) and ``::`` literal blocks become fenced code blocks;
+* doctest blocks (``>>>``) and ``::`` literal blocks become fenced code blocks (a doctest
+  indented under a top-level paragraph, a reST block quote, is fenced at the paragraph's level);
+* a ``Returns:``/``Yields:`` text whose first line is prose ending in a colon (``a
+  :class:`X` that unpacks as ...:``) keeps that colon out of griffe's ``type: description`` split;
 * ``.. details::`` (PennyLane's collapsible block) becomes a collapsible admonition;
 * reST simple tables (``===  ===``) become Markdown tables.
 """
@@ -117,6 +120,8 @@ def _table(lines: list[str]) -> list[str]:
 
 
 ARGS_HEADER = re.compile(r"^( *)(Args|Arguments|Parameters):$")
+RETURNS_HEADER = re.compile(r"^( *)(Returns|Yields):$")
+SECTION_HEADER = re.compile(r"^[A-Z][A-Za-z ]{0,30}:$")
 NAMES = r"\*{0,2}[A-Za-z_]\w*"
 SHARED_ENTRY = re.compile(rf"^( +)({NAMES}(?:, *{NAMES})+)(?: *\(([^)]*)\))?: *(.*)$")
 
@@ -159,6 +164,52 @@ def split_shared_args(lines: list[str]) -> list[str]:
         out.append(line)
         i += 1
     return out
+
+
+def _is_type(text: str) -> bool:
+    """Whether the text before a ``Returns:`` colon reads as a type (``Tensor``, ``int or None``,
+    ``tuple[int, ...]``), not as prose."""
+    try:
+        compile(text.strip().lstrip("(").rstrip(")"), "<type>", "eval")
+    except SyntaxError:
+        return False
+    return True
+
+
+def protect_prose_returns(lines: list[str]) -> list[str]:
+    """griffe reads a ``Returns:`` item as ``type: description``, split at the first colon of its
+    first line. When the text before that colon is prose, not a type, the colon becomes ``&#58;``
+    (it renders as a colon) so that the whole text is the description and the type comes from the
+    signature."""
+    out = list(lines)
+    for i, line in enumerate(out):
+        header = RETURNS_HEADER.match(line)
+        if not header:
+            continue
+        j = i + 1
+        while j < len(out) and not out[j].strip():
+            j += 1
+        if j == len(out) or not out[j].startswith(header.group(1) + " "):
+            continue
+        before, colon, after = out[j].partition(":")
+        if colon and not _is_type(before):
+            out[j] = f"{before}&#58;{after}"
+    return out
+
+
+def _doctest_indent(lines: list[str], i: int, indent: str) -> str:
+    """The indent to fence the doctest at ``lines[i]`` with: a doctest indented under a
+    top-level paragraph (a reST block quote) would be an indented code block in Markdown, so it
+    is fenced at the paragraph's level; elsewhere (a section's items) at its own."""
+    k = i - 1
+    while k >= 0 and not lines[k].strip():
+        k -= 1
+    if k < 0 or not indent:
+        return indent
+    previous = lines[k]
+    if previous[:1] != " " and not SECTION_HEADER.match(previous.strip()):
+        return ""
+    return indent
 
 
 def convert(text: str, obj: Any = None, package: Any = None) -> str:
@@ -212,7 +263,8 @@ def convert(text: str, obj: Any = None, package: Any = None) -> str:
             j = i
             while j < len(lines) and lines[j].strip():
                 j += 1
-            out += [indent + x for x in _fence(lines[i:j])]
+            fence_indent = _doctest_indent(lines, i, indent)
+            out += [fence_indent + x for x in _fence(lines[i:j])]
             i = j
             continue
         if stripped.endswith("::") and not stripped.startswith(".."):
@@ -237,7 +289,8 @@ def convert(text: str, obj: Any = None, package: Any = None) -> str:
     result = "\n".join(out)
     result = MATH_ROLE.sub(lambda m: _mathml(m.group(1)), result)
     scopes = _scopes(obj) if obj is not None else []
-    return ROLE.sub(lambda m: _role(m, scopes, package), result)
+    result = ROLE.sub(lambda m: _role(m, scopes, package), result)
+    return "\n".join(protect_prose_returns(result.split("\n")))
 
 
 class ReSTToMarkdown(griffe.Extension):
