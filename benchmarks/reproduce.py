@@ -196,7 +196,14 @@ def row_synthetic(args, task, **overrides):
 
 
 def row_dna(args):
-    rows, work = [], _work(args, "dna")
+    work = _work(args, "dna")
+    rows = []
+    previous = args.out / f"{args.name or 'dna' + _protocol_suffix(args)}.json"
+    if args.resume and previous.exists():
+        # keep the runs an interrupted invocation finished; each carries its own commit
+        rows = json.loads(previous.read_text())["results"]
+        print(f"resuming {previous}: {len(rows)} run(s) kept", flush=True)
+    done = {(r["variant"], r["length"], r["model"], r["seed"]) for r in rows}
     for variant in args.variants.split(","):
         if variant not in ("paper", "rvqe", "reference"):  # "reference": the former name of rvqe
             raise SystemExit(f"reproduce.py: --variants must name paper or rvqe; got {variant!r}")
@@ -206,6 +213,8 @@ def row_dna(args):
             for model in args.models.split(","):
                 cap = args.max_steps if model == "qrnn" else args.max_steps_classical
                 for seed in _seeds(args):
+                    if (variant, length, model, seed) in done:
+                        continue
                     config = TrainConfig(
                         task=task,
                         model=model,
@@ -220,7 +229,12 @@ def row_dna(args):
                         lr_schedule=args.lr_schedule,
                     )
                     result = _train(config, work / f"{task}-{length}-{model}-s{seed}")
-                    result.update(variant=variant, length=length)
+                    result.update(
+                        variant=variant,
+                        length=length,
+                        commit=args.environment["commit"],
+                        pinned_numerics=args.environment["pinned_numerics"],
+                    )
                     rows.append(result)
                     print(
                         f"dna {variant} L={length} {model} seed {seed}: "
@@ -470,6 +484,12 @@ def main():
         help="do not pin MKL and ATen to one code path (the numbers then depend on the machine)",
     )
     parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="dna: keep the runs the JSON already holds (same variant, L, model and seed) and run "
+        "only the missing ones",
+    )
     parser.add_argument("--lengths", default="10,100,1000")
     parser.add_argument("--variants", default="paper,rvqe")
     parser.add_argument("--models", default="qrnn,lstm,rnn")

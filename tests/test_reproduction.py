@@ -154,3 +154,24 @@ def test_a_learning_rate_schedule_is_named_in_the_json():
     assert suffix(protocol="qpu", mode="amplified", lr_schedule="warmup-cosine") == (
         "-qpu-amplified-warmup-cosine"
     )
+
+
+def test_dna_resume_keeps_finished_runs_and_runs_only_the_missing_ones(tmp_path):
+    base = [sys.executable, str(SCRIPT), "dna", "--variants", "rvqe", "--lengths", "10"]
+    base += ["--models", "rnn", "--max-steps-classical", "2", "--out", str(tmp_path)]
+    base += ["--name", "dna", "--work", str(tmp_path / "runs"), "--native-numerics"]
+
+    def run(*extra):
+        done = subprocess.run(
+            [*base, *extra], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout, json.loads((tmp_path / "dna.json").read_text())["results"]
+
+    _, first = run("--seeds", "1")
+    out, both = run("--seeds", "2", "--resume")
+    assert "1 run(s) kept" in out
+    assert [r["seed"] for r in both] == [0, 1]
+    assert both[0] == first[0]  # the finished run is kept as it was, not rerun
+    assert out.count("dna rvqe L=10 rnn seed") == 1  # only seed 1 trained
+    assert all(r["commit"] == both[0]["commit"] for r in both)
