@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -143,7 +144,8 @@ class ShotRunner:
         self._execute = execute
         if backend is None:
             backend = "custom" if device is None or callable(device) else backend_label(device)
-        self.submitter = BatchSubmitter(
+        # a BatchSubmitter, or a wrapper with its device and run (executors.parameter_shift)
+        self.submitter: Any = BatchSubmitter(
             device,
             backend,
             method,

@@ -32,6 +32,8 @@ Cost: a sequence of ``L`` steps whose cell has ``G`` weight-dependent rotations 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pennylane as qml
@@ -65,7 +67,7 @@ SHIFT = math.pi / 2
 SHIFTED_GATES = ("RY", "PhaseShift")
 
 
-def check_gradient(gradient) -> str | None:
+def check_gradient(gradient: Any) -> str | None:
     """``None`` or ``"parameter-shift"`` (:data:`GRADIENTS`), else an error.
 
     **Example**
@@ -80,7 +82,7 @@ def check_gradient(gradient) -> str | None:
     return None if gradient is None else check_choice("gradient", gradient, GRADIENTS)
 
 
-def check_pseudo_count(value, name: str = "pseudo_count") -> float | None:
+def check_pseudo_count(value: Any, name: str = "pseudo_count") -> float | None:
     """``None``, or a finite number ``>= 0`` as a float, else an error ("pseudo_count must be
     ...; got ...", under ``name``).
 
@@ -101,7 +103,7 @@ def check_pseudo_count(value, name: str = "pseudo_count") -> float | None:
     return value
 
 
-def _gates(ops):
+def _gates(ops: Iterable[Any]) -> Iterator[Any]:
     for op in ops:
         if isinstance(op, QuantumNeuron):
             yield from _gates(op.decomposition())
@@ -109,13 +111,17 @@ def _gates(ops):
             yield op
 
 
-def _value(angle) -> float:
+def _value(angle: Any) -> float:
     return float(angle.detach()) if isinstance(angle, torch.Tensor) else float(np.asarray(angle))
 
 
-def _cell_gates(weights, token, layout, output):
+def _cell_gates(weights: Sequence[Any], token: int, layout: Any, output: bool) -> list[Any]:
+    input_weights, rotation_weights, stage_weights, output_weights = weights
     cell = QRNNCell(
-        *weights,
+        input_weights,
+        rotation_weights,
+        stage_weights,
+        output_weights,
         token=token,
         io_wires=layout.io_wires,
         workspace_wires=layout.workspace_wires,
@@ -128,7 +134,9 @@ def _cell_gates(weights, token, layout, output):
     return list(_gates(cell.decomposition()))
 
 
-def shift_plan(weights, program: SequenceProgram) -> tuple[list[int], list[torch.Tensor]]:
+def shift_plan(
+    weights: Sequence[Any], program: SequenceProgram
+) -> tuple[list[int], list[torch.Tensor]]:
     """The operations of ``program`` to shift and their angles as functions of ``weights``.
 
     Args:
@@ -203,7 +211,7 @@ class ShiftedSubmitter:
     circuits sent or read back.
     """
 
-    def __init__(self, inner, weights) -> None:
+    def __init__(self, inner: Any, weights: Sequence[torch.Tensor]) -> None:
         self.inner, self.weights = inner, weights
         self.plans: list = []
         self.shifted: list = []
@@ -211,10 +219,10 @@ class ShiftedSubmitter:
         self.circuits = 0
 
     @property
-    def device(self):
+    def device(self) -> Any:
         return self.inner.device
 
-    def run(self, programs):
+    def run(self, programs: Iterable[SequenceProgram]) -> tuple[list[Any], Any]:
         programs = list(programs)
         self.plans = [shift_plan(self.weights, p) for p in programs]
         extra = [
@@ -231,7 +239,7 @@ class ShiftedSubmitter:
         return records[: len(programs)], stats
 
 
-def _fractions(estimate) -> np.ndarray:
+def _fractions(estimate: Any) -> np.ndarray:
     """``A`` (``(L, V)``, flattened) and ``B`` (``(L,)``) of one estimate, as fractions of its
     shots, concatenated."""
     survivors = estimate.neuron_survivors.astype(np.float64)
@@ -255,20 +263,27 @@ class ShiftRule(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(angles, values, derivative):
+    def forward(
+        angles: torch.Tensor, values: torch.Tensor, derivative: torch.Tensor
+    ) -> torch.Tensor:
         return values.clone()
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         ctx.save_for_backward(inputs[2])
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (derivative,) = ctx.saved_tensors
         return derivative @ grad, None, None
 
 
-def shift_fractions(submitter: ShiftedSubmitter, estimates, targets=None, forced=None):
+def shift_fractions(
+    submitter: ShiftedSubmitter,
+    estimates: Sequence[Any],
+    targets: torch.Tensor | None = None,
+    forced: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``A`` ``(L, N, V)`` and ``B`` ``(L, N)``, the fractions of each sequence's shots behind
     its step estimates, differentiable with respect to the weights by the shift rule.
 
@@ -301,7 +316,13 @@ def shift_fractions(submitter: ShiftedSubmitter, estimates, targets=None, forced
     return torch.stack(a_all, 1), torch.stack(b_all, 1)
 
 
-def estimated_log_probs(a, b, measured, shots: int, pseudo_count=None) -> torch.Tensor:
+def estimated_log_probs(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    measured: torch.Tensor,
+    shots: int,
+    pseudo_count: float | None = None,
+) -> torch.Tensor:
     """Log-probabilities from the fractions ``a`` ``(L, N, V)`` (reading each token) and ``b``
     ``(L, N)`` (alive at the readout) of ``shots`` shots; differentiable where they are.
 
@@ -340,7 +361,9 @@ def estimated_log_probs(a, b, measured, shots: int, pseudo_count=None) -> torch.
     return torch.where(measured.unsqueeze(-1), log_probs, nan)
 
 
-def estimate_tensors(estimates) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def estimate_tensors(
+    estimates: Sequence[Any],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """``A``, ``B`` (as :func:`shift_fractions`, without graph), ``measured`` ``(L, N)`` and the
     shots of the estimates of a run.
 

@@ -272,11 +272,11 @@ class Shots(Executor):
         elif self.pseudo_count is not None:
             a, b, measured, shots = estimate_tensors(run.estimates)
             log_probs = estimated_log_probs(a, b, measured, shots, self.pseudo_count)
-        weights = model.input_weights
+        like = model.input_weights  # the model's dtype and device
         return SequenceOutput(
-            log_probs.to(dtype=weights.dtype, device=weights.device),
+            log_probs.to(dtype=like.dtype, device=like.device),
             None,
-            run.outcomes.to(weights.device),
+            run.outcomes.to(like.device),
             stats,
             run.estimates,
             self.describe(),

@@ -3,7 +3,7 @@ r"""One step of Bausch's QRNN as a PennyLane template."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pennylane as qml
 from pennylane.decomposition import register_resources, resource_rep
@@ -180,7 +180,7 @@ class QRNNCell(MeasuringTemplate):
             io_wires=io_wires, workspace_wires=workspace_wires, ancilla_wires=ancilla_wires
         )
         if angles is None:
-            token_bits(token, len(io_wires))
+            token_bits(cast(int, token), len(io_wires))
         else:
             _check_angles(angles, token, write, len(io_wires))
         weights = (input_weights, rotation_weights, stage_weights, output_weights)
@@ -213,7 +213,7 @@ class QRNNCell(MeasuringTemplate):
                 )
             batch = this_batch
         self._hyperparameters = {
-            "token": int(token) if angles is None else None,
+            "token": int(cast(int, token)) if angles is None else None,
             "io_wires": io_wires,
             "workspace_wires": workspace_wires,
             "ancilla_wires": ancilla_wires,
@@ -238,7 +238,8 @@ class QRNNCell(MeasuringTemplate):
     @classmethod
     def _unflatten(cls, data: Sequence[Any], metadata: tuple[Any, ...]) -> QRNNCell:
         # the angles are the fifth parameter, not a hyperparameter
-        return cls(*data[:4], **dict(metadata[1]), angles=data[4] if len(data) > 4 else None)
+        settings = {**dict(metadata[1]), "angles": data[4] if len(data) > 4 else None}
+        return cls(*data[:4], **settings)
 
     @property
     def resource_params(self) -> dict[str, Any]:
@@ -305,7 +306,7 @@ class QRNNCell(MeasuringTemplate):
         if angles:
             ops = list(write_angles(angles[0], io_wires))
         else:
-            ops = list(write_token(token, io_wires)) if write else []
+            ops = list(write_token(cast(int, token), io_wires)) if write else []
 
         def add_neuron(weights: TensorLike, target: Any) -> None:
             controls = neuron_controls(target, io_wires, workspace_wires)
@@ -337,7 +338,7 @@ class QRNNCell(MeasuringTemplate):
         if angles:
             ops.extend(unwrite_angles(angles[0], io_wires))
         else:
-            ops.extend(write_token(token, io_wires))
+            ops.extend(write_token(cast(int, token), io_wires))
         for lane, target in enumerate(io_wires if output else ()):
             add_neuron(output_weights[..., lane, :], target)
         return ops
@@ -404,7 +405,7 @@ def _check_angles(angles: TensorLike, token: Any, write: Any, io_bits: int) -> N
 def _cell_decomposition(*weights: TensorLike, wires: Any, **hyperparameters: Any) -> None:
     with qml.QueuingManager.stop_recording():
         # the four weights fill the four weight parameters; wires is keyword-only here
-        ops = QRNNCell.compute_decomposition(*weights, wires=wires, **hyperparameters)  # type: ignore[misc]
+        ops = QRNNCell.compute_decomposition(*weights, wires=wires, **hyperparameters)
     for op in ops:
         qml.apply(op)
 
