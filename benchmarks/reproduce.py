@@ -324,6 +324,7 @@ def row_mnist_train(args):
     )
     row += "" if args.lr_schedule == "constant" else f"-{args.lr_schedule}"
     row += "" if args.order is None else f"-order{args.order}"
+    row += "" if args.init_bias is None else f"-bias{args.init_bias:g}"
     previous = args.out / f"{args.name or row}.json"
     # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
     results = json.loads(previous.read_text())["results"] if previous.exists() else []
@@ -341,6 +342,7 @@ def row_mnist_train(args):
             mode=args.mode,
             lr_schedule=args.lr_schedule,
             order=args.order,
+            init_bias=args.init_bias,
             eval_every=25,
             eval_batches=2,
             checkpoint_every=50,
@@ -528,6 +530,12 @@ def main():
         type=int,
         default=None,
         help="mnist-train: the neurons' order (default: the task's, 2; other: added to the name)",
+    )
+    parser.add_argument(
+        "--init-bias",
+        type=float,
+        default=None,
+        help="mnist-train: the workspace neurons' initial bias mean (default pi/4; other: named)",
     )
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=0.02)

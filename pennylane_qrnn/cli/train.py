@@ -57,6 +57,7 @@ TRAIN_FIELDS = {
     "gradient": "gradient",
     "pseudo_count": "pseudo_count",
     "lr_schedule": "lr_schedule",
+    "init_bias": "init_bias",
 }
 
 
@@ -92,6 +93,12 @@ def add_parser(sub) -> None:
     opt.add_argument("--steps", type=int)
     opt.add_argument("--batch-size", type=int)
     opt.add_argument("--lr", type=float)
+    opt.add_argument(
+        "--init-bias",
+        type=float,
+        help="the workspace neurons' initial bias mean (default pi/4, the paper's: the "
+        "activation's steepest point; smaller starts the cell nearer the identity)",
+    )
     opt.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,

@@ -143,6 +143,9 @@ class TrainConfig:
             estimate ``(n_k + alpha) / (n + V alpha)`` (default 0.5, Krichevsky-Trofimov)
         lr_schedule: how the learning rate moves over the steps (:data:`LR_SCHEDULES`,
             :func:`learning_rate`); gradient optimisers only (SPSA decays its own step size)
+        init_bias: the QRNN's workspace neurons' initial bias mean, ``N(init_bias, 0.05)``
+            (``None``: the paper's ``pi/4``, the activation's steepest point; a smaller one
+            starts the cell nearer the identity)
 
     **Example**
 
@@ -185,6 +188,7 @@ class TrainConfig:
     gradient: str | None = None
     pseudo_count: float = 0.5
     lr_schedule: str = "constant"
+    init_bias: float | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with the task's defaults filled in, every value checked and every name
@@ -215,6 +219,12 @@ class TrainConfig:
         check_int("seed", config.seed, minimum=0)
         check_choice("optimizer", config.optimizer, OPTIMIZERS)
         check_choice("lr-schedule", config.lr_schedule, LR_SCHEDULES)
+        if config.init_bias is not None:
+            config.init_bias = check_float("init-bias", config.init_bias)
+            if config.model != "qrnn":
+                raise QRNNValueError(
+                    f"init-bias is for the QRNN (model 'qrnn'); got model {config.model!r}"
+                )
         if config.optimizer == "spsa" and config.lr_schedule != "constant":
             raise QRNNValueError(
                 "lr-schedule must be 'constant' with optimizer 'spsa' (SPSA decays its own step "
@@ -348,7 +358,7 @@ def build_model(config: TrainConfig, task):
         if config.backend is not None and capabilities(config.backend).path == "shots":
             shot_options["seed"] = config.seed  # the simulator's too: a resumed run replays
 
-        return QRNN(
+        model = QRNN(
             task.io_bits,
             config.workspace,
             config.stages,
@@ -359,6 +369,11 @@ def build_model(config: TrainConfig, task):
             **shot_options,
             **factory,
         )
+        if config.init_bias is not None:
+            with torch.no_grad():  # the workspace neurons' biases; the readout keeps pi/4
+                for weights in (model.input_weights, model.stage_weights):
+                    weights[..., 0].normal_(config.init_bias, 0.05)
+        return model
     from ..baselines import make_baseline
     from ..templates import QRNNCell
 
