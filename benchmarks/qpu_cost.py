@@ -225,11 +225,13 @@ def shots_needed(readout: Readout, tolerance: float, max_shots: int) -> int | No
     return None
 
 
-def qpu_program(model, batch, item: int = 0) -> SequenceProgram:
-    """The circuit program of sequence ``item`` of ``batch`` under :data:`QPU`."""
-    skip = QPU.skips_output(batch.forced, batch.scored)[:, item].tolist()
+def qpu_program(model, batch, item: int = 0, steps: int | None = None) -> SequenceProgram:
+    """The circuit program of sequence ``item`` of ``batch`` under :data:`QPU`; with ``steps``,
+    of its first ``steps`` steps only (a prefix, for sequences too long to transpile whole)."""
+    stop = batch.length if steps is None else min(steps, batch.length)
+    skip = QPU.skips_output(batch.forced, batch.scored)[:stop, item].tolist()
     return SequenceProgram.build(
-        model.weights(), batch.tokens[:, item].tolist(), model.layout, skip
+        model.weights(), batch.tokens[:stop, item].tolist(), model.layout, skip
     )
 
 
@@ -308,12 +310,17 @@ def measure(path: Path, args, backend, noise: bool) -> dict:
     batch, test_size = eval_batch(task, config, args.sequences)
     readout = exact_readout(model, batch)
     needed = {f"{t:g}": shots_needed(readout, t, args.max_shots) for t in args.tolerances}
-    program = qpu_program(model, batch)
+    program = qpu_program(model, batch, steps=args.gate_steps)
     ibm, braket = gate_counts(program, backend), gate_counts(program)
     summary = _summary(path)
     n = needed[f"{args.tolerances[0]:g}"]
-    price = prices(ibm.pop("circuit"), backend, n) if n else {}
+    whole = program.length == batch.length
+    # a prefix's duration is not the sequence's: no price from it
+    price = prices(ibm.pop("circuit"), backend, n) if n and whole else {}
     braket.pop("circuit")
+    if not whole:
+        for counts in (ibm, braket):
+            counts["steps_transpiled"] = program.length
     row = {
         "run": str(path),
         "task": task.name,
@@ -459,8 +466,17 @@ def main(argv=None) -> int:
         "--noise-shots", nargs="+", default=["64"], help="shots per noisy sequence: N or TASK=N"
     )
     parser.add_argument("--noise-max-steps", type=int, default=64)
+    parser.add_argument(
+        "--gate-steps",
+        type=int,
+        default=None,
+        help="transpile only the first K steps of the sequence (gates per step from that prefix, "
+        "no price): for sequences too long to transpile whole, e.g. MNIST's 100 steps",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "qpu-cost.json")
     args = parser.parse_args(argv)
+    if args.gate_steps is not None and args.gate_steps < 1:
+        parser.error(f"--gate-steps must be >= 1; got {args.gate_steps}")
     for name in ("sequences", "max_shots"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")

@@ -94,3 +94,13 @@ def test_ideal_shots_match_the_exact_marginals(batch):
     shots = qpu_cost.noisy_accuracy(model, batch, AerSimulator(), 400, seed=3)
     assert shots["kept_fraction_min"] == 1.0 and shots["scored_pairs"] == 1600
     assert abs(shots["accuracy"] - exact.single_shot_accuracy) < 5 * shots["standard_error"] + 0.01
+
+
+def test_a_prefix_program_is_the_sequences_first_steps(batch):
+    model = _model()
+    whole = qpu_cost.qpu_program(model, batch)
+    prefix = qpu_cost.qpu_program(model, batch, steps=2)
+    assert (whole.length, prefix.length) == (batch.length, 2)
+    assert prefix.length < whole.length
+    counts = qpu_cost.gate_counts(prefix)
+    assert 0 < counts["two_qubit_gates"] < qpu_cost.gate_counts(whole)["two_qubit_gates"]
