@@ -316,7 +316,8 @@ def measure(path: Path, args, backend, noise: bool) -> dict:
     n = needed[f"{args.tolerances[0]:g}"]
     whole = program.length == batch.length
     # a prefix's duration is not the sequence's: no price from it
-    price = prices(ibm.pop("circuit"), backend, n) if n and whole else {}
+    circuit = ibm.pop("circuit")
+    price = prices(circuit, backend, n) if n and whole else {}
     braket.pop("circuit")
     if not whole:
         for counts in (ibm, braket):
