@@ -26,7 +26,7 @@ from ..layout import CellLayout
 from ..templates import QRNNCell, QuantumNeuron
 from ..templates.tokens import token_bits
 
-__all__ = ["Record", "SequenceProgram", "GATES", "check_layout", "deferred_width"]
+__all__ = ["Record", "SequenceProgram", "GATES", "check_layout", "deferred_width", "cell_operations"]
 
 #: the gate set a program uses (everything else is decomposed into it)
 GATES = ("RY", "CNOT", "PauliX", "PhaseShift")
@@ -116,18 +116,7 @@ class SequenceProgram:
         with qml.QueuingManager.stop_recording():
             for step, token in enumerate(tokens):
                 token_bits(token, layout.io_bits)
-                cell = QRNNCell(
-                    *weights,
-                    token=token,
-                    io_wires=layout.io_wires,
-                    workspace_wires=layout.workspace_wires,
-                    ancilla_wires=layout.ancilla_wires or None,
-                    degree=layout.degree,
-                    order=layout.order,
-                    mode=layout.mode,
-                    output=not skipped[step],
-                )
-                for op in _flatten(cell.decomposition()):
+                for op in cell_operations(weights, token, layout, output=not skipped[step]):
                     if isinstance(op, qml.ops.MidMeasure):
                         record = Record(len(records), int(op.wires[0]), "ancilla", step)
                         records.append(record)
@@ -187,6 +176,43 @@ class SequenceProgram:
         counts["measurements"] = len(self.records)
         counts["ancilla_measurements"] = sum(r.kind == "ancilla" for r in self.records)
         return counts
+
+
+def cell_operations(weights, token: int, layout: CellLayout, output: bool = True) -> list:
+    """One step's cell on ``token`` as the program's gates (amplified neurons decomposed) and
+    mid-circuit measurements, in circuit order. The weights are used as given: torch tensors
+    keep their graph (what :mod:`pennylane_qrnn.executors.parameter_shift` differentiates).
+
+    Args:
+        weights: the cell's four weight tensors
+        token (int): the step's input token
+        layout (CellLayout): the cell's sizes, neuron settings and wires
+        output (bool): whether the step runs its output stage
+
+    Returns:
+        list: the operations
+
+    **Example**
+
+    >>> from pennylane_qrnn import QRNN
+    >>> from pennylane_qrnn.devices.program import cell_operations
+    >>> model = QRNN(1, 1, stages=0, degree=1, order=1, mode="amplified")
+    >>> sorted({op.name for op in cell_operations(model.weights(), 1, model.layout)})
+    ['CNOT', 'PauliX', 'RY']
+    """
+    with qml.QueuingManager.stop_recording():
+        cell = QRNNCell(
+            *weights,
+            token=token,
+            io_wires=layout.io_wires,
+            workspace_wires=layout.workspace_wires,
+            ancilla_wires=layout.ancilla_wires or None,
+            degree=layout.degree,
+            order=layout.order,
+            mode=layout.mode,
+            output=output,
+        )
+        return list(_flatten(cell.decomposition()))
 
 
 def _flatten(ops):

@@ -32,7 +32,7 @@ Cost: a sequence of ``L`` steps whose cell has ``G`` weight-dependent rotations 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,9 +40,8 @@ import pennylane as qml
 import torch
 
 from ..devices.execution import analyse_shots
-from ..devices.program import Record, SequenceProgram
+from ..devices.program import Record, SequenceProgram, cell_operations
 from ..errors import QRNNError, QRNNTypeError, QRNNValueError
-from ..templates import QRNNCell, QuantumNeuron
 from ..validation import check_choice, check_float
 
 __all__ = [
@@ -103,35 +102,8 @@ def check_pseudo_count(value: Any, name: str = "pseudo_count") -> float | None:
     return value
 
 
-def _gates(ops: Iterable[Any]) -> Iterator[Any]:
-    for op in ops:
-        if isinstance(op, QuantumNeuron):
-            yield from _gates(op.decomposition())
-        elif not isinstance(op, qml.ops.MidMeasure):
-            yield op
-
-
 def _value(angle: Any) -> float:
     return float(angle.detach()) if isinstance(angle, torch.Tensor) else float(np.asarray(angle))
-
-
-def _cell_gates(weights: Sequence[Any], token: int, layout: Any, output: bool) -> list[Any]:
-    input_weights, rotation_weights, stage_weights, output_weights = weights
-    cell = QRNNCell(
-        input_weights,
-        rotation_weights,
-        stage_weights,
-        output_weights,
-        token=token,
-        io_wires=layout.io_wires,
-        workspace_wires=layout.workspace_wires,
-        ancilla_wires=layout.ancilla_wires or None,
-        degree=layout.degree,
-        order=layout.order,
-        mode=layout.mode,
-        output=output,
-    )
-    return list(_gates(cell.decomposition()))
 
 
 def shift_plan(
@@ -162,10 +134,12 @@ def shift_plan(
     weights = [torch.as_tensor(w).double() for w in weights]
     indices, angles = [], []
     gates = [i for i, op in enumerate(program.operations) if not isinstance(op, Record)]
-    rebuilt = []
-    with qml.QueuingManager.stop_recording():
-        for step, token in enumerate(program.tokens):
-            rebuilt.extend(_cell_gates(weights, token, program.layout, not program.skipped[step]))
+    rebuilt = [
+        op
+        for step, token in enumerate(program.tokens)
+        for op in cell_operations(weights, token, program.layout, not program.skipped[step])
+        if not isinstance(op, qml.ops.MidMeasure)
+    ]
     if len(rebuilt) != len(gates):
         raise QRNNError(f"the program must have {len(rebuilt)} gates; got {len(gates)}")
     for index, op in zip(gates, rebuilt, strict=True):
