@@ -26,7 +26,14 @@ from ..layout import CellLayout
 from ..templates import QRNNCell, QuantumNeuron
 from ..templates.tokens import token_bits
 
-__all__ = ["Record", "SequenceProgram", "GATES", "check_layout", "deferred_width", "cell_operations"]
+__all__ = [
+    "Record",
+    "SequenceProgram",
+    "GATES",
+    "check_layout",
+    "deferred_width",
+    "cell_operations",
+]
 
 #: the gate set a program uses (everything else is decomposed into it)
 GATES = ("RY", "CNOT", "PauliX", "PhaseShift")
