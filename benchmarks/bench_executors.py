@@ -8,6 +8,7 @@ process's ru_maxrss, "growth" what the step added to it after the model was buil
     python benchmarks/bench_executors.py                     # H 2..10, L and batch sweeps
     python benchmarks/bench_executors.py --max-h 12 --plot scaling.png
     python benchmarks/bench_executors.py --only goals        # H=12 and H=16, batch 8, L=20
+    python benchmarks/bench_executors.py --only length --keep-all   # what the checkpoints trade
 
 Defaults: io 2, one stage, degree 2, order 2, batch 8, L 20 (the issue's table), one thread
 (``--threads``; at most 2 here). A method is skipped at a point where its estimate
@@ -31,8 +32,12 @@ def child(point: dict) -> None:
     import torch
 
     torch.set_num_threads(point["threads"])
-    from pennylane_qrnn import QRNN
+    from pennylane_qrnn import QRNN, memory
     from pennylane_qrnn.executors import Exact
+
+    if point.get("keep_all"):
+        # the transfer matrices' backward pass without checkpoints (every step's kept)
+        memory.TRANSFER_KEEP_ALL_BYTES = sys.maxsize
 
     io, ws, batch, length = point["io"], point["workspace"], point["batch"], point["length"]
     torch.manual_seed(0)
@@ -85,8 +90,9 @@ def measure(point: dict) -> dict | None:
 
 
 def row(result: dict) -> str:
+    method = "tm, every step" if result.get("keep_all") else result["method"]
     head = (
-        f"{result['method']:>15}  H={result['workspace']:>2}  io={result['io']}  "
+        f"{method:>15}  H={result['workspace']:>2}  io={result['io']}  "
         f"N={result['batch']:>4}  L={result['length']:>4}"
     )
     if result["seconds"] is None:
@@ -120,6 +126,12 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=("h", "length", "batch", "goals"), action="append")
     parser.add_argument("--plot", help="write a plot of the sweeps to this file")
+    parser.add_argument(
+        "--keep-all",
+        action="store_true",
+        help="length sweep: also the transfer matrices with every step's intermediates kept "
+        "(no checkpoints), the time and memory the checkpoints trade",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -156,6 +168,10 @@ def main() -> None:
                 if name == "goals" and method == "transfer-matrix" and settings["workspace"] > 12:
                     continue
                 result = measure({**base, **settings, "method": method})
+                results[name].append(result)
+                print(row(result), flush=True)
+            if name == "length" and args.keep_all:
+                result = measure({**base, **settings, "method": "transfer-matrix", "keep_all": 1})
                 results[name].append(result)
                 print(row(result), flush=True)
     if "h" in results:
@@ -201,7 +217,11 @@ def _plot(results: dict[str, list[dict]], path: str) -> None:
     fig, axes = plt.subplots(2, len(results), figsize=(4.5 * len(results), 7), squeeze=False)
     for column, (name, rows) in enumerate(results.items()):
         for method in METHODS:
-            points = [r for r in rows if r["method"] == method and r["seconds"] is not None]
+            points = [
+                r
+                for r in rows
+                if r["method"] == method and r["seconds"] is not None and not r.get("keep_all")
+            ]
             xs = [r[keys[name]] for r in points]
             axes[0][column].plot(xs, [r["seconds"] for r in points], "o-", label=method)
             axes[1][column].plot(xs, [r["peak_mb"] for r in points], "o-", label=method)

@@ -39,6 +39,7 @@ __all__ = [
     "statevector_table_bytes",
     "statevector_sequence_bytes",
     "statevector_checkpoint_interval",
+    "transfer_checkpoint_interval",
     "EXACT_METHODS",
     "exact_estimates",
     "statevector_bytes",
@@ -137,20 +138,60 @@ def engine_operator_bytes(
     return state * (4 * operations + 4 if grad else 6)
 
 
+#: the transfer-matrix engine keeps every step's intermediates for its backward pass while they
+#: take at most this many bytes; beyond, it keeps every ``ceil(sqrt(L))``-th state and recomputes
+#: one segment at a time (about a third more time per training step). 64 MiB keeps the paper's
+#: tasks at L <= 100 (DNA, MNIST 0/1: 10-41 MiB) on the faster path.
+TRANSFER_KEEP_ALL_BYTES = 64 * 2**20
+
+
+def _transfer_step_bytes(io_bits: int, workspace: int, batch: int, itemsize: int) -> int:
+    """One step's intermediates that the transfer-matrix engine keeps for its backward pass: the
+    state and written state ``(N, 2**H)`` and the branches ``(N, 2**I, 2**H)``, and as many
+    again for their gradients, plus the step's small per-sequence numbers."""
+    n_x, n_w = 2**io_bits, 2**workspace
+    return batch * (2 * n_w + n_x * n_w + 2 * n_x + 4) * itemsize
+
+
+def transfer_checkpoint_interval(
+    io_bits: int, workspace: int, length: int, batch: int, itemsize: int = 4
+) -> int:
+    """How often the transfer-matrix engine (:mod:`pennylane_qrnn.engine.recurrence`) keeps the
+    state for its backward pass: every step (``1``, all intermediates kept) while ``length``
+    steps of them take at most :data:`TRANSFER_KEEP_ALL_BYTES`, else every
+    ``ceil(sqrt(length))``-th step; the backward pass then recomputes each segment's steps from
+    its kept state (with the forward pass's outcomes), so about ``2 sqrt(length)`` steps'
+    intermediates are alive instead of ``length``."""
+    if (
+        length * _transfer_step_bytes(io_bits, workspace, batch, itemsize)
+        <= TRANSFER_KEEP_ALL_BYTES
+    ):
+        return 1
+    return math.isqrt(max(length - 1, 0)) + 1
+
+
 def engine_sequence_bytes(
     io_bits: int, workspace: int, length: int, batch: int, itemsize: int = 4, grad: bool = True
 ) -> int:
     """:func:`pennylane_qrnn.engine.run_sequence` on ``(length, batch)`` tokens: per step the
     written states ``(N, 2**H)``, the branches ``(N, 2**I, 2**H)`` and one ``(N, 2**(I+H))``
-    product; with gradients every step's are kept, and the backward pass makes as many again
-    plus a gradient of each transfer matrix."""
+    product; with gradients the steps' intermediates are kept (every step's, or a segment's and
+    every :func:`transfer_checkpoint_interval`-th state), and the backward pass makes as many
+    again plus a gradient of each transfer matrix."""
     n_x, n_w = 2**io_bits, 2**workspace
-    per_step = batch * (2 * n_w + n_x * n_w + 2 * n_x + 4) * itemsize
+    per_step = _transfer_step_bytes(io_bits, workspace, batch, itemsize)
     product = batch * n_x * n_w * itemsize
     if not grad:
         tensors = 2 * per_step + 2 * product
     else:
-        tensors = 2 * length * per_step + 2 * product + 3 * n_x * n_w * n_w * itemsize
+        interval = transfer_checkpoint_interval(io_bits, workspace, length, batch, itemsize)
+        if interval == 1:
+            kept = length * per_step
+        else:
+            # the kept states, one segment's intermediates, and the small per-step outputs
+            states = math.ceil(length / interval) * batch * n_w * itemsize
+            kept = states + interval * per_step + length * batch * (2 * n_x + 4) * itemsize
+        tensors = 2 * kept + 2 * product + 3 * n_x * n_w * n_w * itemsize
     # the allocator's rounding and the loss's own autograd temporaries: a process's peak grew by
     # up to 1.2x the tensors counted here (io 1, workspace 5, L 100, N 1000); keep a margin
     return int(1.5 * tensors)

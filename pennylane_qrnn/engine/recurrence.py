@@ -5,7 +5,14 @@ steps with a hand-written backward pass, and :class:`_Plan`, the non-differentia
 A step's input is a token ``x`` (``v = W[x] psi``) or, for real-valued inputs
 (:mod:`pennylane_qrnn.encoding`), a weight per token (``v = sum_x m_x W[x] psi``, the ``mix``
 tensor, differentiable); the plan then also keeps the unscaled weights and the blocks' log scales
-to compute the unwrite's success probability."""
+to compute the unwrite's success probability.
+
+The backward pass reads every step's state, written state and branches. For long sequences
+(:func:`pennylane_qrnn.memory.transfer_checkpoint_interval`) the forward pass keeps only every
+``k``-th state (``k = ceil(sqrt(L))``) and the backward pass recomputes one segment of ``k`` steps
+at a time from it (:func:`_advance`, replaying the forward pass's outcomes, so sampled steps are
+not redrawn): about ``2 sqrt(L)`` steps' intermediates alive instead of ``L``, the same numbers
+(the forward pass's bit for bit; the gradients up to the order of the segments' sums)."""
 
 from __future__ import annotations
 
@@ -37,8 +44,11 @@ class _Plan:
         generator: torch.Generator | None,
         skip_output: torch.Tensor | None = None,
         unwrite: tuple[torch.Tensor, torch.Tensor] | None = None,
+        interval: int = 1,
     ) -> None:
         self.tokens, self.n_x, self.n_w = tokens, n_x, n_w
+        # keep every interval-th state for the backward pass (1: keep every step's intermediates)
+        self.interval = interval
         self.targets, self.collapse, self.generator = targets, collapse, generator
         self.skip = SkipPlan(skip_output)
         # real-valued inputs: the token weights (L, N, n_x) and the blocks' log scales (n_x,)
@@ -58,9 +68,13 @@ class _Plan:
             self.counts = torch.stack(
                 [torch.bincount(row, minlength=n_x) for row in tokens]
             ).tolist()
-        flat = tokens.reshape(-1)
-        self.members = [torch.nonzero(flat == x).squeeze(1) for x in range(n_x)]
+        self.members = self.segment_members(0, length)
         self.rows = torch.arange(batch, device=tokens.device)
+
+    def segment_members(self, start: int, stop: int) -> list[torch.Tensor]:
+        """Per token, the flat ``(step, item)`` indices of steps ``start..stop-1`` that read it."""
+        flat = self.tokens[start:stop].reshape(-1)
+        return [torch.nonzero(flat == x).squeeze(1) for x in range(self.n_x)]
 
     def outcome(self, step: int, probs: torch.Tensor) -> torch.Tensor:
         return choose_outcome(
@@ -128,6 +142,56 @@ def _blocks(write: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
     return write.reshape(plan.n_w, plan.n_x, plan.n_w).permute(1, 0, 2).contiguous()
 
 
+def _advance(
+    plan: _Plan,
+    blocks: torch.Tensor | None,
+    write: torch.Tensor,
+    output: torch.Tensor,
+    mix: torch.Tensor | None,
+    psi: torch.Tensor,
+    step: int,
+    v: torch.Tensor,
+    u: torch.Tensor,
+    top: torch.Tensor,
+) -> torch.Tensor | None:
+    """One step up to its branches: fills ``v`` (``W[x] psi`` divided by its largest entry),
+    ``u`` (the branches ``O v``, divided by theirs) and ``top`` (those two factors, ``(2, N)``,
+    unfloored); returns the unwrite's log success for real-valued inputs (``None`` for tokens).
+    The forward pass and the backward pass's recomputation of a segment both call it."""
+    batch = psi.shape[0]
+    floor = 2 / torch.finfo(write.dtype).max
+    log_unwrite = None
+    if mix is None:
+        v.copy_(plan.write(blocks, write, psi, step))
+    else:
+        mixed, log_unwrite = plan.mixed_write(write, mix, psi, step)
+        v.copy_(mixed)
+    v_top, u_top = top
+    torch.amax(v.abs(), dim=1, out=v_top)
+    v.div_(v_top.clamp_min(floor).unsqueeze(1))
+    skipped = plan.skip.rows(step)
+    if plan.skip.every(step):
+        # no output stage: the i/o lanes stay in |0>, the branch y = 0 is v itself
+        u.zero_()
+        u[:, 0] = v
+    else:
+        torch.mm(v, output, out=u.view(batch, -1))
+        if skipped is not None:
+            u[skipped] = 0
+            u[skipped, 0] = v[skipped]
+    torch.amax(u.abs(), dim=(1, 2), out=u_top)
+    u.div_(u_top.clamp_min(floor).view(batch, 1, 1))
+    return log_unwrite
+
+
+def _segments(length: int, interval: int) -> list[tuple[int, int]]:
+    """The backward pass's segments ``(start, stop)``, last first (one, the whole sequence, for
+    an interval of 1: every step's intermediates are kept)."""
+    if interval == 1:
+        return [(0, length)]
+    return [(s, min(s + interval, length)) for s in reversed(range(0, length, interval))]
+
+
 class _Recurrence(torch.autograd.Function):
     """The teacher-forced / sampled / skipped recurrence with a hand-written backward pass.
 
@@ -145,7 +209,8 @@ class _Recurrence(torch.autograd.Function):
     backward pass reads are returned as (non-differentiable) outputs after the six results, and
     the range warnings are given here, so that the :meth:`vmap` rule (one run per slice) gives
     them per slice. ``keep`` (whether a backward pass will follow) is decided by the caller, as
-    ``forward`` sees no ``ctx``.
+    ``forward`` sees no ``ctx``; with ``plan.interval > 1`` the kept states are every
+    ``interval``-th step's only, and the backward pass recomputes the rest segment by segment.
     """
 
     generate_vmap_rule = False
@@ -164,9 +229,13 @@ class _Recurrence(torch.autograd.Function):
         n_y = output.shape[1] // n_w
         tiny = torch.finfo(write.dtype).tiny
         blocks = _blocks(write, plan)
-        # keep every step's intermediates only when a backward pass will need them
-        kept = length if keep else 1
-        states = write.new_empty(kept, batch, n_w)
+        # keep every step's intermediates only when a backward pass will need them, and then
+        # only every plan.interval-th state where the intermediates would be too large
+        every = keep and plan.interval == 1
+        kept = length if every else 1
+        states = write.new_empty(
+            kept if not keep or every else -(-length // plan.interval), batch, n_w
+        )
         written = write.new_empty(kept, batch, n_w)
         branches = write.new_empty(kept, batch, n_y, n_w)
         # largest |entry| of v and u per step and sequence (floored so that dividing is finite)
@@ -178,30 +247,17 @@ class _Recurrence(torch.autograd.Function):
         log_unwrite = write.new_zeros(length, batch)
         psi = state
         for step in range(length):
-            slot = step if keep else 0
-            states[slot] = psi
-            v = written[slot]
-            if mix is None:
-                v.copy_(plan.write(blocks, write, psi, step))
-            else:
-                mixed, log_unwrite[step] = plan.mixed_write(write, mix, psi, step)
-                v.copy_(mixed)
-            v_top, u_top = tops[step]
-            torch.amax(v.abs(), dim=1, out=v_top)
-            v.div_(v_top.clamp_min(floor).unsqueeze(1))
+            slot = step if every else 0
+            if every or not keep:
+                states[slot] = psi
+            elif step % plan.interval == 0:
+                states[step // plan.interval] = psi
             u = branches[slot]
-            skipped = plan.skip.rows(step)
-            if plan.skip.every(step):
-                # no output stage: the i/o lanes stay in |0>, the branch y = 0 is v itself
-                u.zero_()
-                u[:, 0] = v
-            else:
-                torch.mm(v, output, out=u.view(batch, n_y * n_w))
-                if skipped is not None:
-                    u[skipped] = 0
-                    u[skipped, 0] = v[skipped]
-            torch.amax(u.abs(), dim=(1, 2), out=u_top)
-            u.div_(u_top.clamp_min(floor).view(batch, 1, 1))
+            unwritten = _advance(
+                plan, blocks, write, output, mix, psi, step, written[slot], u, tops[step]
+            )
+            if unwritten is not None:
+                log_unwrite[step] = unwritten
             unit, log_q, _ = _branches(u, tiny)
             log_total = log_totals[step]
             torch.logsumexp(log_q, -1, out=log_total)
@@ -250,69 +306,104 @@ class _Recurrence(torch.autograd.Function):
         write, output, mix, states, written, branches, outcomes, tops = ctx.saved_tensors
         plan = ctx.plan
         blocks = _blocks(write, plan)
-        length, batch, n_y, n_w = branches.shape
+        length, batch = plan.length, plan.batch
+        _, _, n_y, n_w = branches.shape
         tiny = torch.finfo(write.dtype).tiny
+        interval = plan.interval
         if grad_log_probs is None:
             grad_log_probs = write.new_zeros(length, batch, n_y)
         grad_psi = grad_state if grad_state is not None else write.new_zeros(batch, n_w)
-        grad_branches = torch.empty_like(branches)
-        grad_written = torch.empty_like(written)
+        if interval > 1:
+            # checkpointed: one segment's intermediates at a time, recomputed from its kept state
+            seg_states = write.new_empty(interval, batch, n_w)
+            seg_written = write.new_empty(interval, batch, n_w)
+            seg_branches = write.new_empty(interval, batch, n_y, n_w)
+            scratch_top = write.new_empty(2, batch)
+        size = min(interval, length) if interval > 1 else length
+        grad_branches = write.new_empty(size, batch, n_y, n_w)
+        grad_written = write.new_empty(size, batch, n_w)
+        grad_output = write.new_zeros(output.shape)
+        grad_write = write.new_zeros(n_w, plan.n_x, n_w)
+        grad_mix = None if mix is None else torch.empty_like(mix)
         rows = plan.rows
-        for step in reversed(range(length)):
-            u = branches[step]
-            unit, log_q, inverse_norm = _branches(u, tiny)
-            g = grad_log_probs[step]
-            skipped = plan.skip.rows(step)
-            if skipped is not None:
-                # a skipped step's log-probabilities are NaN constants, not outputs
-                g = g.masked_fill(skipped.unsqueeze(1), 0.0)
-            # d log p_y / d u = 2 u_y / q_y - 2 u / sum q: the first as (u_y / |u_y|) / |u_y|,
-            # since 1 / q_y alone overflows where q_y is near the smallest float
-            grad_u = 2 * unit * (g * inverse_norm).unsqueeze(-1)
-            weight = g.sum(-1, keepdim=True) * torch.exp(-torch.logsumexp(log_q, -1, keepdim=True))
-            grad_u -= 2 * u * weight.unsqueeze(-1)
-            outcome = outcomes[step]
-            # psi' = u_o / |u_o|: the gradient is the part of grad_psi orthogonal to psi', / |u_o|
-            new_psi = unit[rows, outcome]
-            radial = (grad_psi * new_psi).sum(-1, keepdim=True)
-            grad_u[rows, outcome] += inverse_norm[rows, outcome].unsqueeze(1) * (
-                grad_psi - radial * new_psi
-            )
-            # back through the constant factors: u was divided by max|u|, v by max|v|
-            grad_u.div_(tops[step, 1].view(batch, 1, 1))
-            grad_v = grad_written[step]
-            # where skipped, u[0] = v and O took no part in it
-            if plan.skip.every(step):
-                grad_v.copy_(grad_u[:, 0])
-                grad_u.zero_()
+        for first, stop in _segments(length, interval):
+            count = stop - first
+            if interval == 1:
+                seg_states, seg_written, seg_branches = states, written, branches
             else:
-                torch.mm(grad_u.reshape(batch, -1), output.T, out=grad_v)
+                psi = states[first // interval]
+                for i, step in enumerate(range(first, stop)):
+                    seg_states[i] = psi
+                    u = seg_branches[i]
+                    _advance(
+                        plan, blocks, write, output, mix, psi, step, seg_written[i], u, scratch_top
+                    )
+                    psi = _branches(u, tiny)[0][rows, outcomes[step]]
+            for step in reversed(range(first, stop)):
+                i = step - first
+                u = seg_branches[i]
+                unit, log_q, inverse_norm = _branches(u, tiny)
+                g = grad_log_probs[step]
+                skipped = plan.skip.rows(step)
                 if skipped is not None:
-                    grad_v[skipped] = grad_u[skipped, 0]
-                    grad_u[skipped] = 0
-            grad_branches[step] = grad_u
-            grad_v.div_(tops[step, 0].unsqueeze(1))
-            if mix is None:
-                grad_psi = plan.write_transposed(blocks, write, grad_v, step)
-            else:
-                grad_psi = (mix[step].unsqueeze(2) * grad_v.unsqueeze(1)).view(batch, -1) @ write.T
-        grad_output = written.reshape(-1, n_w).T @ grad_branches.reshape(-1, n_y * n_w)
-        flat_states = states.reshape(-1, n_w)
-        flat_grad_v = grad_written.reshape(-1, n_w)
-        grad_mix = None
-        if mix is None:
-            grad_write = write.new_zeros(n_w, plan.n_x, n_w)
-            for x, members in enumerate(plan.members):
-                if members.numel():
-                    grad_write[:, x] = flat_states[members].T @ flat_grad_v[members]
-        else:
-            # v = sum_x m_x (psi @ W[x]): d/dW[x] = psi^T (m_x g), d/dm_x = (psi @ W[x]) . g
-            flat_mix = mix.reshape(-1, plan.n_x, 1)
-            grad_write = flat_states.T @ (flat_mix * flat_grad_v.unsqueeze(1)).view(
-                -1, plan.n_x * n_w
+                    # a skipped step's log-probabilities are NaN constants, not outputs
+                    g = g.masked_fill(skipped.unsqueeze(1), 0.0)
+                # d log p_y / d u = 2 u_y / q_y - 2 u / sum q: the first as (u_y / |u_y|) / |u_y|,
+                # since 1 / q_y alone overflows where q_y is near the smallest float
+                grad_u = 2 * unit * (g * inverse_norm).unsqueeze(-1)
+                weight = g.sum(-1, keepdim=True) * torch.exp(
+                    -torch.logsumexp(log_q, -1, keepdim=True)
+                )
+                grad_u -= 2 * u * weight.unsqueeze(-1)
+                outcome = outcomes[step]
+                # psi' = u_o / |u_o|: the gradient is the part of grad_psi orthogonal to psi',
+                # divided by |u_o|
+                new_psi = unit[rows, outcome]
+                radial = (grad_psi * new_psi).sum(-1, keepdim=True)
+                grad_u[rows, outcome] += inverse_norm[rows, outcome].unsqueeze(1) * (
+                    grad_psi - radial * new_psi
+                )
+                # back through the constant factors: u was divided by max|u|, v by max|v|
+                grad_u.div_(tops[step, 1].view(batch, 1, 1))
+                grad_v = grad_written[i]
+                # where skipped, u[0] = v and O took no part in it
+                if plan.skip.every(step):
+                    grad_v.copy_(grad_u[:, 0])
+                    grad_u.zero_()
+                else:
+                    torch.mm(grad_u.reshape(batch, -1), output.T, out=grad_v)
+                    if skipped is not None:
+                        grad_v[skipped] = grad_u[skipped, 0]
+                        grad_u[skipped] = 0
+                grad_branches[i] = grad_u
+                grad_v.div_(tops[step, 0].unsqueeze(1))
+                if mix is None:
+                    grad_psi = plan.write_transposed(blocks, write, grad_v, step)
+                else:
+                    grad_psi = (mix[step].unsqueeze(2) * grad_v.unsqueeze(1)).view(
+                        batch, -1
+                    ) @ write.T
+            # the segment's share of the transfer matrices' gradients
+            grad_output += seg_written[:count].reshape(-1, n_w).T @ grad_branches[:count].reshape(
+                -1, n_y * n_w
             )
-            every = (flat_states @ write).view(-1, plan.n_x, n_w)
-            grad_mix = torch.bmm(every, flat_grad_v.unsqueeze(2)).view(mix.shape)
+            flat_states = seg_states[:count].reshape(-1, n_w)
+            flat_grad_v = grad_written[:count].reshape(-1, n_w)
+            if mix is None:
+                members = plan.members if interval == 1 else plan.segment_members(first, stop)
+                for x, rows_x in enumerate(members):
+                    if rows_x.numel():
+                        grad_write[:, x] += flat_states[rows_x].T @ flat_grad_v[rows_x]
+            else:
+                # v = sum_x m_x (psi @ W[x]): d/dW[x] = psi^T (m_x g), d/dm_x = (psi @ W[x]) . g
+                flat_mix = mix[first:stop].reshape(-1, plan.n_x, 1)
+                grad_write += (
+                    flat_states.T @ (flat_mix * flat_grad_v.unsqueeze(1)).view(-1, plan.n_x * n_w)
+                ).view(n_w, plan.n_x, n_w)
+                every = (flat_states @ write).view(-1, plan.n_x, n_w)
+                grad_mix[first:stop] = torch.bmm(  # type: ignore[index]
+                    every, flat_grad_v.unsqueeze(2)
+                ).view(count, batch, plan.n_x)
         if not bool(torch.isfinite(grad_output).all() & torch.isfinite(grad_write).all()):
             warnings.warn(
                 f"the gradient of the transfer matrices overflowed {write.dtype} (a scored "

@@ -111,6 +111,13 @@ def _recur(
         generator,
         skip_output,
         unwrite,
+        interval=memory.transfer_checkpoint_interval(
+            layout.io_bits,
+            layout.workspace,
+            tokens.shape[0],
+            tokens.shape[1],
+            write.element_size(),
+        ),
     )
     return _Recurrence.apply(write, output, state, mix, plan, keep)[:6]
 
