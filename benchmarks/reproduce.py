@@ -171,6 +171,11 @@ def _protocol_suffix(args) -> str:
     return suffix + ("" if args.lr_schedule == "constant" else f"-{args.lr_schedule}")
 
 
+def _bias_suffix(args) -> str:
+    """The JSON name's suffix for a QRNN initial bias other than the paper's."""
+    return "" if args.init_bias is None else f"-bias{args.init_bias:g}"
+
+
 def row_synthetic(args, task, **overrides):
     row = task + _protocol_suffix(args)
     results, work = [], _work(args, row)
@@ -198,7 +203,8 @@ def row_synthetic(args, task, **overrides):
 def row_dna(args):
     work = _work(args, "dna")
     rows = []
-    previous = args.out / f"{args.name or 'dna' + _protocol_suffix(args)}.json"
+    row = "dna" + _protocol_suffix(args) + _bias_suffix(args)
+    previous = args.out / f"{args.name or row}.json"
     if args.resume and previous.exists():
         # keep the runs an interrupted invocation finished; each carries its own commit
         rows = json.loads(previous.read_text())["results"]
@@ -227,6 +233,8 @@ def row_dna(args):
                         protocol=args.protocol,
                         mode=args.mode,
                         lr_schedule=args.lr_schedule,
+                        # the QRNN's workspace biases; the classical models have none
+                        init_bias=args.init_bias if model == "qrnn" else None,
                     )
                     result = _train(config, work / f"{task}-{length}-{model}-s{seed}")
                     result.update(
@@ -244,11 +252,7 @@ def row_dna(args):
                         f"{result['wall_seconds']:.0f} s",
                         flush=True,
                     )
-                    _save(
-                        args,
-                        "dna" + _protocol_suffix(args),
-                        {"row": "dna", "results": rows, "command": " ".join(sys.argv)},
-                    )
+                    _save(args, row, {"row": "dna", "results": rows, "command": " ".join(sys.argv)})
 
 
 def _full(task, split):
@@ -324,7 +328,7 @@ def row_mnist_train(args):
     )
     row += "" if args.lr_schedule == "constant" else f"-{args.lr_schedule}"
     row += "" if args.order is None else f"-order{args.order}"
-    row += "" if args.init_bias is None else f"-bias{args.init_bias:g}"
+    row += _bias_suffix(args)
     previous = args.out / f"{args.name or row}.json"
     # seeds run earlier (with --first-seed) are kept, this run's replace their namesakes
     results = json.loads(previous.read_text())["results"] if previous.exists() else []
@@ -535,7 +539,8 @@ def main():
         "--init-bias",
         type=float,
         default=None,
-        help="mnist-train: the workspace neurons' initial bias mean (default pi/4; other: named)",
+        help="mnist-train and dna: the QRNN's workspace neurons' initial bias mean (default "
+        "pi/4; other: named)",
     )
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=0.02)

@@ -175,3 +175,22 @@ def test_dna_resume_keeps_finished_runs_and_runs_only_the_missing_ones(tmp_path)
     assert both[0] == first[0]  # the finished run is kept as it was, not rerun
     assert out.count("dna rvqe L=10 rnn seed") == 1  # only seed 1 trained
     assert all(r["commit"] == both[0]["commit"] for r in both)
+
+
+def test_dna_init_bias_sets_the_qrnn_biases_only_and_names_the_json(tmp_path):
+    command = [sys.executable, str(SCRIPT), "dna", "--variants", "paper", "--lengths", "10"]
+    command += ["--models", "qrnn,rnn", "--max-steps", "1", "--max-steps-classical", "1"]
+    command += ["--seeds", "1", "--init-bias", "0.3", "--out", str(tmp_path)]
+    command += ["--work", str(tmp_path / "runs"), "--native-numerics"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "dna-bias0.3.json").read_text())["results"]
+    assert [r["model"] for r in results] == ["qrnn", "rnn"]
+    configs = {
+        model: json.loads(
+            next((tmp_path / "runs").glob(f"*/dna-10-{model}-s0/config.json")).read_text()
+        )
+        for model in ("qrnn", "rnn")
+    }
+    assert configs["qrnn"]["init_bias"] == 0.3
+    assert configs["rnn"]["init_bias"] is None
