@@ -282,9 +282,12 @@ def exact_estimates(
     itemsize: int = 4,
     grad: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Per method of :data:`EXACT_METHODS`: ``{"seconds": ..., "bytes": ...}``, the estimated
-    time of a training step (forward and backward; a forward pass alone takes about a third)
-    and the memory of a run on ``(length, batch)`` tokens, known before anything is allocated.
+    """Per method of :data:`EXACT_METHODS`: ``{"seconds": ..., "bytes": ...,
+    "checkpoint_every": ...}``, the estimated time of a training step (forward and backward; a
+    forward pass alone takes about a third), the memory of a run on ``(length, batch)`` tokens,
+    known before anything is allocated, and how often its backward pass keeps the state
+    (:func:`transfer_checkpoint_interval`, :func:`statevector_checkpoint_interval`; 1: every
+    step).
     The times are a model fitted on one machine type (the constants above): good for choosing,
     not for promising."""
     n_x, n_w = 2**io_bits, 2**workspace
@@ -304,11 +307,15 @@ def exact_estimates(
             "seconds": scale * transfer,
             "bytes": engine_operator_bytes(io_bits, workspace, stages, itemsize, grad)
             + engine_sequence_bytes(io_bits, workspace, length, batch, itemsize, grad),
+            "checkpoint_every": transfer_checkpoint_interval(
+                io_bits, workspace, length, batch, itemsize
+            ),
         },
         "statevector": {
             "seconds": scale * state,
             "bytes": statevector_table_bytes(io_bits, workspace, stages, degree, itemsize, grad)
             + statevector_sequence_bytes(io_bits, workspace, stages, length, batch, itemsize, grad),
+            "checkpoint_every": statevector_checkpoint_interval(io_bits, workspace, stages, length),
         },
     }
 

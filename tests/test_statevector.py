@@ -243,6 +243,11 @@ class TestExactMethod:
         plan = model.execution_plan(8, 20)
         assert plan["chosen"] == "transfer-matrix"
         assert set(plan["estimates"]) == {"transfer-matrix", "statevector"}
+        assert plan["estimates"]["transfer-matrix"]["checkpoint_every"] == 1
+        # DNA at L = 1000: the transfer matrices keep every 32nd state
+        long = QRNN(2, 5).execution_plan(128, 1000)["estimates"]
+        assert long["transfer-matrix"]["checkpoint_every"] == 32
+        assert long["statevector"]["checkpoint_every"] == 32
         assert QRNN(1, 12).execution_plan(8, 20)["chosen"] == "statevector"
         fixed = QRNN(1, 12, executor=Exact("transfer-matrix"))
         assert fixed.execution_plan(8, 20)["chosen"] == "transfer-matrix"
