@@ -24,6 +24,7 @@ __all__ = [
     "check_budget",
     "check_budget_price",
     "check_budget_value",
+    "can_price",
     "native_basis",
     "price_run",
 ]
@@ -98,16 +99,20 @@ class Budget:
         if self.limit is None:
             return
         if price is None:
-            raise BudgetExceededError(
-                f"budget is {self.limit:.2f} USD but no price is known for {device!r}; "
-                "pass price_table= to price it, or budget=None for a device that does not bill"
-            )
+            raise self.unpriced(device)
         if self.spent + price > self.limit:
             raise BudgetExceededError(
                 f"estimated price {price:,.2f} USD exceeds the budget of {self.limit:,.2f} USD "
                 f"({self.spent:,.2f} USD already spent, {self.remaining:,.2f} USD remaining; "
                 f"{sequences} sequence(s) x {shots:,} shots on {device}); nothing was run"
             )
+
+    def unpriced(self, device: str) -> BudgetExceededError:
+        """The error for a run under this limit on a device without a price."""
+        return BudgetExceededError(
+            f"budget is {self.limit:.2f} USD but no price is known for {device!r}; "
+            "pass price_table= to price it, or budget=None for a device that does not bill"
+        )
 
     def charge(self, price, submissions: int = 1) -> None:
         """Add a submission's price to the spending (``None``, an unpriced run, adds nothing)
@@ -153,6 +158,30 @@ def price_run(
             note = f"IBM pay-as-you-go at {IBM_PRICE_PER_SECOND} USD per QPU second"
             return seconds * IBM_PRICE_PER_SECOND, seconds, note
     return None, None, None
+
+
+def has_durations(backend) -> bool:
+    """Whether a Qiskit ``backend`` has calibrated gate durations (an IBM device or its fake
+    stand-in; simulators have none), the QPU time :func:`price_run` prices IBM runs with."""
+    target = getattr(backend, "target", None)
+    if target is None:
+        return False
+    for name in target.operation_names:
+        for properties in (target[name] or {}).values():
+            if properties is not None and getattr(properties, "duration", None):
+                return True
+    return False
+
+
+def can_price(name: str, backend=None, price_table=None) -> bool:
+    """Whether :func:`price_run` will find a price for the device called ``name`` (run through
+    the Qiskit ``backend``, if any), known before anything is built or transpiled: a price-table
+    entry, or an IBM backend with calibrated durations."""
+    lowered = name.lower()
+    table = BRAKET_PRICES if price_table is None else price_table
+    if any(fragment in lowered for fragment in table):
+        return True
+    return backend is not None and has_durations(backend)
 
 
 def check_budget(report, budget) -> None:

@@ -20,9 +20,10 @@ import torch
 from ..devices.batches import SubmissionStats, backend_label
 from ..devices.capabilities import DeviceCapabilityError, capabilities
 from ..devices.execution import METHODS
+from ..devices.facts import qiskit_backend
 from ..devices.hardware import INSUFFICIENT_SHOTS_POLICIES, ShotRunner
 from ..devices.ledger import SubmissionLedger
-from ..devices.pricing import SubmissionGuard
+from ..devices.pricing import BudgetExceededError, SubmissionGuard, can_price
 from ..devices.program import deferred_width
 from ..devices.resources import Budget, check_budget_value, run_price
 from ..devices.submission import RUNTIME_MODES
@@ -159,6 +160,25 @@ class Shots(Executor):
                 "execution='dynamic' needs a Qiskit backend (qiskit.aer, qiskit.remote); "
                 f"got backend={self.device.name!r} (use 'native' or 'deferred')"
             )
+        self._check_priced()
+
+    def _check_priced(self) -> None:
+        """A spending limit on a device without a price is refused now, before any circuit is
+        built (the run-time check would refuse it only after transpiling the first run)."""
+        if self.spending.limit is None:
+            return
+        name = self.device.options.get("device_arn") or self.device.name
+        backend = None
+        if self.plan()["measurements"] == "dynamic":  # as price(): IBM runs priced by QPU time
+            if name == "qiskit.remote":
+                return  # an IBM device: calibrated durations (the run prices it, or refuses)
+            given = self.device.given
+            # a device not built yet: the backend it will run on, where one was given
+            backend = qiskit_backend(
+                self.device.options.get("backend") if isinstance(given, str) else given
+            )
+        if not can_price(name, backend, self.price_table):
+            raise self.spending.unpriced(name)
 
     @property
     def budget(self) -> float | None:
@@ -167,7 +187,12 @@ class Shots(Executor):
 
     @budget.setter
     def budget(self, value: float | None) -> None:
-        self.spending.limit = check_budget_value(value)
+        previous, self.spending.limit = self.spending.limit, check_budget_value(value)
+        try:
+            self._check_priced()
+        except BudgetExceededError:
+            self.spending.limit = previous
+            raise
 
     def plan(self) -> dict[str, Any]:
         caps = capabilities(self.device.given)

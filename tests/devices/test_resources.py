@@ -280,3 +280,34 @@ def test_program_counts_equal_the_cells_registered_resources(mode):
     assert expected.pop("MidMeasureMP", 0) == counts["ancilla_measurements"]
     assert expected["PauliX"] == 2 * sum(tokens)  # written and reset, once each
     assert {name: counts[name] for name in expected} == expected
+
+
+@requires_qiskit
+def test_unpriced_device_with_budget_refused_before_anything_is_built():
+    """A spending limit on a simulator that bills nothing is refused at construction (and by the
+    setter), not after the first run's circuits are transpiled."""
+    import pennylane as qml
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    from pennylane_qrnn.devices.pricing import BudgetExceededError, can_price, has_durations
+    from pennylane_qrnn.executors import Shots
+
+    with pytest.raises(BudgetExceededError, match="no price is known for 'qiskit.aer'"):
+        Shots("qiskit.aer", shots=10, budget=5.0)
+    with pytest.raises(BudgetExceededError, match="no price is known for 'qiskit.aer'"):
+        QRNN(1, 2, backend="qiskit.aer", shots=10, budget=5.0)
+    executor = Shots("qiskit.aer", shots=10)
+    with pytest.raises(BudgetExceededError, match="no price is known"):
+        executor.budget = 3.0
+    assert executor.budget is None  # the refused limit is not kept
+    # what is priced: a price-table entry, an IBM backend with calibrated durations
+    assert Shots("default.qubit", shots=10, budget=1.0, price_table={"default.qubit": (0, 0)})
+    fake = FakeManilaV2()
+    assert has_durations(fake) and not has_durations(AerSimulator())
+    assert can_price("qiskit.aer", fake) and not can_price("qiskit.aer", AerSimulator())
+    assert can_price("arn:aws:braket:us-east-1::device/qpu/ionq/forte-1")
+    priced = Shots(qml.device("qiskit.aer", wires=5, backend=fake), shots=10, budget=1.0)
+    assert priced.budget == 1.0
+    named = Shots("qiskit.aer", shots=10, budget=1.0, device_options={"backend": fake})
+    assert named.budget == 1.0
