@@ -204,19 +204,8 @@ class CircuitRunner:
     def _cell(self, weights, token):
         """Queue one step: the cell writes ``token`` (an int, or a tensor of angles: real-valued
         inputs), runs and resets its i/o lanes."""
-        layout = self.layout
         angles = token if torch.is_tensor(token) else None
-        QRNNCell(
-            *weights,
-            token=None if angles is not None else token,
-            angles=angles,
-            io_wires=layout.io_wires,
-            workspace_wires=layout.workspace_wires,
-            ancilla_wires=layout.ancilla_wires or None,
-            degree=layout.degree,
-            order=layout.order,
-            mode=layout.mode,
-        )
+        QRNNCell.from_layout(self.layout, *weights, token=token, angles=angles)
 
     def _joint_circuit(self, weights, inputs):
         measured = []

@@ -208,17 +208,7 @@ def cell_operations(weights, token: int, layout: CellLayout, output: bool = True
     ['CNOT', 'PauliX', 'RY']
     """
     with qml.QueuingManager.stop_recording():
-        cell = QRNNCell(
-            *weights,
-            token=token,
-            io_wires=layout.io_wires,
-            workspace_wires=layout.workspace_wires,
-            ancilla_wires=layout.ancilla_wires or None,
-            degree=layout.degree,
-            order=layout.order,
-            mode=layout.mode,
-            output=output,
-        )
+        cell = QRNNCell.from_layout(layout, *weights, token=token, output=output)
         return list(_flatten(cell.decomposition()))
 
 

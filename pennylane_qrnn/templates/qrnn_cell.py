@@ -227,6 +227,47 @@ class QRNNCell(MeasuringTemplate):
         self._n_params = len(weights) + len(extra)  # the angles are a fifth parameter
         super().__init__(*weights, *extra, wires=Wires(all_wires), id=id)
 
+    @classmethod
+    def from_layout(
+        cls,
+        layout: CellLayout,
+        *weights: TensorLike,
+        token: int | None = None,
+        angles: TensorLike | None = None,
+        output: bool = True,
+    ) -> QRNNCell:
+        """The cell of ``layout`` (its wires, degree, order and mode) with ``weights`` (the
+        layout's four weight tensors), reading ``token`` or, for real-valued inputs, ``angles``:
+        how the executors and the hardware programs build a step.
+
+        **Example**
+
+        >>> import torch
+        >>> from pennylane_qrnn.engine import CellLayout
+        >>> from pennylane_qrnn.templates import QRNNCell
+        >>> layout = CellLayout(io_bits=1, workspace=2, stages=1)
+        >>> weights = [torch.zeros(s) for s in layout.weight_shapes().values()]
+        >>> cell = QRNNCell.from_layout(layout, *weights, token=1)
+        >>> cell.wires.tolist()  # i/o lane 0, workspace 1-2, the neurons' ancillas 3-4
+        [0, 1, 2, 3, 4]
+        """
+        input_weights, rotation_weights, stage_weights, output_weights = weights
+        return cls(
+            input_weights,
+            rotation_weights,
+            stage_weights,
+            output_weights,
+            token=None if angles is not None else token,
+            angles=angles,
+            io_wires=layout.io_wires,
+            workspace_wires=layout.workspace_wires,
+            ancilla_wires=layout.ancilla_wires or None,
+            degree=layout.degree,
+            order=layout.order,
+            mode=layout.mode,
+            output=output,
+        )
+
     @property
     def num_params(self) -> int:
         return self._n_params
