@@ -33,7 +33,8 @@ nothing postselected):
 * **price** at the shots needed: IBM pay-as-you-go on the FakeBrisbane circuit's calibrated
   duration (``devices.pricing.price_run``), IonQ Forte from ``BRAKET_PRICES`` (one task per
   sequence); per test set = the sequences evaluated here (a dataset task's whole test split);
-* **FakeBrisbane accuracy** (the smallest converged model of each task; ``--noise-max-steps``):
+* **FakeBrisbane accuracy** (the smallest converged model of each task, or ``--noise every``
+  model given; ``--noise-max-steps``):
   the sequences run as dynamic circuits on Aer with FakeBrisbane's noise model
   (:func:`~pennylane_qrnn.devices.execution.run_program`, method ``dynamic``), every shot kept;
   single-shot accuracy over (shot, scored step) pairs with its binomial standard error, and the
@@ -447,6 +448,13 @@ def smallest_converged(files) -> set:
     return {path for _, path in best.values()}
 
 
+def noisy_models(files, choice: str) -> set:
+    """The models of ``files`` that run on FakeBrisbane's noise, by ``--noise`` ``choice``."""
+    if choice == "smallest":
+        return smallest_converged(files)
+    return set(files) if choice == "every" else set()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -456,7 +464,13 @@ def main(argv=None) -> int:
     parser.add_argument("--sequences", type=int, default=64, help="test sequences per model")
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.01, 0.001])
     parser.add_argument("--max-shots", type=int, default=10_000)
-    parser.add_argument("--noise", choices=("smallest", "none"), default="smallest")
+    parser.add_argument(
+        "--noise",
+        choices=("smallest", "every", "none"),
+        default="smallest",
+        help="which models run on FakeBrisbane's noise: the smallest converged one per task, "
+        "every model given (for tasks learned without reaching the convergence target), or none",
+    )
     parser.add_argument(
         "--noise-sequences",
         nargs="+",
@@ -490,7 +504,7 @@ def main(argv=None) -> int:
 
     backend = FakeBrisbane()
     files = model_files(args.runs, args.checkpoint)
-    noisy = smallest_converged(files) if args.noise == "smallest" else set()
+    noisy = noisy_models(files, args.noise)
     rows = []
     for path in files:
         rows.append(measure(path, args, backend, path in noisy))

@@ -104,3 +104,27 @@ def test_a_prefix_program_is_the_sequences_first_steps(batch):
     assert prefix.length < whole.length
     counts = qpu_cost.gate_counts(prefix)
     assert 0 < counts["two_qubit_gates"] < qpu_cost.gate_counts(whole)["two_qubit_gates"]
+
+
+def test_which_models_run_on_the_noise(tmp_path):
+    """``--noise smallest``: per task the converged model with the fewest parameters; ``every``:
+    all given (tasks learned without reaching the convergence target, such as DNA); ``none``."""
+    import json
+
+    files = []
+    for name, task, params, converged in [
+        ("a", "elman-xor", 264, True),
+        ("b", "elman-xor", 100, False),
+        ("c", "elman-xor", 200, True),
+        ("d", "dna", 837, False),
+    ]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"task": task, "seed": 0}))
+        summary = {"converged": converged, "parameters": params}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / "model.pt").write_bytes(b"")
+        files.append(folder / "model.pt")
+    assert qpu_cost.noisy_models(files, "smallest") == {files[2]}
+    assert qpu_cost.noisy_models(files, "every") == set(files)
+    assert qpu_cost.noisy_models(files, "none") == set()
