@@ -200,10 +200,71 @@ def row_synthetic(args, task, **overrides):
     _save(args, row, {"row": task, "results": results, "command": " ".join(sys.argv)})
 
 
+def row_dna_curriculum(args, task: str, variant: str, work: Path, rows: list, row: str) -> None:
+    """``--curriculum 10,20,50,100``: per model and seed, train at the first length, then each
+    next length starting from the previous stage's best weights (``init_from``); every stage is
+    a row (``stage``, ``curriculum``)."""
+    lengths = [int(v) for v in args.curriculum.split(",")]
+    for model in args.models.split(","):
+        cap = args.max_steps if model == "qrnn" else args.max_steps_classical
+        for seed in _seeds(args):
+            previous = None
+            for stage, length in enumerate(lengths):
+                config = TrainConfig(
+                    task=task,
+                    model=model,
+                    length=length,
+                    seed=seed,
+                    steps=cap,
+                    eval_every=10,
+                    eval_batches=2,
+                    checkpoint_every=50,
+                    protocol=args.protocol,
+                    mode=args.mode,
+                    lr_schedule=args.lr_schedule,
+                    init_bias=args.init_bias if model == "qrnn" and previous is None else None,
+                    init_from=previous,
+                )
+                out = work / f"{task}-curriculum-{length}-{model}-s{seed}"
+                result = _train(config, out)
+                result.update(
+                    variant=variant,
+                    length=length,
+                    stage=stage,
+                    curriculum=lengths,
+                    commit=args.environment["commit"],
+                    pinned_numerics=args.environment["pinned_numerics"],
+                )
+                rows.append(result)
+                best = out / "best.pt"
+                previous = str(best if best.is_file() else out / "model.pt")
+                print(
+                    f"dna {variant} curriculum stage {stage} L={length} {model} seed {seed}: "
+                    f"val loss {result['val_loss']:.3g}, accuracy "
+                    f"{result['val_accuracy_argmax']:.3f} after {result['steps']} steps, "
+                    f"{result['wall_seconds']:.0f} s",
+                    flush=True,
+                )
+                _save(args, row, {"row": "dna", "results": rows, "command": " ".join(sys.argv)})
+
+
 def row_dna(args):
     work = _work(args, "dna")
     rows = []
     row = "dna" + _protocol_suffix(args) + _bias_suffix(args)
+    if args.curriculum:
+        variant = args.variants.split(",")[0]
+        variant = "rvqe" if variant == "reference" else variant
+        if variant not in ("paper", "rvqe") or "," in args.variants:
+            raise SystemExit(
+                "reproduce.py: --curriculum takes one variant (paper or rvqe); "
+                f"got {args.variants!r}"
+            )
+        if args.resume:
+            raise SystemExit("reproduce.py: --resume does not apply to --curriculum (rerun it)")
+        task = "dna" if variant == "paper" else "dna-rvqe"
+        row_dna_curriculum(args, task, variant, work, rows, row + "-curriculum")
+        return
     previous = args.out / f"{args.name or row}.json"
     if args.resume and previous.exists():
         # keep the runs an interrupted invocation finished; each carries its own commit
@@ -497,6 +558,11 @@ def main():
         "only the missing ones",
     )
     parser.add_argument("--lengths", default="10,100,1000")
+    parser.add_argument(
+        "--curriculum",
+        help="dna: lengths trained in turn, each stage starting from the previous stage's best "
+        "weights (e.g. 10,20,50,100; replaces --lengths; '-curriculum' added to the JSON's name)",
+    )
     parser.add_argument("--variants", default="paper,rvqe")
     parser.add_argument("--models", default="qrnn,lstm,rnn")
     parser.add_argument("--max-steps", type=int, default=400)

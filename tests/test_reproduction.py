@@ -194,3 +194,22 @@ def test_dna_init_bias_sets_the_qrnn_biases_only_and_names_the_json(tmp_path):
     }
     assert configs["qrnn"]["init_bias"] == 0.3
     assert configs["rnn"]["init_bias"] is None
+
+
+def test_dna_curriculum_starts_each_stage_from_the_previous_one(tmp_path):
+    command = [sys.executable, str(SCRIPT), "dna", "--variants", "paper"]
+    command += ["--curriculum", "6,8", "--models", "qrnn", "--max-steps", "2", "--seeds", "1"]
+    command += ["--out", str(tmp_path), "--work", str(tmp_path / "runs"), "--native-numerics"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "dna-curriculum.json").read_text())["results"]
+    assert [(r["stage"], r["length"]) for r in results] == [(0, 6), (1, 8)]
+    first, second = (
+        json.loads(
+            next((tmp_path / "runs").glob(f"*/dna-curriculum-{n}-qrnn-s0/config.json")).read_text()
+        )
+        for n in (6, 8)
+    )
+    assert first["init_from"] is None
+    assert second["init_from"].endswith(("dna-curriculum-6-qrnn-s0/best.pt", "model.pt"))
+    assert "dna-curriculum-6-qrnn-s0" in second["init_from"]

@@ -58,6 +58,7 @@ TRAIN_FIELDS = {
     "pseudo_count": "pseudo_count",
     "lr_schedule": "lr_schedule",
     "init_bias": "init_bias",
+    "init_from": "init_from",
 }
 
 
@@ -98,6 +99,12 @@ def add_parser(sub) -> None:
         type=float,
         help="the workspace neurons' initial bias mean (default pi/4, the paper's: the "
         "activation's steepest point; smaller starts the cell nearer the identity)",
+    )
+    opt.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from the weights of MODEL (a model.pt or best.pt of an earlier run of the "
+        "same architecture): fine-tuning, or a curriculum over --length",
     )
     opt.add_argument(
         "--lr-schedule",

@@ -10,13 +10,16 @@ the canonical names: the former ``"reference"`` (a protocol or a loss) is accept
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..devices.capabilities import capabilities
 from ..devices.pricing import check_budget_value
-from ..errors import QRNNValueError
+from ..errors import QRNNTypeError, QRNNValueError
 from ..executors.parameter_shift import GRADIENTS, check_pseudo_count
 from ..nn import QRNN
 from ..optim import SPSA
@@ -146,6 +149,9 @@ class TrainConfig:
         init_bias: the QRNN's workspace neurons' initial bias mean, ``N(init_bias, 0.05)``
             (``None``: the paper's ``pi/4``, the activation's steepest point; a smaller one
             starts the cell nearer the identity)
+        init_from: a ``model.pt`` / ``best.pt`` written by an earlier run of the same
+            architecture (model, sizes, mode) whose weights this run starts from (warm start,
+            fine-tuning, a curriculum over lengths); ``None``: fresh weights from ``seed``
 
     **Example**
 
@@ -189,6 +195,7 @@ class TrainConfig:
     pseudo_count: float = 0.5
     lr_schedule: str = "constant"
     init_bias: float | None = None
+    init_from: str | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with the task's defaults filled in, every value checked and every name
@@ -225,6 +232,8 @@ class TrainConfig:
                 raise QRNNValueError(
                     f"init-bias is for the QRNN (model 'qrnn'); got model {config.model!r}"
                 )
+        if config.init_from is not None:
+            config.init_from = _check_init_from(config.init_from)
         if config.optimizer == "spsa" and config.lr_schedule != "constant":
             raise QRNNValueError(
                 "lr-schedule must be 'constant' with optimizer 'spsa' (SPSA decays its own step "
@@ -268,6 +277,51 @@ class TrainConfig:
         if self.length is not None:
             kwargs["length"] = self.length
         return get_task(self.task, **kwargs)
+
+
+def _check_init_from(path: Any) -> str:
+    """``init_from`` as an absolute path to an existing file (a resumed run finds it from
+    anywhere)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise QRNNTypeError(f"init-from must be a path to a model file; got {type(path).__name__}")
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise QRNNValueError(
+            f"init-from must be a model file written by `qrnn train` (model.pt, best.pt); "
+            f"got {str(path)!r}, which is not a file"
+        )
+    return str(resolved)
+
+
+def warm_start(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Copy the weights of ``config.init_from`` into ``model`` (built from ``config``), refusing
+    a file of another architecture: the model type, and for the QRNN its layout (sizes, degree,
+    order, mode), must match, and every parameter's shape. The file is read as every model file
+    is (:func:`~pennylane_qrnn.training.runs.load_trained_model`: weights only, no code run);
+    buffers (a shot model's spending) are not copied."""
+    from .runs import load_trained_model
+
+    source, _, source_config = load_trained_model(config.init_from)
+    where = f"init-from {config.init_from!r}"
+    if source_config.model != config.model:
+        raise QRNNValueError(
+            f"{where} must hold a {config.model!r} model; got a {source_config.model!r} model"
+        )
+    layout, source_layout = getattr(model, "layout", None), getattr(source, "layout", None)
+    if layout != source_layout:
+        raise QRNNValueError(
+            f"{where} must hold a model with this run's layout {layout}; got {source_layout}"
+        )
+    own, theirs = dict(model.named_parameters()), dict(source.named_parameters())
+    shapes = {k: tuple(v.shape) for k, v in own.items()}
+    source_shapes = {k: tuple(v.shape) for k, v in theirs.items()}
+    if shapes != source_shapes:
+        raise QRNNValueError(
+            f"{where} must hold parameters of the shapes {shapes}; got {source_shapes}"
+        )
+    with torch.no_grad():
+        for name, parameter in own.items():
+            parameter.copy_(theirs[name].to(parameter))
 
 
 def _check_shot_gradient(config) -> None:
@@ -373,14 +427,20 @@ def build_model(config: TrainConfig, task):
             with torch.no_grad():  # the workspace neurons' biases; the readout keeps pi/4
                 for weights in (model.input_weights, model.stage_weights):
                     weights[..., 0].normal_(config.init_bias, 0.05)
+        if config.init_from is not None:
+            warm_start(model, config)
         return model
     from ..baselines import make_baseline
     from ..templates import QRNNCell
 
     if config.hidden is not None:
-        return make_baseline(config.model, task.io_bits, hidden=config.hidden, **factory)
-    target = QRNNCell.num_weights(task.io_bits, config.workspace, config.stages, config.degree)
-    return make_baseline(config.model, task.io_bits, match_parameters=target, **factory)
+        baseline = make_baseline(config.model, task.io_bits, hidden=config.hidden, **factory)
+    else:
+        target = QRNNCell.num_weights(task.io_bits, config.workspace, config.stages, config.degree)
+        baseline = make_baseline(config.model, task.io_bits, match_parameters=target, **factory)
+    if config.init_from is not None:
+        warm_start(baseline, config)
+    return baseline
 
 
 def make_optimizer(config: TrainConfig, parameters):
