@@ -200,31 +200,38 @@ def row_synthetic(args, task, **overrides):
     _save(args, row, {"row": task, "results": results, "command": " ".join(sys.argv)})
 
 
+def _dna_config(args, task, model, length, seed, init_from=None) -> TrainConfig:
+    """A DNA row's training config: the model's step cap, the row's protocol, mode and schedule;
+    the QRNN's workspace biases (``--init-bias``) unless it starts from ``init_from``."""
+    return TrainConfig(
+        task=task,
+        model=model,
+        length=length,
+        seed=seed,
+        steps=args.max_steps if model == "qrnn" else args.max_steps_classical,
+        eval_every=10,
+        eval_batches=2,
+        checkpoint_every=50,
+        protocol=args.protocol,
+        mode=args.mode,
+        lr_schedule=args.lr_schedule,
+        # the classical models have no workspace biases
+        init_bias=args.init_bias if model == "qrnn" and init_from is None else None,
+        init_from=init_from,
+    )
+
+
 def row_dna_curriculum(args, task: str, variant: str, work: Path, rows: list, row: str) -> None:
     """``--curriculum 10,20,50,100``: per model and seed, train at the first length, then each
     next length starting from the previous stage's best weights (``init_from``); every stage is
     a row (``stage``, ``curriculum``)."""
     lengths = [int(v) for v in args.curriculum.split(",")]
     for model in args.models.split(","):
-        cap = args.max_steps if model == "qrnn" else args.max_steps_classical
         for seed in _seeds(args):
             previous = None
             for stage, length in enumerate(lengths):
-                config = TrainConfig(
-                    task=task,
-                    model=model,
-                    length=length,
-                    seed=seed,
-                    steps=cap,
-                    eval_every=10,
-                    eval_batches=2,
-                    checkpoint_every=50,
-                    protocol=args.protocol,
-                    mode=args.mode,
-                    lr_schedule=args.lr_schedule,
-                    init_bias=args.init_bias if model == "qrnn" and previous is None else None,
-                    init_from=previous,
-                )
+                # the first stage starts from the initial biases, later ones from the weights
+                config = _dna_config(args, task, model, length, seed, init_from=previous)
                 out = work / f"{task}-curriculum-{length}-{model}-s{seed}"
                 result = _train(config, out)
                 result.update(
@@ -278,25 +285,10 @@ def row_dna(args):
         task = "dna" if variant == "paper" else "dna-rvqe"
         for length in [int(v) for v in args.lengths.split(",")]:
             for model in args.models.split(","):
-                cap = args.max_steps if model == "qrnn" else args.max_steps_classical
                 for seed in _seeds(args):
                     if (variant, length, model, seed) in done:
                         continue
-                    config = TrainConfig(
-                        task=task,
-                        model=model,
-                        length=length,
-                        seed=seed,
-                        steps=cap,
-                        eval_every=10,
-                        eval_batches=2,
-                        checkpoint_every=50,
-                        protocol=args.protocol,
-                        mode=args.mode,
-                        lr_schedule=args.lr_schedule,
-                        # the QRNN's workspace biases; the classical models have none
-                        init_bias=args.init_bias if model == "qrnn" else None,
-                    )
+                    config = _dna_config(args, task, model, length, seed)
                     result = _train(config, work / f"{task}-{length}-{model}-s{seed}")
                     result.update(
                         variant=variant,
