@@ -47,3 +47,11 @@ def rng():
 @pytest.fixture(autouse=True)
 def _seed_torch():
     torch.manual_seed(1234)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow reproduction runs take as long as they take: no pytest-timeout limit unless the test
+    sets its own (the default run's limit is ``timeout`` in pyproject.toml)."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(0))

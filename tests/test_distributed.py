@@ -67,7 +67,10 @@ def _worker(folder: str) -> int:
             return original(*args)
 
         setattr(trainer_module, name, counted)
+    finished = False
     try:
+        # `trainer` (and its DDP wrapper) outlives leave_group: that used to hang a rank at exit
+        # about one run in three (see leave_group)
         trainer = Trainer(TrainConfig(**CONFIG), folder / "gradients", ranks=ranks)
         trainer.train_step(_uneven_batch(trainer.task))
         grads = {name: p.grad for name, p in trainer.model.named_parameters()}
@@ -76,8 +79,9 @@ def _worker(folder: str) -> int:
         Trainer(TrainConfig(**CONFIG), folder / "resumed", resume=True, ranks=ranks).run(
             progress=False
         )
+        finished = True
     finally:
-        distributed.leave_group()
+        distributed.leave_group(finished)
     (folder / f"writes-rank{ranks.rank}.json").write_text(json.dumps(writes))
     return 0
 
@@ -201,3 +205,24 @@ def test_nproc_must_match_torchrun(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RANK", "1")  # the other ranks leave quietly: rank 0 reports
     assert main(["train", *TINY_TRAIN_FLAGS, "--nproc", "3", "--out", str(out)]) == 0
     assert capsys.readouterr().err == "" and not out.exists()
+
+
+def test_leave_group_releases_the_reducers_of_wrappers_still_alive():
+    """A trainer that outlives the group must not hold it: its DDP wrapper gives up the reducer
+    (the reducer's hold on the group is what deadlocked a rank at exit). In-process, a group of
+    one."""
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        model = torch.nn.Linear(3, 2)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        wrapped = distributed.Ranks(0, 1).wrap(model)
+        wrapped(torch.ones(4, 3)).sum().backward()
+        assert "reducer" in wrapped.__dict__ and "logger" in wrapped.__dict__
+    finally:
+        distributed.leave_group()
+    assert not dist.is_initialized()
+    assert "reducer" not in wrapped.__dict__ and "logger" not in wrapped.__dict__
+    for key, value in model.state_dict().items():  # the model itself is untouched
+        assert torch.equal(value, before[key])
+    assert model.weight.grad is not None
+    distributed.leave_group()  # outside a group: nothing to do

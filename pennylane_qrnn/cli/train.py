@@ -249,10 +249,16 @@ def _as_rank(args, config) -> int:
     """``qrnn train`` as one rank of a data-parallel run (``torchrun``, or :func:`_spawned`)."""
     try:
         ranks = distributed.join_group(config.torch_device)
+        finished = False
         try:
-            return _train(args, config, ranks)
+            status = _train(args, config, ranks)
+            finished = True
+            return status
+        except BaseException as error:
+            finished = distributed.is_shared(error)  # every rank raised it: all are here
+            raise
         finally:
-            distributed.leave_group()
+            distributed.leave_group(finished)
     except (UsageError, QRNNError, OSError) as error:
         if distributed.launched_rank() > 0 and distributed.is_shared(error):
             return 0  # rank 0 met it too and reports it

@@ -25,6 +25,7 @@ import hashlib
 import os
 import pickle
 import socket
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 _SHARED = "_qrnn_raised_on_every_rank"
+#: the DistributedDataParallel wrappers :meth:`Ranks.wrap` made, for :func:`leave_group`
+_WRAPPED: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,13 @@ class Ranks:
         unused-parameter detection is off; DDP then hands the model's output back untouched (a
         :class:`~pennylane_qrnn.results.SequenceOutput` need not be a tensor or a tuple)."""
         device = next(model.parameters()).device
-        return torch.nn.parallel.DistributedDataParallel(
+        wrapped = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[device] if device.type == "cuda" else None,
             find_unused_parameters=False,
         )
+        _WRAPPED.add(wrapped)
+        return wrapped
 
     def share_of_loss(self, mean_loss, shard_scored, global_scored):
         """What this rank backpropagates so that DDP's average over the ranks is the gradient of
@@ -223,10 +228,42 @@ def join_group(torch_device: str = "cpu") -> Ranks | None:
     return Ranks.current()
 
 
-def leave_group() -> None:
-    """Leave the process group, if this process is in one."""
-    if dist.is_available() and dist.is_initialized():
+def leave_group(finished: bool = True) -> None:
+    """Leave the process group, if this process is in one.
+
+    ``finished``: every rank got here on the same path (training ended, or an error every rank
+    raised alike): wait at a barrier first, so every collective is complete on every rank. Pass
+    ``False`` when this rank alone stopped (the others may be waiting in a collective it will
+    never join): it then leaves at once.
+
+    The wrappers :meth:`Ranks.wrap` made give up their DDP reducer here, even while a trainer
+    still holds them. A reducer owns a reference to the process group, and if it is the last one
+    (the group already destroyed), freeing the wrapper later destroys the Gloo group while holding
+    the GIL; that destructor joins Gloo's worker threads, one of which may need the GIL to free
+    the tensors of the collective it has just finished: the process then never exits (PyTorch
+    issue 56297; seen here as a spawned rank that hung at exit about one run in three). Released
+    here, the group's last reference is the one ``destroy_process_group`` drops, through
+    PyTorch's binding that releases the GIL first. A released wrapper cannot train again; the
+    model it wraps is untouched.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if finished:
+            dist.barrier()
+    finally:
+        for wrapped in list(_WRAPPED):
+            _release_reducer(wrapped)
+        _WRAPPED.clear()
         dist.destroy_process_group()
+
+
+def _release_reducer(wrapped: torch.nn.Module) -> None:
+    """Drop a DDP wrapper's references to its C++ reducer (``reducer``, and ``logger``, which
+    holds the reducer too), so the reducer and its hold on the process group go now."""
+    for name in ("logger", "reducer"):
+        if name in wrapped.__dict__:
+            delattr(wrapped, name)
 
 
 def free_port() -> int:
