@@ -47,6 +47,10 @@ CONFIGS = {
     "dna100": (3, 5, 1, 3, 2, 128, 100),
     "dna1000": (3, 5, 1, 3, 2, 128, 1000),
     "mnist01": (2, 8, 2, 2, 2, 100, 100),
+    # issue 10's wide models (its table: io 2, S1 d2 order 2, batch 8, L 20); the engine picks
+    # the statevector executor for these by itself
+    "h12": (2, 12, 1, 2, 2, 8, 20),
+    "h16": (2, 16, 1, 2, 2, 8, 20),
 }
 # shared/reference/baseline.md: the reference implementation, single thread, same machine type
 BASELINE_MD = {"dna10": 1.24, "dna100": 15.3, "mnist01": 14.6}
@@ -69,10 +73,13 @@ def _time_steps(model, tokens, targets, repeats):
     return statistics.median(times[1:])  # the first step warms up
 
 
-def child(name, repeats, circuit):
+def child(name, repeats, circuit, threads=None):
     import torch
 
     from pennylane_qrnn import QRNN
+
+    if threads:
+        torch.set_num_threads(threads)
 
     io, ws, stages, degree, order, batch, length = CONFIGS[name]
     torch.manual_seed(0)
@@ -81,6 +88,7 @@ def child(name, repeats, circuit):
     model = QRNN(io, ws, stages, degree, order)
     result = {
         "name": name,
+        "executor": model.execution_plan(batch, length)["chosen"],
         "engine": _time_steps(model, tokens, targets, repeats),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
@@ -173,6 +181,11 @@ def main():
     parser.add_argument(
         "--reference-repeats", type=int, default=3, help="timed reference steps (after one)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for this project's engine (default: torch's own, here the cores)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--reference-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -182,9 +195,14 @@ def main():
         return
     if args.child:
         child(
-            args.child, repeats, circuit=not args.no_circuit and args.child in ("dna10", "mnist01")
+            args.child,
+            repeats,
+            circuit=not args.no_circuit and args.child in ("dna10", "mnist01"),
+            threads=args.threads,
         )
         return
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be an int >= 1; got {args.threads}")
     if args.reference_json and args.reference_code:
         parser.error("--reference-json and --reference-code exclude each other; got both")
     if args.reference_code and not os.path.isfile(
@@ -210,6 +228,7 @@ def main():
             [sys.executable, __file__, "--child", name]
             + (["--quick"] if args.quick else [])
             + (["--no-circuit"] if args.no_circuit else [])
+            + (["--threads", str(args.threads)] if args.threads else [])
         )
         output = subprocess.run(
             command, check=True, capture_output=True, text=True, env=os.environ
@@ -238,17 +257,20 @@ def main():
         f"{rows[0]['threads']}"
     )
     print(
-        f"{'config':<9} {'batch':>5} {'L':>5} {'engine s/step':>14} {'peak RSS':>9} "
-        f"{'reference s/step':>17} {'speed-up':>9}"
+        f"{'config':<9} {'batch':>5} {'L':>5} {'executor':>13} {'engine s/step':>14} "
+        f"{'peak RSS':>9} {'reference s/step':>17} {'ref peak':>9} {'speed-up':>9}"
     )
     for row in rows:
         io, ws, stages, degree, order, batch, length = CONFIGS[row["name"]]
         ref = reference.get(row["name"])
         ref_text = f"{ref:.3g}" if ref else "-"
         speed = f"{ref / row['engine']:.0f}x" if ref else "-"
+        ref_peak = row.get("reference_peak_rss_mb")
+        ref_peak_text = f"{ref_peak:.0f}MB" if ref_peak else "-"
         print(
-            f"{row['name']:<9} {batch:>5} {length:>5} {row['engine']:>14.4f} "
-            f"{row['peak_rss_mb']:>7.0f}MB {ref_text:>17} {speed:>9}"
+            f"{row['name']:<9} {batch:>5} {length:>5} {row['executor']:>13} "
+            f"{row['engine']:>14.4f} {row['peak_rss_mb']:>7.0f}MB {ref_text:>17} "
+            f"{ref_peak_text:>9} {speed:>9}"
         )
     print(f"(reference = the paper's implementation, {source})")
     small = [r for r in rows if "small_circuit" in r]

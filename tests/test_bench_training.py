@@ -24,3 +24,9 @@ def test_reference_json_and_reference_code_exclude_each_other(tmp_path):
     result = _run("--reference-json", "x.json", "--reference-code", str(tmp_path))
     assert result.returncode == 2
     assert "exclude each other" in result.stderr
+
+
+def test_threads_must_be_positive():
+    result = _run("--configs", "dna10", "--threads", "0")
+    assert result.returncode == 2
+    assert "--threads must be an int >= 1; got 0" in result.stderr
