@@ -148,9 +148,10 @@ TRANSFER_KEEP_ALL_BYTES = 64 * 2**20
 def _transfer_step_bytes(io_bits: int, workspace: int, batch: int, itemsize: int) -> int:
     """One step's intermediates that the transfer-matrix engine keeps for its backward pass: the
     state and written state ``(N, 2**H)`` and the branches ``(N, 2**I, 2**H)``, and as many
-    again for their gradients, plus the step's small per-sequence numbers."""
+    again for their gradients, plus the step's small per-sequence numbers (the branches' norms
+    and log-probabilities ``(N, 2**I)`` each, and a few ``(N,)``)."""
     n_x, n_w = 2**io_bits, 2**workspace
-    return batch * (2 * n_w + n_x * n_w + 2 * n_x + 4) * itemsize
+    return batch * (2 * n_w + n_x * n_w + 3 * n_x + 4) * itemsize
 
 
 def transfer_checkpoint_interval(
@@ -190,7 +191,7 @@ def engine_sequence_bytes(
         else:
             # the kept states, one segment's intermediates, and the small per-step outputs
             states = math.ceil(length / interval) * batch * n_w * itemsize
-            kept = states + interval * per_step + length * batch * (2 * n_x + 4) * itemsize
+            kept = states + interval * per_step + length * batch * (3 * n_x + 4) * itemsize
         tensors = 2 * kept + 2 * product + 3 * n_x * n_w * n_w * itemsize
     # the allocator's rounding and the loss's own autograd temporaries: a process's peak grew by
     # up to 1.2x the tensors counted here (io 1, workspace 5, L 100, N 1000); keep a margin

@@ -73,7 +73,7 @@ class SkipPlan:
 
 def choose_outcome(
     step: int,
-    probs: torch.Tensor,
+    probs: torch.Tensor | None,
     targets: torch.Tensor | None,
     collapse: torch.Tensor | None,
     skipped: torch.Tensor | None,
@@ -84,26 +84,33 @@ def choose_outcome(
     i/o lanes' untouched ``|0>``) where the output stage is ``skipped`` (``(N,)`` bool or
     ``None``). Without skipped items, one ``torch.multinomial`` call over the whole batch (the
     same generator use as ever); with some, one over the measured items only, and none at all
-    when every item is skipped."""
+    when every item is skipped. ``probs`` may be ``None`` where nothing is drawn (``targets``
+    given without ``collapse``)."""
     if skipped is None:
         if targets is not None and collapse is None:
             return targets[step]
-        sampled = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        sampled = torch.multinomial(_given(probs), 1, generator=generator).squeeze(1)
         if targets is None or collapse is None:
             return sampled
         return torch.where(collapse[step], targets[step], sampled)
     measured = ~skipped
-    outcome = torch.zeros(probs.shape[0], dtype=torch.long, device=probs.device)
+    outcome = torch.zeros(skipped.shape[0], dtype=torch.long, device=skipped.device)
     if targets is not None and collapse is None:
         return torch.where(measured, targets[step], outcome)
     rows = torch.nonzero(measured).squeeze(1)
     if rows.numel() == 0:
         return outcome
-    sampled = torch.multinomial(probs[rows], 1, generator=generator).squeeze(1)
+    sampled = torch.multinomial(_given(probs)[rows], 1, generator=generator).squeeze(1)
     if targets is not None and collapse is not None:
         sampled = torch.where(collapse[step][rows], targets[step][rows], sampled)
     outcome[rows] = sampled
     return outcome
+
+
+def _given(probs: torch.Tensor | None) -> torch.Tensor:
+    if probs is None:
+        raise RuntimeError("choose_outcome: probs are needed to sample an outcome; got None")
+    return probs
 
 
 def mark_skipped(

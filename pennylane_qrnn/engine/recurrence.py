@@ -79,25 +79,32 @@ class _Plan:
         flat = self.tokens[start:stop].reshape(-1)
         return [torch.nonzero(flat == x).squeeze(1) for x in range(self.n_x)]
 
-    def outcome(self, step: int, probs: torch.Tensor) -> torch.Tensor:
+    def outcome(self, step: int, log_probs: torch.Tensor) -> torch.Tensor:
+        # teacher forcing draws nothing: no probabilities needed
+        probs = None if self.targets is not None and self.collapse is None else log_probs.exp()
         return choose_outcome(
             step, probs, self.targets, self.collapse, self.skip.rows(step), self.generator
         )
 
     def write(
-        self, blocks: torch.Tensor | None, write: torch.Tensor, state: torch.Tensor, step: int
+        self,
+        blocks: torch.Tensor | None,
+        write: torch.Tensor,
+        state: torch.Tensor,
+        step: int,
+        out: torch.Tensor,
     ) -> torch.Tensor:
-        """``W[x_t] psi`` for every item."""
+        """``W[x_t] psi`` for every item, into ``out``."""
         if self.grouped:
             groups = state.index_select(0, self.order[step]).split(self.counts[step])
             # a grouped plan is always given blocks (_Recurrence.forward)
             written = torch.cat(
                 [g @ blocks[x] for x, g in enumerate(groups) if g.shape[0]]  # type: ignore[index]
             )
-            return written.index_select(0, self.inverse[step])
+            return torch.index_select(written, 0, self.inverse[step], out=out)
         batch = state.shape[0]
         written = (state @ write).view(batch * self.n_x, self.n_w)
-        return written.index_select(0, self.token_rows[step])
+        return torch.index_select(written, 0, self.token_rows[step], out=out)
 
     def mixed_write(
         self, write: torch.Tensor, mix: torch.Tensor, state: torch.Tensor, step: int
@@ -126,16 +133,19 @@ class _Plan:
         return spread.view(batch, -1) @ write.T
 
 
-def _branches(u: torch.Tensor, tiny: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For branch amplitudes ``u`` ``(N, n_y, n_w)``: the unit vectors ``u_y / |u_y|``, ``log q_y``
-    (``q_y = |u_y|**2``) and ``1 / |u_y|``, each computed without squaring an amplitude (which
-    underflows from ``1e-19`` in float32). A branch that is exactly 0 gets ``|u_y| = tiny``."""
-    top = u.abs().amax(-1).clamp_min_(tiny)
-    unit = u / top.unsqueeze(-1)
-    norm = torch.linalg.vector_norm(unit, dim=-1).clamp_min_(1)
-    unit /= norm.unsqueeze(-1)
-    norm *= top
-    return unit, 2 * norm.log(), norm.reciprocal()
+def _branches(u: torch.Tensor, top: torch.Tensor, norm: torch.Tensor, tiny: float) -> torch.Tensor:
+    """For branch amplitudes ``u`` ``(N, n_y, n_w)`` and their largest ``|entry|`` per branch
+    ``top`` ``(N, n_y)``: turns ``u`` into the unit vectors ``u_y / |u_y|`` (in place), fills
+    ``norm`` with ``|u_y|`` and returns ``log q_y`` (``q_y = |u_y|**2``), each computed without
+    squaring an amplitude (which underflows from ``1e-19`` in float32). A branch that is exactly
+    0 gets ``|u_y| = tiny``."""
+    top = top.clamp_min_(tiny)
+    u.div_(top.unsqueeze(-1))
+    torch.linalg.vector_norm(u, dim=-1, out=norm)
+    norm.clamp_min_(1)
+    u.div_(norm.unsqueeze(-1))
+    norm.mul_(top)
+    return 2 * norm.log()
 
 
 def _chosen_rows(rows: torch.Tensor, outcome: torch.Tensor, n_y: int) -> torch.Tensor:
@@ -167,16 +177,17 @@ def _advance(
     v: torch.Tensor,
     u: torch.Tensor,
     top: torch.Tensor,
-) -> torch.Tensor | None:
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One step up to its branches: fills ``v`` (``W[x] psi`` divided by its largest entry),
     ``u`` (the branches ``O v``, divided by theirs) and ``top`` (those two factors, ``(2, N)``,
-    unfloored); returns the unwrite's log success for real-valued inputs (``None`` for tokens).
-    The forward pass and the backward pass's recomputation of a segment both call it."""
+    unfloored); returns the unwrite's log success for real-valued inputs (``None`` for tokens)
+    and the largest ``|entry|`` of each branch of ``u`` ``(N, n_y)``. The forward pass and the
+    backward pass's recomputation of a segment both call it (through :func:`_step`)."""
     batch = psi.shape[0]
     floor = 2 / torch.finfo(write.dtype).max
     log_unwrite = None
     if mix is None:
-        v.copy_(plan.write(blocks, write, psi, step))
+        plan.write(blocks, write, psi, step, out=v)
     else:
         mixed, log_unwrite = plan.mixed_write(write, mix, psi, step)
         v.copy_(mixed)
@@ -193,9 +204,33 @@ def _advance(
         if skipped is not None:
             u[skipped] = 0
             u[skipped, 0] = v[skipped]
-    torch.amax(u.abs(), dim=(1, 2), out=u_top)
-    u.div_(u_top.clamp_min(floor).view(batch, 1, 1))
-    return log_unwrite
+    branch_top = torch.amax(u.abs(), dim=2)
+    torch.amax(branch_top, dim=1, out=u_top)
+    scale = u_top.clamp_min(floor)
+    u.div_(scale.view(batch, 1, 1))
+    # the largest |entry| of each branch of the divided u (bit for bit: dividing by a positive
+    # number keeps the order of the rounded magnitudes)
+    branch_top.div_(scale.unsqueeze(1))
+    return log_unwrite, branch_top
+
+
+def _step(
+    plan: _Plan,
+    blocks: torch.Tensor | None,
+    write: torch.Tensor,
+    output: torch.Tensor,
+    mix: torch.Tensor | None,
+    psi: torch.Tensor,
+    step: int,
+    v: torch.Tensor,
+    u: torch.Tensor,
+    top: torch.Tensor,
+    norm: torch.Tensor,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """:func:`_advance`, then the branches as unit vectors (``u``, in place) and their norms
+    (``norm``, ``(N, n_y)``): returns the unwrite's log success (or ``None``) and ``log q``."""
+    log_unwrite, branch_top = _advance(plan, blocks, write, output, mix, psi, step, v, u, top)
+    return log_unwrite, _branches(u, branch_top, norm, torch.finfo(write.dtype).tiny)
 
 
 def _segments(length: int, interval: int) -> list[tuple[int, int]]:
@@ -251,7 +286,9 @@ class _Recurrence(torch.autograd.Function):
             kept if not keep or every else -(-length // plan.interval), batch, n_w
         )
         written = write.new_empty(kept, batch, n_w)
+        # each step's branches as unit vectors, and their norms
         branches = write.new_empty(kept, batch, n_y, n_w)
+        norms = write.new_empty(kept, batch, n_y)
         # largest |entry| of v and u per step and sequence (floored so that dividing is finite)
         tops = write.new_empty(length, 2, batch)
         floor = 2 / torch.finfo(write.dtype).max
@@ -266,17 +303,26 @@ class _Recurrence(torch.autograd.Function):
                 states[slot] = psi
             elif step % plan.interval == 0:
                 states[step // plan.interval] = psi
-            u = branches[slot]
-            unwritten = _advance(
-                plan, blocks, write, output, mix, psi, step, written[slot], u, tops[step]
+            unit = branches[slot]
+            unwritten, log_q = _step(
+                plan,
+                blocks,
+                write,
+                output,
+                mix,
+                psi,
+                step,
+                written[slot],
+                unit,
+                tops[step],
+                norms[slot],
             )
             if unwritten is not None:
                 log_unwrite[step] = unwritten
-            unit, log_q, _ = _branches(u, tiny)
             log_total = log_totals[step]
             torch.logsumexp(log_q, -1, out=log_total)
             torch.sub(log_q, log_total.unsqueeze(1), out=log_probs[step])
-            outcome = plan.outcome(step, log_probs[step].exp())
+            outcome = plan.outcome(step, log_probs[step])
             outcomes[step] = outcome
             psi = _pick(unit, _chosen_rows(plan.rows, outcome, n_y))
         log_chosen = log_probs.gather(2, outcomes.unsqueeze(2)).squeeze(2)
@@ -292,7 +338,7 @@ class _Recurrence(torch.autograd.Function):
         # outcomes whose branch is below the smallest float: log q floored at log(tiny**2)
         floored = int((log_chosen + log_totals <= 2 * math.log(tiny) + 1e-6).sum())
         warn_out_of_range(floored, log_chosen, write.dtype, stacklevel=6)
-        saved = (states, written, branches, outcomes, tops.clamp_min(floor), log_totals)
+        saved = (states, written, branches, norms, outcomes, tops.clamp_min(floor), log_totals)
         return (log_probs, psi, returned, log_success, log_chosen, log_unwrite) + saved
 
     @staticmethod
@@ -317,23 +363,26 @@ class _Recurrence(torch.autograd.Function):
     def backward(
         ctx: Any, grad_log_probs: torch.Tensor | None, grad_state: torch.Tensor | None, *_: Any
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, None, None]:
-        write, output, mix, states, written, branches, outcomes, tops, log_totals = (
+        write, output, mix, states, written, branches, norms, outcomes, tops, log_totals = (
             ctx.saved_tensors
         )
         plan = ctx.plan
         blocks = _blocks(write, plan)
         length, batch = plan.length, plan.batch
         _, _, n_y, n_w = branches.shape
-        tiny = torch.finfo(write.dtype).tiny
         interval = plan.interval
         if grad_log_probs is None:
             grad_log_probs = write.new_zeros(length, batch, n_y)
+        elif plan.skip.mask is not None:
+            # a skipped step's log-probabilities are NaN constants, not outputs
+            grad_log_probs = grad_log_probs.masked_fill(plan.skip.mask.unsqueeze(2), 0.0)
         grad_psi = grad_state if grad_state is not None else write.new_zeros(batch, n_w)
         if interval > 1:
             # checkpointed: one segment's intermediates at a time, recomputed from its kept state
             seg_states = write.new_empty(interval, batch, n_w)
             seg_written = write.new_empty(interval, batch, n_w)
             seg_branches = write.new_empty(interval, batch, n_y, n_w)
+            seg_norms = write.new_empty(interval, batch, n_y)
             scratch_top = write.new_empty(2, batch)
         size = min(interval, length) if interval > 1 else length
         grad_branches = write.new_empty(size, batch, n_y, n_w)
@@ -342,59 +391,64 @@ class _Recurrence(torch.autograd.Function):
         grad_write = write.new_zeros(n_w, plan.n_x, n_w)
         grad_mix = None if mix is None else torch.empty_like(mix)
         rows = plan.rows
+        # each step's chosen branch as a row of its (N * n_y, n_w) flattening
+        chosen_rows = _chosen_rows(rows, outcomes, n_y)
         for first, stop in _segments(length, interval):
             count = stop - first
             if interval == 1:
-                seg_states, seg_written, seg_branches = states, written, branches
+                seg_states, seg_written, seg_branches, seg_norms = states, written, branches, norms
             else:
                 psi = states[first // interval]
                 for i, step in enumerate(range(first, stop)):
                     seg_states[i] = psi
-                    u = seg_branches[i]
-                    _advance(
-                        plan, blocks, write, output, mix, psi, step, seg_written[i], u, scratch_top
+                    unit = seg_branches[i]
+                    _step(
+                        plan,
+                        blocks,
+                        write,
+                        output,
+                        mix,
+                        psi,
+                        step,
+                        seg_written[i],
+                        unit,
+                        scratch_top,
+                        seg_norms[i],
                     )
-                    psi = _pick(_branches(u, tiny)[0], _chosen_rows(rows, outcomes[step], n_y))
+                    psi = _pick(unit, chosen_rows[step])
+            # The segment's per-branch factors at once. With u_y = |u_y| e_y (e_y the stored unit
+            # vector), d log p_y / d u = 2 u_y / q_y - 2 u / sum q = e_y (2 g_y / |u_y| - 2 |u_y|
+            # sum_y' g_y' / sum q): 1 / q_y alone would overflow where q_y is near the smallest
+            # float. u was divided by max|u| (a constant): so is its gradient.
+            norm = seg_norms[:count]
+            inverse_norm = norm.reciprocal()
+            g = grad_log_probs[first:stop]
+            inverse_top = tops[first:stop, 1].reciprocal().unsqueeze(2)
+            # 1 / sum q, with log sum q as the forward pass computed it from the same u
+            weight = g.sum(-1, keepdim=True) * torch.exp(-log_totals[first:stop]).unsqueeze(2)
+            factor = 2 * (g * inverse_norm - weight * norm) * inverse_top
+            # psi' = e_o: its gradient is the part of grad_psi orthogonal to psi', / |u_o|
+            chosen_factor = inverse_norm.gather(2, outcomes[first:stop].unsqueeze(2)) * inverse_top
             for step in reversed(range(first, stop)):
                 i = step - first
-                u = seg_branches[i]
-                unit, _log_q, inverse_norm = _branches(u, tiny)
-                g = grad_log_probs[step]
-                skipped = plan.skip.rows(step)
-                if skipped is not None:
-                    # a skipped step's log-probabilities are NaN constants, not outputs
-                    g = g.masked_fill(skipped.unsqueeze(1), 0.0)
-                # d log p_y / d u = 2 u_y / q_y - 2 u / sum q: the first as (u_y / |u_y|) / |u_y|,
-                # since 1 / q_y alone overflows where q_y is near the smallest float
-                grad_u = 2 * unit * (g * inverse_norm).unsqueeze(-1)
-                # 1 / sum q, with log sum q as the forward pass computed it from the same u
-                weight = g.sum(-1, keepdim=True) * torch.exp(-log_totals[step]).unsqueeze(1)
-                grad_u -= 2 * u * weight.unsqueeze(-1)
-                outcome = outcomes[step]
-                # psi' = u_o / |u_o|: the gradient is the part of grad_psi orthogonal to psi',
-                # divided by |u_o|
-                chosen = _chosen_rows(rows, outcome, n_y)
+                unit = seg_branches[i]
+                grad_u = torch.mul(unit, factor[i].unsqueeze(-1), out=grad_branches[i])
+                chosen = chosen_rows[step]
                 new_psi = _pick(unit, chosen)
                 radial = (grad_psi * new_psi).sum(-1, keepdim=True)
-                grad_u.view(-1, n_w).index_add_(
-                    0,
-                    chosen,
-                    inverse_norm.view(-1).index_select(0, chosen).unsqueeze(1)
-                    * (grad_psi - radial * new_psi),
-                )
-                # back through the constant factors: u was divided by max|u|, v by max|v|
-                grad_u.div_(tops[step, 1].view(batch, 1, 1))
+                tangent = torch.addcmul(grad_psi, radial, new_psi, value=-1)
+                grad_u.view(-1, n_w).index_add_(0, chosen, tangent.mul_(chosen_factor[i]))
                 grad_v = grad_written[i]
                 # where skipped, u[0] = v and O took no part in it
+                skipped = plan.skip.rows(step)
                 if plan.skip.every(step):
                     grad_v.copy_(grad_u[:, 0])
                     grad_u.zero_()
                 else:
-                    torch.mm(grad_u.reshape(batch, -1), output.T, out=grad_v)
+                    torch.mm(grad_u.view(batch, -1), output.T, out=grad_v)
                     if skipped is not None:
                         grad_v[skipped] = grad_u[skipped, 0]
                         grad_u[skipped] = 0
-                grad_branches[i] = grad_u
                 grad_v.div_(tops[step, 0].unsqueeze(1))
                 if mix is None:
                     grad_psi = plan.write_transposed(blocks, write, grad_v, step)
