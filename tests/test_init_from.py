@@ -83,6 +83,42 @@ def test_missing_or_bad_path_refused_when_resolved(tmp_path):
         _config(init_from=3)
 
 
+def test_a_started_run_no_longer_needs_the_file(trained, tmp_path):
+    """init_from is read once, when a fresh run starts: a warm-started run resumes, loads and
+    evaluates after the file it started from is gone (its config keeps the path as a record)."""
+    source = tmp_path / "source.pt"
+    source.write_bytes((trained / "qrnn" / "model.pt").read_bytes())
+    out = tmp_path / "run"
+    config = TrainConfig(**{**TINY_TRAIN_CONFIG, "steps": 3}, seed=0, init_from=str(source))
+    Trainer(config, out).run(progress=False, stop_after=2)
+    source.unlink()
+    with pytest.raises(QRNNValueError, match="init-from must be a model file .* not a file"):
+        Trainer(config, tmp_path / "fresh")  # a fresh run still needs it
+    resumed = Trainer(config, out, resume=True)
+    assert resumed.step == 2
+    assert resumed.run(progress=False)["steps"] == 3
+    model, _, saved = load_trained_model(out / "model.pt")
+    assert saved.init_from == str(source.resolve())
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, checkpoint[name]), name
+    done = subprocess.run(
+        [sys.executable, "-m", "pennylane_qrnn", "eval", str(out / "model.pt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    again = subprocess.run(
+        [sys.executable, "-m", "pennylane_qrnn", "train", "--resume", "--quiet", "--steps", "4"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
 def test_cli_init_from(trained, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "pennylane_qrnn", "train", *TINY_TRAIN_FLAGS]

@@ -16,7 +16,8 @@
 #
 #     python tutorials/hybrid_model.py           # pictures go to tutorial-output/
 #
-# `QRNN_TUTORIAL_FAST=1` trains fewer steps (the tests do); `QRNN_TUTORIAL_OUT` sets the folder.
+# `QRNN_TUTORIAL_OUT` sets the folder. (It trains 300 steps, about 6 s on 2 cores, also under
+# `QRNN_TUTORIAL_FAST=1`, which the tests set for every tutorial: 60 steps did not learn reliably.)
 
 # %%
 import os
@@ -32,7 +33,6 @@ from torch import nn  # noqa: E402
 from pennylane_qrnn import QRNN  # noqa: E402
 from pennylane_qrnn.tasks import get_task  # noqa: E402
 
-FAST = os.environ.get("QRNN_TUTORIAL_FAST") == "1"
 OUT = Path(os.environ.get("QRNN_TUTORIAL_OUT", "tutorial-output"))
 OUT.mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
@@ -72,12 +72,16 @@ print(
 #
 # The context is noise here (the task does not need it): it shows that gradients reach the
 # encoder through the QRNN's initial state. The loss is the NLL of the scored (XOR) bits.
+#
+# From a random start the XOR is not always found: with these settings, seeds 0-3 (of `data` and
+# of torch) reached 98.6-100 % in 300 steps and seed 4 stayed at chance; a larger batch (16) did
+# no better (4 of 5). Seed 0 is used here.
 
 # %%
 task = get_task("elman-xor", length=24)
 optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
 data = torch.Generator().manual_seed(0)
-steps = 60 if FAST else 300
+steps = 300
 history = []
 for step in range(1, steps + 1):
     batch = task.batch(8, data)
@@ -89,7 +93,7 @@ for step in range(1, steps + 1):
     loss.backward()
     optimizer.step()
     history.append(loss.item())
-    if step % (20 if FAST else 50) == 0:
+    if step % 50 == 0:
         print(f"step {step:3d}: NLL of the XOR bits {loss.item():.4f}")
 encoder_grad = model.encoder[0].weight.grad.abs().max().item()
 print(f"largest encoder gradient in the last step: {encoder_grad:.2e}")

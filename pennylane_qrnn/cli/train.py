@@ -309,7 +309,7 @@ def _checked_config(args, launched: int):
         if not checkpoint.is_file():
             raise UsageError(f"--resume needs a checkpoint at {str(checkpoint)!r}; none found")
         config = replace(config_from_file(load_checkpoint(checkpoint), checkpoint), **given)
-        config = config.resolved()
+        config = config.resolved(started=True)
     else:
         config = TrainConfig(**given).resolved()  # refuse bad values before a folder is made
         check_trainable(config)  # and a device that cannot train with these flags

@@ -197,9 +197,13 @@ class TrainConfig:
     init_bias: float | None = None
     init_from: str | None = None
 
-    def resolved(self) -> TrainConfig:
+    def resolved(self, *, started: bool = False) -> TrainConfig:
         """A copy with the task's defaults filled in, every value checked and every name
         canonical.
+
+        ``started``: the config of a run that has started (read from its files, or resumed):
+        its ``init_from`` is then the record of where its weights came from, never read again,
+        and need no longer exist. A fresh run's must be a file.
 
         Raises:
             QRNNTypeError: a value of the wrong type (an int field given a float, ...)
@@ -233,7 +237,7 @@ class TrainConfig:
                     f"init-bias is for the QRNN (model 'qrnn'); got model {config.model!r}"
                 )
         if config.init_from is not None:
-            config.init_from = _check_init_from(config.init_from)
+            config.init_from = _check_init_from(config.init_from, exists=not started)
         if config.optimizer == "spsa" and config.lr_schedule != "constant":
             raise QRNNValueError(
                 "lr-schedule must be 'constant' with optimizer 'spsa' (SPSA decays its own step "
@@ -279,13 +283,13 @@ class TrainConfig:
         return get_task(self.task, **kwargs)
 
 
-def _check_init_from(path: Any) -> str:
-    """``init_from`` as an absolute path to an existing file (a resumed run finds it from
-    anywhere)."""
+def _check_init_from(path: Any, exists: bool = True) -> str:
+    """``init_from`` as an absolute path (the record names the file wherever the run is read
+    from), to an existing file where ``exists``."""
     if not isinstance(path, (str, os.PathLike)):
         raise QRNNTypeError(f"init-from must be a path to a model file; got {type(path).__name__}")
     resolved = Path(path).expanduser().resolve()
-    if not resolved.is_file():
+    if exists and not resolved.is_file():
         raise QRNNValueError(
             f"init-from must be a model file written by `qrnn train` (model.pt, best.pt); "
             f"got {str(path)!r}, which is not a file"
@@ -384,12 +388,14 @@ def _check_positive(name, value) -> None:
         raise QRNNValueError(f"{name} must be a finite number > 0; got {value!r}")
 
 
-def build_model(config: TrainConfig, task):
+def build_model(config: TrainConfig, task, *, warm: bool = True):
     """The QRNN of ``config``, or a classical baseline with (by default) as many parameters.
 
     Args:
         config (TrainConfig): a resolved config (:meth:`TrainConfig.resolved`)
         task (SequenceTask): its task (:meth:`TrainConfig.make_task`), for the vocabulary
+        warm (bool): start from ``config.init_from``'s weights where it names a file (a fresh
+            run); ``False`` for a model whose weights are loaded next (a resumed or saved run)
 
     Returns:
         torch.nn.Module: a :class:`~pennylane_qrnn.QRNN`, or a
@@ -427,7 +433,7 @@ def build_model(config: TrainConfig, task):
             with torch.no_grad():  # the workspace neurons' biases; the readout keeps pi/4
                 for weights in (model.input_weights, model.stage_weights):
                     weights[..., 0].normal_(config.init_bias, 0.05)
-        if config.init_from is not None:
+        if warm and config.init_from is not None:
             warm_start(model, config)
         return model
     from ..baselines import make_baseline
@@ -438,7 +444,7 @@ def build_model(config: TrainConfig, task):
     else:
         target = QRNNCell.num_weights(task.io_bits, config.workspace, config.stages, config.degree)
         baseline = make_baseline(config.model, task.io_bits, match_parameters=target, **factory)
-    if config.init_from is not None:
+    if warm and config.init_from is not None:
         warm_start(baseline, config)
     return baseline
 

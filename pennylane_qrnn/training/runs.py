@@ -170,7 +170,8 @@ def config_from_file(saved: dict, path) -> TrainConfig:
     for key, renamed in DEPRECATED_NAMES.items():
         if isinstance(values.get(key), str) and values[key] in renamed:
             values[key] = renamed[values[key]]
-    return TrainConfig(**values).resolved()
+    # a run that has started: its init_from is a record, not read again
+    return TrainConfig(**values).resolved(started=True)
 
 
 def load_trained_model(path):
@@ -218,7 +219,7 @@ def load_trained_model(path):
     config = config_from_file({"config": config}, path)
     task = config.make_task()
     config.backend = None
-    model = build_model(config, task)
+    model = build_model(config, task, warm=False)  # the file's own weights are loaded next
     load_weights(model, saved["model"], path)
     return model, task, config
 

@@ -110,7 +110,9 @@ class Trainer:
             config = (
                 saved_config
                 if config is None
-                else resumed_config(saved_config, config.resolved(), self.checkpoint_path)
+                else resumed_config(
+                    saved_config, config.resolved(started=True), self.checkpoint_path
+                )
             )
             if config.steps < int(saved["step"]):
                 raise QRNNValueError(
@@ -119,13 +121,14 @@ class Trainer:
                 )
         elif config is None:
             raise QRNNValueError("config must be a TrainConfig for a fresh run; got None")
-        self.config = config.resolved()
+        self.config = config.resolved(started=saved is not None)
         check_trainable(self.config)
         if self.ranks is not None:
             self.ranks.check_batch(self.config.batch_size)
         self.task = self.config.make_task()
         torch.manual_seed(self.config.seed)
-        self.model = build_model(self.config, self.task)
+        # a resumed run's weights come from its checkpoint, not from init_from
+        self.model = build_model(self.config, self.task, warm=saved is None)
         self.optimizer = make_optimizer(self.config, self.model.parameters())
         self.protocol = get_protocol(self.config.protocol, purpose="training")
         self.validation_protocol = get_protocol(self.config.validation_protocol)
@@ -248,7 +251,7 @@ class Trainer:
         # model on a circuit device is validated on an engine twin holding its weights.
         if getattr(self.model, "backend", None) is None:  # the engine, or a classical baseline
             return self.model
-        twin = build_model(replace(self.config, backend=None), self.task)
+        twin = build_model(replace(self.config, backend=None), self.task, warm=False)
         twin.load_state_dict(self.model.state_dict())
         return twin
 
