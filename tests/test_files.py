@@ -102,11 +102,17 @@ def _commands(path, out):
         "sample": ["sample", str(path), "--steps", "2"],
         "import-rvqe": ["import-rvqe", str(path), "--out", str(out / "imported.pt")],
         "train --resume": ["train", "--resume", "--quiet", "--out", str(out)],
+        "train --init-from": [
+            *("train", "--task", "elman-xor", "--steps", "1", "--quiet"),
+            *("--init-from", str(path), "--out", str(out / "warm")),
+        ],
     }
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("command", ["eval", "sample", "import-rvqe", "train --resume"])
+@pytest.mark.parametrize(
+    "command", ["eval", "sample", "import-rvqe", "train --resume", "train --init-from"]
+)
 def test_every_command_refuses_in_one_line(tmp_path, model_file, capsys, kind, command):
     sentinel = tmp_path / "sentinel"
     out = tmp_path / "run"
@@ -122,6 +128,8 @@ def test_every_command_refuses_in_one_line(tmp_path, model_file, capsys, kind, c
     assert re.match(rf"qrnn {command.split()[0]}: error: \w+ must (be|hold) .+", lines[0]), lines[0]
     assert str(path) in lines[0]
     assert not (out / "imported.pt").exists() and not (out / "model.pt").exists()
+    # the new run's folder may be made (empty, so a retry into it is accepted), but holds nothing
+    assert not (out / "warm").exists() or not any((out / "warm").iterdir())
 
 
 def test_legacy_rvqe_checkpoint_with_globals_is_read_inertly(tmp_path):

@@ -22,9 +22,11 @@ Only the standard library and torch: nothing here knows about QRNNs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import socket
+import sys
 import weakref
 from dataclasses import dataclass
 
@@ -307,5 +309,11 @@ def _spawned(index: int, processes: int, port: int, work, args) -> None:
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
     status = work(*args)
-    if status:
-        raise SystemExit(status)
+    # The rank's work is done (its group left, its files closed): exit without the interpreter's
+    # shutdown, where a destructor that blocks (PyTorch issue 56297, see leave_group) would hold
+    # the whole run. An error still takes the usual way, so the parent reports its traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    logging.shutdown()
+    os._exit(int(status or 0))
