@@ -29,10 +29,10 @@ threads, and on an AVX2 AMD EPYC with every ``MKL_CBWR`` code path: elman-xor ga
 losses bit for bit). Across machines they need not be: the same code, torch build and seed gave
 elman-xor losses that part in the last bit at the third step on those two machines (4.3558030
 against 4.3558040), so something below torch that the pinning does not reach (the C library's
-maths, say) differs. Each JSON
-therefore records the processor and the C library beside the torch build, and
-``tests/test_reproduction.py`` demands bit-for-bit equality only on the same ones. elman-xor ran
-no slower so; ATen's unvectorised kernels may cost more on the larger MNIST models.
+maths, say) differs. Each JSON therefore records the processor and the C library beside the
+torch build, and ``tests/test_reproduction.py`` demands bit-for-bit equality only on the same
+ones. elman-xor ran no slower so; ATen's unvectorised kernels may cost more on the larger MNIST
+models.
 ``--native-numerics`` skips the pinning (numbers then depend on the machine).
 A code change that moves any rounding still moves the numbers: ``tests/test_reproduction.py``
 pins one row so that such a change is noticed and the tables are regenerated.
