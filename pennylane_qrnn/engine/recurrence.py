@@ -10,7 +10,7 @@ to compute the unwrite's success probability.
 The backward pass reads every step's state, written state and branches. For long sequences
 (:func:`pennylane_qrnn.memory.transfer_checkpoint_interval`) the forward pass keeps only every
 ``k``-th state (``k = ceil(sqrt(L))``) and the backward pass recomputes one segment of ``k`` steps
-at a time from it (:func:`_advance`, replaying the forward pass's outcomes, so sampled steps are
+at a time from it (:func:`_step`, replaying the forward pass's outcomes, so sampled steps are
 not redrawn): about ``2 sqrt(L)`` steps' intermediates alive instead of ``L``, the same numbers
 (the forward pass's bit for bit; the gradients up to the order of the segments' sums)."""
 
@@ -166,7 +166,7 @@ def _blocks(write: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
     return write.reshape(plan.n_w, plan.n_x, plan.n_w).permute(1, 0, 2).contiguous()
 
 
-def _advance(
+def _step(
     plan: _Plan,
     blocks: torch.Tensor | None,
     write: torch.Tensor,
@@ -177,12 +177,14 @@ def _advance(
     v: torch.Tensor,
     u: torch.Tensor,
     top: torch.Tensor,
+    norm: torch.Tensor,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One step up to its branches: fills ``v`` (``W[x] psi`` divided by its largest entry),
-    ``u`` (the branches ``O v``, divided by theirs) and ``top`` (those two factors, ``(2, N)``,
-    unfloored); returns the unwrite's log success for real-valued inputs (``None`` for tokens)
-    and the largest ``|entry|`` of each branch of ``u`` ``(N, n_y)``. The forward pass and the
-    backward pass's recomputation of a segment both call it (through :func:`_step`)."""
+    ``top`` (that factor and the branches' largest entry, ``(2, N)``, unfloored), ``u`` (the
+    branches ``O v`` as unit vectors, in place) and ``norm`` (their norms, ``(N, n_y)``, relative
+    to the factors); returns the unwrite's log success for real-valued inputs (``None`` for
+    tokens) and ``log q``. The forward pass and the backward pass's recomputation of a segment
+    both call it."""
     batch = psi.shape[0]
     floor = 2 / torch.finfo(write.dtype).max
     log_unwrite = None
@@ -211,25 +213,6 @@ def _advance(
     # the largest |entry| of each branch of the divided u (bit for bit: dividing by a positive
     # number keeps the order of the rounded magnitudes)
     branch_top.div_(scale.unsqueeze(1))
-    return log_unwrite, branch_top
-
-
-def _step(
-    plan: _Plan,
-    blocks: torch.Tensor | None,
-    write: torch.Tensor,
-    output: torch.Tensor,
-    mix: torch.Tensor | None,
-    psi: torch.Tensor,
-    step: int,
-    v: torch.Tensor,
-    u: torch.Tensor,
-    top: torch.Tensor,
-    norm: torch.Tensor,
-) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """:func:`_advance`, then the branches as unit vectors (``u``, in place) and their norms
-    (``norm``, ``(N, n_y)``): returns the unwrite's log success (or ``None``) and ``log q``."""
-    log_unwrite, branch_top = _advance(plan, blocks, write, output, mix, psi, step, v, u, top)
     return log_unwrite, _branches(u, branch_top, norm, torch.finfo(write.dtype).tiny)
 
 
